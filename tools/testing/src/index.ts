@@ -1,0 +1,1 @@
+export { bpfRequired, bpfUnavailableReason, canRunBpf, commandUnavailableReason, gate } from './privileges.js';

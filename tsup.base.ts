@@ -1,0 +1,45 @@
+import type { Options } from 'tsup';
+
+/** Entry points of a package: output name (without extension) → source file. */
+export type Entries = Record<string, string>;
+
+/**
+ * The one build shape every package uses: ESM + CJS + .d.ts for each entry,
+ * targeting the oldest Node the project supports.
+ */
+export function packageBuild(entry: Entries, overrides: Options = {}): Options {
+  return {
+    entry,
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    clean: true,
+    target: 'node22',
+    platform: 'node',
+    splitting: false,
+    shims: false,
+    ...overrides,
+  };
+}
+
+/** Conditional export object for one tsup entry, as package.json must hold it. */
+export function exportConditions(name: string) {
+  return {
+    import: { types: `./dist/${name}.d.ts`, default: `./dist/${name}.js` },
+    require: { types: `./dist/${name}.d.cts`, default: `./dist/${name}.cjs` },
+  };
+}
+
+/**
+ * The `exports` map derived from the entry list: `index` is `.`, every other
+ * entry is `./<name>`. `extra` adds non-code files (JSON Schema, BPF objects).
+ */
+export function exportsMap(entry: Entries, extra: Record<string, string> = {}) {
+  const map: Record<string, unknown> = {};
+  for (const name of Object.keys(entry)) {
+    map[name === 'index' ? '.' : `./${name}`] = exportConditions(name);
+  }
+  for (const [k, v] of Object.entries(extra)) map[k] = v;
+  map['./package.json'] = './package.json';
+  return map;
+}
