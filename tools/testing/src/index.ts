@@ -1,1 +1,7 @@
-export { bpfRequired, bpfUnavailableReason, canRunBpf, commandUnavailableReason, gate } from './privileges.js';
+export {
+  bpfRequired,
+  bpfUnavailableReason,
+  canRunBpf,
+  commandUnavailableReason,
+  gate,
+} from './privileges.js';
