@@ -1,0 +1,61 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { expectedManifestFields, publishedPackages, repoRoot } from '../scripts/packages.js';
+
+// The publishing contract of every @stellaops package: what a consumer such
+// as the Scanner relies on when it installs just one of them.
+const packages = await publishedPackages();
+const rootManifest = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+
+describe('published packages', () => {
+  it('covers all seven packages of the design', () => {
+    expect(packages.map((p) => basename(p.dir))).toEqual([
+      'bpf-loader',
+      'cli',
+      'enrich',
+      'evidence-chain',
+      'ndjson',
+      'probes',
+      'signals',
+    ]);
+  });
+
+  for (const pkg of packages) {
+    const manifest = JSON.parse(readFileSync(pkg.manifestPath, 'utf8'));
+    const name = basename(pkg.dir);
+    describe(`@stellaops/${name}`, () => {
+      it('is scoped, public, and requires Node >= 22.22', () => {
+        expect(manifest.name).toBe(`@stellaops/${name}`);
+        expect(manifest.private).not.toBe(true);
+        expect(manifest.publishConfig?.access).toBe('public');
+        expect(manifest.engines?.node).toBe(rootManifest.engines.node);
+        expect(manifest.license).toBe('Apache-2.0');
+      });
+
+      it('derives exports from its tsup entry list (run scripts/sync-exports.ts)', () => {
+        const want = expectedManifestFields(pkg);
+        expect({
+          main: manifest.main,
+          module: manifest.module,
+          types: manifest.types,
+          exports: manifest.exports,
+        }).toEqual(want);
+      });
+
+      it('ships dist and a README that states its purpose', () => {
+        expect(manifest.files).toContain('dist');
+        const readme = join(pkg.dir, 'README.md');
+        expect(existsSync(readme), `${readme} is missing`).toBe(true);
+        expect(readFileSync(readme, 'utf8')).toMatch(new RegExp(`^# @stellaops/${name}`));
+      });
+
+      it('depends on sibling packages by workspace range only', () => {
+        const deps = { ...manifest.dependencies, ...manifest.peerDependencies };
+        for (const [dep, range] of Object.entries(deps)) {
+          if (dep.startsWith('@stellaops/')) expect(range, dep).toBe('*');
+        }
+      });
+    });
+  }
+});
