@@ -1,0 +1,410 @@
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { CliError } from './errors.js';
+
+/** Where a configuration value came from, in precedence order (last wins). */
+export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
+
+type FieldType =
+  | { kind: 'boolean' }
+  | { kind: 'string'; oneOf?: readonly string[] }
+  | { kind: 'number'; min: number; max: number; integer: boolean; powerOfTwo?: boolean }
+  | { kind: 'string[]' };
+
+interface FieldSpec {
+  /** Dotted key under the top-level `signals:` map. */
+  key: string;
+  type: FieldType;
+  default: ConfigValue;
+  doc: string;
+}
+
+export type ConfigValue = boolean | string | number | string[];
+
+const bool = { kind: 'boolean' } as const;
+const str = { kind: 'string' } as const;
+const list = { kind: 'string[]' } as const;
+const int = (min: number, max: number) => ({ kind: 'number', min, max, integer: true }) as const;
+
+/**
+ * The configuration schema: every key of `stellaops.yaml`, its type, default
+ * and meaning. Validation, environment names (`STELLA_<KEY>`), the effective
+ * config printout and docs all come from this one table.
+ */
+export const CONFIG_FIELDS: readonly FieldSpec[] = [
+  { key: 'enabled', type: bool, default: true, doc: 'Master switch: start refuses to run when false.' },
+  {
+    key: 'output_directory',
+    type: str,
+    default: '/var/lib/stellaops/evidence',
+    doc: 'Where chunks, bundles and the status socket live (--target).',
+  },
+  { key: 'rotation.max_size_mb', type: int(1, 1_048_576), default: 100, doc: 'Seal a chunk at this size.' },
+  {
+    key: 'rotation.max_age_hours',
+    type: { kind: 'number', min: 0.001, max: 8760, integer: false },
+    default: 1,
+    doc: 'Seal a chunk at this age (fractions allowed).',
+  },
+  {
+    key: 'rotation.fsync',
+    type: { kind: 'string', oneOf: ['none', 'seal', 'interval'] },
+    default: 'seal',
+    doc: 'When chunk data reaches the disk: only at seal, on a timer too, or left to the OS.',
+  },
+  { key: 'signing.enabled', type: bool, default: true, doc: 'Sign every sealed chunk (DSSE).' },
+  {
+    key: 'signing.key_id',
+    type: str,
+    default: 'local',
+    doc: '"local" (PEM key at signing.key_path), "fulcio" (keyless, needs an OIDC token), or a KMS reference.',
+  },
+  {
+    key: 'signing.key_path',
+    type: str,
+    default: '/etc/stellaops/signals-key.pem',
+    doc: 'ECDSA P-256 private key (PEM) for key_id "local"; make one with `stella signals keygen`.',
+  },
+  {
+    key: 'signing.submit_to_rekor',
+    type: bool,
+    default: false,
+    doc: 'Also log each sealed statement to Rekor (after sealing; retried from a spool).',
+  },
+  { key: 'signing.rekor_url', type: str, default: 'https://rekor.sigstore.dev', doc: 'Rekor base URL.' },
+  {
+    key: 'filters.target_containers',
+    type: list,
+    default: [],
+    doc: 'Container ids (or unique prefixes) to trace; empty = every container and the host.',
+  },
+  {
+    key: 'filters.path_allowlist',
+    type: list,
+    default: [],
+    doc: 'Globs of paths to record (empty = all). `/dir/**` becomes an in-kernel prefix.',
+  },
+  { key: 'filters.path_denylist', type: list, default: [], doc: 'Globs of paths never to record.' },
+  { key: 'probes.file_open', type: bool, default: true, doc: 'open/openat/openat2/creat.' },
+  { key: 'probes.exec', type: bool, default: true, doc: 'execve/execveat and process exit.' },
+  { key: 'probes.tcp_state', type: bool, default: true, doc: 'inet_sock_set_state transitions.' },
+  { key: 'probes.libc_net', type: bool, default: true, doc: 'libc connect/accept/accept4 uprobes.' },
+  { key: 'probes.tls', type: bool, default: true, doc: 'OpenSSL SSL_read/SSL_write/handshake uprobes.' },
+  {
+    key: 'dedup.enabled',
+    type: bool,
+    default: true,
+    doc: 'Report each fact once per cgroup (in-kernel LRU).',
+  },
+  { key: 'dedup.max_entries', type: int(1024, 16_777_216), default: 65_536, doc: 'Dedup LRU size.' },
+  {
+    key: 'ring_buffer.size_mb',
+    type: { kind: 'number', min: 1, max: 1024, integer: true, powerOfTwo: true },
+    default: 8,
+    doc: 'Kernel ring buffer size per object (power of two).',
+  },
+  {
+    key: 'ring_buffer.drain_latency_ms',
+    type: int(1, 1000),
+    default: 10,
+    doc: 'How often the ring is drained; lower = fresher, more wakeups.',
+  },
+  {
+    key: 'status_interval_seconds',
+    type: int(1, 86_400),
+    default: 60,
+    doc: 'How often a collector_status record is written.',
+  },
+];
+
+const FIELD_BY_KEY = new Map(CONFIG_FIELDS.map((f) => [f.key, f]));
+
+/** The environment variable for a key: `rotation.max_size_mb` → `STELLA_ROTATION_MAX_SIZE_MB`. */
+export function envName(key: string): string {
+  return `STELLA_${key.replace(/\./g, '_').toUpperCase()}`;
+}
+
+/** One resolved setting and where it came from. */
+export interface EffectiveSetting {
+  key: string;
+  value: ConfigValue;
+  source: ConfigSource;
+  /** File path, `ENV_NAME`, or `--flag` that set it. */
+  origin?: string;
+}
+
+/** The merged configuration, keyed by dotted name. */
+export class EffectiveConfig {
+  constructor(readonly settings: ReadonlyMap<string, EffectiveSetting>) {}
+
+  get<T extends ConfigValue>(key: string): T {
+    const s = this.settings.get(key);
+    if (!s) throw new Error(`unknown config key ${key}`);
+    return s.value as T;
+  }
+
+  /** Nested `{ signals: { ... } }` object, as the file would hold it. */
+  toObject(): Record<string, unknown> {
+    const root: Record<string, unknown> = {};
+    for (const { key, value } of this.settings.values()) {
+      const parts = key.split('.');
+      let cur = root;
+      for (const p of parts.slice(0, -1)) {
+        cur[p] ??= {};
+        cur = cur[p] as Record<string, unknown>;
+      }
+      cur[parts[parts.length - 1]!] = value;
+    }
+    return { signals: root };
+  }
+}
+
+function suggest(key: string, candidates: Iterable<string>): string {
+  let best: string | undefined;
+  let bestD = Number.POSITIVE_INFINITY;
+  for (const c of candidates) {
+    const d = editDistance(key, c);
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 4))
+    ? ` (did you mean '${best}'?)`
+    : '';
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!;
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length]!;
+}
+
+function describe(t: FieldType): string {
+  switch (t.kind) {
+    case 'boolean':
+      return 'true or false';
+    case 'string':
+      return t.oneOf ? `one of ${t.oneOf.map((v) => `"${v}"`).join(', ')}` : 'a string';
+    case 'string[]':
+      return 'a list of strings';
+    case 'number':
+      return `${t.integer ? 'an integer' : 'a number'} from ${t.min} to ${t.max}${t.powerOfTwo ? ', a power of two' : ''}`;
+  }
+}
+
+type Checked = { ok: true; value: ConfigValue } | { ok: false; message: string };
+
+function checkValue(field: FieldSpec, raw: unknown): Checked {
+  const t = field.type;
+  const bad: Checked = { ok: false, message: `must be ${describe(t)}, got ${JSON.stringify(raw)}` };
+  switch (t.kind) {
+    case 'boolean':
+      return typeof raw === 'boolean' ? { ok: true, value: raw } : bad;
+    case 'string':
+      if (typeof raw !== 'string' || raw.length === 0) return bad;
+      if (t.oneOf && !t.oneOf.includes(raw)) return bad;
+      return { ok: true, value: raw };
+    case 'string[]':
+      if (!Array.isArray(raw) || !raw.every((v) => typeof v === 'string' && v.length > 0)) return bad;
+      return { ok: true, value: raw as string[] };
+    case 'number': {
+      if (typeof raw !== 'number' || !Number.isFinite(raw)) return bad;
+      if (t.integer && !Number.isInteger(raw)) return bad;
+      if (raw < t.min || raw > t.max) return bad;
+      if (t.powerOfTwo && (raw & (raw - 1)) !== 0) return bad;
+      return { ok: true, value: raw };
+    }
+  }
+}
+
+/** Parse a string from an env var or flag into the field's type. */
+function fromString(field: FieldSpec, text: string): unknown {
+  switch (field.type.kind) {
+    case 'boolean':
+      return text === 'true' || text === '1' ? true : text === 'false' || text === '0' ? false : text;
+    case 'number':
+      return text.trim() !== '' && Number.isFinite(Number(text)) ? Number(text) : text;
+    case 'string[]':
+      return text === ''
+        ? []
+        : text
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean);
+    case 'string':
+      return text;
+  }
+}
+
+interface FileSetting {
+  key: string;
+  value: unknown;
+  line: number;
+  column: number;
+}
+
+/** Flatten the YAML file's `signals:` map, keeping each value's position. */
+function readFile(path: string, text: string): FileSetting[] {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const pos = (node: Node | null | undefined) => {
+    const off = node?.range?.[0] ?? 0;
+    const p = lineCounter.linePos(off);
+    return { line: p.line || 1, column: p.col || 1 };
+  };
+  const first = doc.errors[0];
+  if (first) {
+    const p = lineCounter.linePos(first.pos[0]);
+    throw new CliError(
+      'CONFIG_INVALID',
+      `${path}:${p.line}:${p.col}: not valid YAML: ${first.message.split('\n')[0]}`,
+      {
+        hint: 'fix the YAML syntax at that line',
+      },
+    );
+  }
+  const out: FileSetting[] = [];
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && root.value === null)) return out;
+  if (!isMap(root)) {
+    const p = pos(root as Node);
+    throw new CliError(
+      'CONFIG_INVALID',
+      `${path}:${p.line}:${p.column}: the file must be a map with a 'signals:' key`,
+    );
+  }
+  for (const pair of root.items) {
+    const k = isScalar(pair.key) ? String(pair.key.value) : '?';
+    if (k !== 'signals') {
+      const p = pos(pair.key as Node);
+      throw new CliError(
+        'CONFIG_INVALID',
+        `${path}:${p.line}:${p.column}: unknown top-level key '${k}'${suggest(k, ['signals'])}`,
+        { hint: 'every setting lives under `signals:`' },
+      );
+    }
+    walk(pair.value as Node | null, '', path, pos, out);
+  }
+  return out;
+}
+
+function walk(
+  node: Node | null,
+  prefix: string,
+  path: string,
+  pos: (n: Node | null | undefined) => { line: number; column: number },
+  out: FileSetting[],
+): void {
+  if (node === null || (isScalar(node) && node.value === null)) return;
+  if (!isMap(node)) {
+    const p = pos(node);
+    throw new CliError('CONFIG_INVALID', `${path}:${p.line}:${p.column}: 'signals${prefix}' must be a map`);
+  }
+  for (const pair of node.items) {
+    const keyNode = pair.key as Node;
+    const k = isScalar(keyNode) ? String(keyNode.value) : '?';
+    const full = prefix ? `${prefix.slice(1)}.${k}` : k;
+    const p = pos(keyNode);
+    const field = FIELD_BY_KEY.get(full);
+    const value = pair.value as Node | null;
+    if (field) {
+      const v =
+        value === null ? null : isSeq(value) || isMap(value) || isScalar(value) ? value.toJSON() : null;
+      const vp = value ? pos(value) : p;
+      out.push({ key: full, value: v, line: vp.line, column: vp.column });
+      continue;
+    }
+    const isGroup = CONFIG_FIELDS.some((f) => f.key.startsWith(`${full}.`));
+    if (isGroup) {
+      walk(value, `${prefix}.${k}`, path, pos, out);
+      continue;
+    }
+    const siblings = CONFIG_FIELDS.map((f) => f.key)
+      .filter((f) => f.startsWith(prefix ? `${prefix.slice(1)}.` : ''))
+      .map((f) => (prefix ? f.slice(prefix.length) : f).split('.')[0]!);
+    throw new CliError(
+      'CONFIG_INVALID',
+      `${path}:${p.line}:${p.column}: unknown key 'signals.${full}'${suggest(k, new Set(siblings))}`,
+      { hint: 'see `stella signals config --help` for every key' },
+    );
+  }
+}
+
+/** Inputs to {@link loadConfig}, each optional; later sources override earlier ones. */
+export interface ConfigInputs {
+  /** Path of stellaops.yaml; when absent no file is read. */
+  file?: string;
+  /** Environment; only `STELLA_*` names of known keys are read. */
+  env?: NodeJS.ProcessEnv;
+  /** Flag overrides as dotted key → string (from --set key=value, --target, ...). */
+  flags?: ReadonlyArray<{ key: string; value: string; flag: string }>;
+}
+
+/**
+ * Merge defaults < file < env < flags into an {@link EffectiveConfig}.
+ * @throws CliError `CONFIG_INVALID` naming the file, line and key (or the env
+ *   var / flag) of the first bad value, and `CONFIG_NOT_FOUND`.
+ */
+export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
+  const settings = new Map<string, EffectiveSetting>();
+  for (const f of CONFIG_FIELDS) settings.set(f.key, { key: f.key, value: f.default, source: 'default' });
+
+  if (inputs.file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(inputs.file, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new CliError(
+        'CONFIG_NOT_FOUND',
+        `cannot read config file ${inputs.file}: ${code === 'ENOENT' ? 'no such file' : String(code ?? e)}`,
+        { hint: 'check the --config path' },
+      );
+    }
+    for (const s of readFile(inputs.file, text)) {
+      const field = FIELD_BY_KEY.get(s.key)!;
+      const c = checkValue(field, s.value);
+      if (!c.ok) {
+        throw new CliError(
+          'CONFIG_INVALID',
+          `${inputs.file}:${s.line}:${s.column}: signals.${s.key} ${c.message}`,
+        );
+      }
+      settings.set(s.key, { key: s.key, value: c.value, source: 'file', origin: `${inputs.file}:${s.line}` });
+    }
+  }
+
+  for (const field of CONFIG_FIELDS) {
+    const name = envName(field.key);
+    const text = inputs.env?.[name];
+    if (text === undefined) continue;
+    const c = checkValue(field, fromString(field, text));
+    if (!c.ok) {
+      throw new CliError('CONFIG_INVALID', `environment variable ${name}: ${c.message}`, {
+        hint: `unset ${name} or give it ${describe(field.type)}`,
+      });
+    }
+    settings.set(field.key, { key: field.key, value: c.value, source: 'env', origin: name });
+  }
+
+  for (const { key, value, flag } of inputs.flags ?? []) {
+    const k = key.replace(/^signals\./, '');
+    const field = FIELD_BY_KEY.get(k);
+    if (!field) {
+      throw new CliError('USAGE', `${flag}: unknown config key '${key}'${suggest(k, FIELD_BY_KEY.keys())}`);
+    }
+    const c = checkValue(field, fromString(field, value));
+    if (!c.ok) throw new CliError('USAGE', `${flag}: signals.${k} ${c.message}`);
+    settings.set(k, { key: k, value: c.value, source: 'flag', origin: flag });
+  }
+  return new EffectiveConfig(settings);
+}
