@@ -23,10 +23,11 @@ toolchain="$root/.toolchain"
 # Debian packages: BPF build (clang, llvm, bpftool, libbpf), native addon link
 # (libelf, zlib, pkg-config), real-runtime tests (containerd, runc,
 # busybox-static), real TLS peers (openssl, curl), capability drop (setpriv
-# is in util-linux; capsh in libcap2-bin).
+# is in util-linux; capsh in libcap2-bin), and dockerd + podman for the
+# runtime-attribution tests.
 APT_PACKAGES=(libbpf-dev clang llvm bpftool libelf-dev zlib1g-dev pkg-config
   make g++ python3 containerd runc openssl curl busybox-static libcap2-bin
-  util-linux iproute2)
+  util-linux iproute2 docker.io podman)
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
