@@ -4,4 +4,5 @@ import { packageBuild } from '../../tsup.base';
 /** Entry points; package.json `exports` is derived from this list. */
 export const entry = { index: 'src/index.ts' };
 
-export default defineConfig(packageBuild(entry));
+// The `stella` binary is built beside the library but is not an export.
+export default defineConfig(packageBuild({ ...entry, bin: 'src/bin.ts' }));

@@ -1,0 +1,113 @@
+import { type CommandSpec, helpText, type Parsed, parseCommand } from './args.js';
+import { configCommand, configSpec } from './commands/config.js';
+import { CliError, EXIT } from './errors.js';
+import { type Io, processIo } from './io.js';
+import { VERSION } from './version.js';
+
+interface Command {
+  spec: CommandSpec;
+  run(p: Parsed, io: Io): Promise<number>;
+}
+
+const COMMANDS: Command[] = [{ spec: configSpec, run: configCommand }];
+
+/** Register a subcommand (used by the modules that implement them). */
+export function registerCommand(cmd: Command): void {
+  COMMANDS.push(cmd);
+}
+
+function topHelp(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.spec.name.length));
+  return [
+    'stella signals: runtime evidence of what containers actually did, signed and verifiable offline.',
+    '',
+    'Usage: stella signals <command> [options]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.spec.name.padEnd(w)}  ${c.spec.summary}`),
+    '',
+    "Run 'stella signals <command> --help' for a command's options, examples and exit codes.",
+    '',
+    'Exit codes: 0 ok, 1 verification failed / nothing matched, 2 bad usage or config, 3 environment',
+    '(privileges, kernel features, no running collector).',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Run the CLI with `argv` (without node and script) and return the exit code.
+ * User mistakes print `stella: <what>` and a hint, never a stack trace.
+ */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  try {
+    const [group, name, ...rest] = argv;
+    if (group === '--version' || group === '-V') {
+      io.out(`stella ${VERSION}\n`);
+      return EXIT.OK;
+    }
+    if (group === undefined || group === '--help' || group === '-h' || group === 'help') {
+      io.out(topHelp());
+      return EXIT.OK;
+    }
+    if (group !== 'signals') {
+      throw new CliError('USAGE', `unknown command '${group}'`, {
+        hint: "the commands live under 'stella signals'",
+      });
+    }
+    if (name === undefined || name === '--help' || name === '-h') {
+      io.out(topHelp());
+      return name === undefined ? EXIT.USAGE : EXIT.OK;
+    }
+    const cmd = COMMANDS.find((c) => c.spec.name === name);
+    if (!cmd) {
+      throw new CliError('USAGE', `unknown command 'signals ${name}'`, {
+        hint: `commands: ${COMMANDS.map((c) => c.spec.name).join(', ')}`,
+      });
+    }
+    const parsed = parseCommand(cmd.spec, rest);
+    if (parsed.values.help) {
+      io.out(helpText(cmd.spec));
+      return EXIT.OK;
+    }
+    return await cmd.run(parsed, io);
+  } catch (e) {
+    return reportError(e, io);
+  }
+}
+
+/** Print an error the way a user should see it and return the exit code. */
+export function reportError(e: unknown, io: Io): number {
+  const err = toCliError(e);
+  if (err) {
+    io.err(`stella: ${err.message}\n`);
+    if (err.hint) io.err(`  hint: ${err.hint}\n`);
+    return err.exitCode;
+  }
+  // A bug, not a user mistake: say so, and keep the stack behind a switch.
+  io.err(`stella: internal error: ${(e as Error)?.message ?? String(e)}\n`);
+  if (io.env.STELLA_DEBUG === '1') io.err(`${(e as Error)?.stack ?? ''}\n`);
+  else io.err('  hint: set STELLA_DEBUG=1 for the stack trace, and please report it\n');
+  return 70;
+}
+
+/** Errors from the libraries that are about the environment or input, as CliErrors. */
+function toCliError(e: unknown): CliError | undefined {
+  if (e instanceof CliError) return e;
+  const any = e as { name?: string; code?: string; message?: string; hint?: string };
+  if (!any || typeof any !== 'object' || typeof any.code !== 'string') return undefined;
+  const hint = typeof any.hint === 'string' ? any.hint : undefined;
+  const opts = hint ? { hint, cause: e } : { cause: e };
+  switch (any.name) {
+    case 'BpfError':
+    case 'NotSupportedError':
+      return new CliError(any.code === 'PRIVILEGE' ? 'PRIVILEGE' : 'KERNEL', any.message ?? String(e), opts);
+    case 'PathGlobError':
+      return new CliError('CONFIG_INVALID', any.message ?? String(e), opts);
+    default:
+      if (typeof any.message === 'string' && /^E[A-Z]+$/.test(any.code)) {
+        // Node system errors from user-supplied paths (ENOENT, EACCES, ...).
+        return new CliError('TARGET', any.message, opts);
+      }
+      return undefined;
+  }
+}
