@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds a small, reproducible container image from busybox-static, with no
+# registry: the tests here cannot pull anything.
+#
+#   tools/oci-image/build.sh <out-dir> [--ref <image-ref>] [--add <host-file>:<path-in-image>]...
+#
+# Writes into <out-dir>:
+#   image.tar   one archive that is both an OCI image layout (oci-layout,
+#               index.json, blobs/sha256/…) and a `docker save` archive
+#               (manifest.json), so the same file feeds `ctr image import`,
+#               `docker load` and `podman load`.
+#   image.json  {"ref", "manifestDigest", "configDigest", "layerDigest"} so
+#               tests can assert the digests a runtime reports.
+#
+# The layer is an uncompressed tar with fixed mtimes and owners, so the same
+# inputs always give the same digests. Import with `import.sh` next to this.
+set -euo pipefail
+
+usage() { echo "usage: $0 <out-dir> [--ref <image-ref>] [--add <host-file>:<path-in-image>]..." >&2; exit 2; }
+[ $# -ge 1 ] || usage
+out=$1; shift
+ref=docker.io/stellaops/busybox:test
+adds=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ref) [ $# -ge 2 ] || usage; ref=$2; shift 2 ;;
+    --add) [ $# -ge 2 ] || usage; adds+=("$2"); shift 2 ;;
+    *) usage ;;
+  esac
+done
+
+busybox=${BUSYBOX:-/bin/busybox}
+if ! [ -x "$busybox" ] || ! file -b "$busybox" 2>/dev/null | grep -q 'statically linked'; then
+  # `file` may be absent; fall back to checking for a PT_INTERP-free binary by name.
+  [ -x "$busybox" ] || { echo "$0: $busybox not found; install busybox-static (apt-get install busybox-static)" >&2; exit 1; }
+fi
+
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root="$work/rootfs"
+mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/proc" "$root/sys" "$root/dev"
+chmod 1777 "$root/tmp"
+cp "$busybox" "$root/bin/busybox"
+for applet in sh cat sleep ls echo touch wget nc true false id env head; do
+  ln -s busybox "$root/bin/$applet"
+done
+echo 'root:x:0:0:root:/:/bin/sh' > "$root/etc/passwd"
+echo 'root:x:0:' > "$root/etc/group"
+for a in "${adds[@]}"; do
+  src=${a%%:*}; dst=${a#*:}
+  [ -f "$src" ] || { echo "$0: --add $a: host file $src does not exist" >&2; exit 1; }
+  case "$dst" in /*) ;; *) echo "$0: --add $a: image path must be absolute" >&2; exit 1 ;; esac
+  mkdir -p "$root$(dirname "$dst")"
+  cp "$src" "$root$dst"
+done
+
+blobs="$work/image/blobs/sha256"
+mkdir -p "$blobs"
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix \
+  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
+  -C "$root" -cf "$work/layer.tar" .
+layer=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
+layer_size=$(stat -c %s "$work/layer.tar")
+mv "$work/layer.tar" "$blobs/$layer"
+
+printf '{"architecture":"amd64","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"],"WorkingDir":"/"},"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"tools/oci-image/build.sh"}],"os":"linux","rootfs":{"diff_ids":["sha256:%s"],"type":"layers"}}' \
+  "$layer" > "$work/config.json"
+config=$(sha256sum "$work/config.json" | cut -d' ' -f1)
+config_size=$(stat -c %s "$work/config.json")
+mv "$work/config.json" "$blobs/$config"
+
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+  "$config" "$config_size" "$layer" "$layer_size" > "$work/manifest.json"
+manifest=$(sha256sum "$work/manifest.json" | cut -d' ' -f1)
+manifest_size=$(stat -c %s "$work/manifest.json")
+mv "$work/manifest.json" "$blobs/$manifest"
+
+# The tag part of the ref, for the OCI ref.name annotation (podman reads it).
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+  "$manifest" "$manifest_size" "$ref" "$ref" > "$work/image/index.json"
+printf '{"imageLayoutVersion":"1.0.0"}' > "$work/image/oci-layout"
+# docker 20.10 loads only the `docker save` shape: manifest.json at the top.
+short=${ref#docker.io/}
+printf '[{"Config":"blobs/sha256/%s","RepoTags":["%s"],"Layers":["blobs/sha256/%s"]}]' \
+  "$config" "$short" "$layer" > "$work/image/manifest.json"
+
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/image" -cf "$out/image.tar" .
+printf '{"ref":"%s","manifestDigest":"sha256:%s","configDigest":"sha256:%s","layerDigest":"sha256:%s"}\n' \
+  "$ref" "$manifest" "$config" "$layer" > "$out/image.json"
+cat "$out/image.json"
