@@ -11,7 +11,10 @@ describe('status socket', () => {
   it('answers with the current snapshot, bigints as decimal strings, on a 0600 socket', async () => {
     const dir = tmp();
     let n = 0n;
-    const srv = await serveStatus(dir, () => ({ seen: (n += 1n) }));
+    const srv = await serveStatus(dir, () => {
+      n += 1n;
+      return { seen: n };
+    });
     expect(statSync(join(dir, STATUS_SOCKET)).mode & 0o777).toBe(0o600);
     expect(await queryStatus(dir)).toEqual({ seen: '1' });
     expect(await queryStatus(dir)).toEqual({ seen: '2' });
