@@ -4,4 +4,6 @@ import { packageBuild } from '../../tsup.base';
 /** Entry points; package.json `exports` is derived from this list. */
 export const entry = { index: 'src/index.ts' };
 
-export default defineConfig(packageBuild(entry));
+// shims: the addon is located from import.meta.url, which the CJS output
+// needs shimmed (and __dirname in ESM).
+export default defineConfig(packageBuild(entry, { shims: true }));

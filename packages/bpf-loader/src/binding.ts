@@ -1,0 +1,152 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BpfError, NotSupportedError } from './errors.js';
+
+/** The raw addon surface. Internal: the wrappers validate before calling it. */
+export interface NativeBinding {
+  NativeObject: new (file: string | Buffer, name?: string) => NativeObjectHandle;
+  init(classes: {
+    BpfError: typeof BpfError;
+    NotSupportedError: typeof NotSupportedError;
+    debug: boolean;
+  }): void;
+  probeProgram(
+    feature: string,
+  ): { supported: true } | { supported: false; errno: number; stage: string; message: string; log: string };
+  numPossibleCpus(): number;
+  liveObjects(): number;
+  libbpfVersion: string;
+}
+
+export interface NativeProgramInfo {
+  name: string;
+  section: string;
+  progType: string;
+  attachType: string;
+  autoload: boolean;
+}
+
+export interface NativeMapInfo {
+  name: string;
+  type: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  internal: boolean;
+}
+
+export interface NativeGlobalInfo {
+  name: string;
+  section: string;
+  offset: number;
+  size: number;
+  readonly: boolean;
+}
+
+export interface NativeRingHandle {
+  pause(): void;
+  resume(): void;
+  close(): void;
+  drain(): number;
+}
+
+export interface NativeObjectHandle {
+  programs(): NativeProgramInfo[];
+  maps(): NativeMapInfo[];
+  globals(): NativeGlobalInfo[];
+  setGlobal(name: string, value: Buffer): void;
+  resizeMap(name: string, maxEntries: number): void;
+  setAutoload(program: string, autoload: boolean): void;
+  load(): void;
+  attach(program: string, spec?: object): number;
+  detach(id: number): boolean;
+  mapLookup(map: string, key: Buffer): Buffer | undefined;
+  mapUpdate(map: string, key: Buffer, value: Buffer, flags: number): void;
+  mapDelete(map: string, key: Buffer): boolean;
+  mapNextKey(map: string, key: Buffer | null): Buffer | null;
+  mapLookupBatch(map: string): { keys: Buffer; values: Buffer; count: number };
+  mapUpdateBatch(map: string, keys: Buffer, values: Buffer, count: number, flags: number): number;
+  mapDeleteBatch(map: string, keys: Buffer, count: number): number;
+  openRing(
+    map: string,
+    latencyMs: number,
+    maxBatch: number,
+    onBatch: (data: Buffer, offsets: Uint32Array, count: number) => void,
+  ): NativeRingHandle;
+  close(): void;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Package root: src/ and dist/ both sit one level below it. */
+export const packageRoot = resolve(here, '..');
+
+const ADDON = 'stella_bpf.node';
+
+/** Where the addon is looked for, in order, when no explicit path is given. */
+export function bindingCandidates(root: string = packageRoot): string[] {
+  return [
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`, ADDON),
+    join(root, 'build', 'Release', ADDON),
+  ];
+}
+
+let loaded: { path: string; binding: NativeBinding } | undefined;
+
+/**
+ * Load the native addon once per process: the explicit `bindingPath`, else
+ * `STELLA_BPF_BINDING`, else prebuilds/<platform>-<arch>, else build/Release.
+ * Throws BpfError 'BINDING' when none loads, or when a different path is
+ * asked for after one is loaded.
+ */
+export function loadBinding(bindingPath?: string): NativeBinding {
+  const explicit = bindingPath ?? process.env.STELLA_BPF_BINDING;
+  if (loaded) {
+    if (explicit !== undefined && resolve(explicit) !== loaded.path) {
+      throw new BpfError(
+        `native addon already loaded from ${loaded.path}, cannot switch to ${resolve(explicit)}`,
+        {
+          code: 'BINDING',
+          operation: 'loadBinding',
+          hint: 'pass the same bindingPath everywhere in one process',
+        },
+      );
+    }
+    return loaded.binding;
+  }
+  if (process.platform !== 'linux') {
+    throw new BpfError(`eBPF needs Linux, this is ${process.platform}`, {
+      code: 'BINDING',
+      operation: 'loadBinding',
+      hint: 'run on a Linux host with BTF',
+    });
+  }
+  const candidates = explicit !== undefined ? [resolve(explicit)] : bindingCandidates();
+  const path = candidates.find((c) => existsSync(c));
+  if (path === undefined) {
+    throw new BpfError(`native addon not found (looked at ${candidates.join(', ')})`, {
+      code: 'BINDING',
+      operation: 'loadBinding',
+      errno: 2,
+    });
+  }
+  const mod = { exports: {} as NativeBinding };
+  try {
+    process.dlopen(mod, path);
+  } catch (cause) {
+    throw new BpfError(`cannot load native addon ${path}: ${(cause as Error).message}`, {
+      code: 'BINDING',
+      operation: 'dlopen',
+      cause,
+      hint: 'rebuild it for this Node and libbpf: npm run build:native -w @stellaops/bpf-loader (needs libbpf1, libelf1, zlib1g)',
+    });
+  }
+  mod.exports.init({ BpfError, NotSupportedError, debug: process.env.STELLA_BPF_DEBUG === '1' });
+  loaded = { path, binding: mod.exports };
+  return mod.exports;
+}
+
+/** The path the addon was loaded from, if it is loaded. */
+export function loadedBindingPath(): string | undefined {
+  return loaded?.path;
+}

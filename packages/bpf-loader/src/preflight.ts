@@ -1,0 +1,226 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { loadBinding } from './binding.js';
+import { effectiveCapabilities, hasCapability, missingCapabilities } from './caps.js';
+import { NotSupportedError } from './errors.js';
+
+/** Features {@link probeFeature} can test. */
+export type BpfFeature =
+  | 'fentry'
+  | 'fexit'
+  | 'lsm'
+  | 'tp_btf'
+  | 'raw_tp'
+  | 'tracepoint'
+  | 'uprobe'
+  | 'ringbuf';
+
+/** First mainline kernel with each feature. */
+export const MIN_KERNEL: Readonly<Record<BpfFeature, string>> = Object.freeze({
+  tracepoint: '4.7',
+  raw_tp: '4.17',
+  uprobe: '4.3',
+  tp_btf: '5.5',
+  fentry: '5.5',
+  fexit: '5.5',
+  lsm: '5.7',
+  ringbuf: '5.8',
+});
+
+const FEATURES = Object.keys(MIN_KERNEL) as BpfFeature[];
+
+/** Result of a feature probe: reason says why not, and what to do. */
+export interface FeatureSupport {
+  supported: boolean;
+  reason?: string;
+}
+
+/** 'supported', 'unsupported', or 'error: <why>' when the probe itself failed. */
+export type ProgramTypeStatus = 'supported' | 'unsupported' | `error: ${string}`;
+
+/** What this machine allows, and what to fix. */
+export interface PreflightReport {
+  /** True when BPF programs can be loaded and attached with at least one tracepoint flavour. */
+  ok: boolean;
+  kernel: string;
+  capabilities: {
+    CAP_BPF: boolean;
+    CAP_PERFMON: boolean;
+    CAP_SYS_ADMIN: boolean;
+    CAP_DAC_READ_SEARCH: boolean;
+    /** CapEff from /proc/self/status, hex. */
+    effective: string;
+  };
+  tracefs: { mounted: boolean; path: string | null };
+  btf: boolean;
+  programTypes: Record<'tracepoint' | 'tp_btf' | 'raw_tp' | 'uprobe' | 'fentry' | 'lsm', ProgramTypeStatus>;
+  ringbuf: ProgramTypeStatus;
+  /** Blocking problems, each with the fix. */
+  problems: string[];
+  /** Non-blocking gaps (an optional program type missing), each with the fallback. */
+  warnings: string[];
+}
+
+const TRACEFS_PATHS = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
+
+/** Where tracefs is mounted (its events/ directory reachable), or null. */
+export function tracefsPath(): string | null {
+  for (const p of TRACEFS_PATHS) if (existsSync(`${p}/events`)) return p;
+  return null;
+}
+
+const TRACEFS_FIX =
+  'mount tracefs at /sys/kernel/tracing (mount -t tracefs nodev /sys/kernel/tracing), or use tp_btf';
+
+const cache = new Map<BpfFeature, FeatureSupport>();
+
+function extraCheck(feature: BpfFeature): string | undefined {
+  if (feature === 'tracepoint' && tracefsPath() === null) {
+    return `programs load but cannot attach: tracefs is not mounted; ${TRACEFS_FIX}`;
+  }
+  if (feature === 'uprobe' && !existsSync('/sys/bus/event_source/devices/uprobe/type')) {
+    return 'the kernel has no uprobe PMU (CONFIG_UPROBE_EVENTS)';
+  }
+  if (feature === 'lsm') {
+    try {
+      const lsms = readFileSync('/sys/kernel/security/lsm', 'utf8');
+      if (!lsms.split(',').includes('bpf'))
+        return `BPF LSM is not enabled (active: ${lsms.trim()}); boot with lsm=...,bpf`;
+    } catch {
+      // securityfs not readable: the attach probe has already answered.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Finds out whether a feature works here by loading (and, where it is
+ * harmless, attaching) a two-instruction program. Results are cached per
+ * process. Never throws for an unsupported feature.
+ */
+export function probeFeature(feature: BpfFeature): FeatureSupport {
+  if (!FEATURES.includes(feature)) {
+    throw new TypeError(`feature must be one of ${FEATURES.join(', ')}, got ${JSON.stringify(feature)}`);
+  }
+  const hit = cache.get(feature);
+  if (hit) return { ...hit };
+  const r = loadBinding().probeProgram(feature);
+  let out: FeatureSupport;
+  if (r.supported) {
+    const extra = extraCheck(feature);
+    out = extra === undefined ? { supported: true } : { supported: false, reason: extra };
+  } else {
+    const missing = missingCapabilities(feature === 'uprobe' ? 'uprobe' : 'load');
+    const why =
+      r.errno === 1 && missing.length > 0
+        ? `permission denied: missing ${missing.join(', ')}`
+        : r.errno === 1
+          ? `the kernel refused the ${r.stage} with EPERM although this process is privileged (kernel lockdown, an LSM, or the feature is disabled)`
+          : `${r.stage} failed: ${r.message}`;
+    const log = r.log.trim();
+    out = { supported: false, reason: log ? `${why}; ${log.split('\n').slice(-2).join(' ')}` : why };
+  }
+  cache.set(feature, out);
+  return { ...out };
+}
+
+/** Throws NotSupportedError (feature, minimum kernel, reason) unless the feature works here. */
+export function requireFeature(feature: BpfFeature): void {
+  const r = probeFeature(feature);
+  if (!r.supported) throw new NotSupportedError(feature, MIN_KERNEL[feature], r.reason ?? 'unsupported');
+}
+
+/** Clears cached probe results (after mounting tracefs, say). */
+export function resetFeatureCache(): void {
+  cache.clear();
+}
+
+function status(feature: BpfFeature): ProgramTypeStatus {
+  try {
+    return probeFeature(feature).supported ? 'supported' : 'unsupported';
+  } catch (err) {
+    return `error: ${(err as Error).message}`;
+  }
+}
+
+/**
+ * Checks what loading and attaching need, before libbpf's misleading
+ * messages (EPERM blamed on RLIMIT_MEMLOCK) get a chance: capabilities,
+ * tracefs, kernel BTF and each program type. Never throws.
+ */
+export function preflight(): PreflightReport {
+  const eff = effectiveCapabilities();
+  const caps = {
+    CAP_BPF: hasCapability('CAP_BPF', eff),
+    CAP_PERFMON: hasCapability('CAP_PERFMON', eff),
+    CAP_SYS_ADMIN: hasCapability('CAP_SYS_ADMIN', eff),
+    CAP_DAC_READ_SEARCH: hasCapability('CAP_DAC_READ_SEARCH', eff),
+    effective: eff.toString(16),
+  };
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const btf = existsSync('/sys/kernel/btf/vmlinux');
+  if (!btf)
+    problems.push(
+      'kernel BTF is missing (/sys/kernel/btf/vmlinux): use a kernel built with CONFIG_DEBUG_INFO_BTF=y',
+    );
+  const loadMissing = missingCapabilities('load', eff);
+  if (loadMissing.length > 0) {
+    problems.push(
+      `missing ${loadMissing.join(', ')}: loading BPF needs CAP_BPF and CAP_PERFMON; run as root or grant them (setcap cap_bpf,cap_perfmon+ep)`,
+    );
+  }
+  if (!caps.CAP_SYS_ADMIN) warnings.push('missing CAP_SYS_ADMIN: uprobes cannot be attached');
+  const tracefs = tracefsPath();
+  if (tracefs === null)
+    warnings.push(`tracefs is not mounted: classic tracepoints cannot attach; ${TRACEFS_FIX}`);
+  else if (!caps.CAP_DAC_READ_SEARCH && !caps.CAP_SYS_ADMIN)
+    warnings.push(
+      'missing CAP_DAC_READ_SEARCH: tracefs tracepoints cannot be resolved; use tp_btf or grant it',
+    );
+
+  const canProbe = loadMissing.length === 0;
+  const probe = (f: BpfFeature): ProgramTypeStatus =>
+    canProbe ? status(f) : 'error: not probed (missing capabilities)';
+  const programTypes = {
+    tracepoint: probe('tracepoint'),
+    tp_btf: probe('tp_btf'),
+    raw_tp: probe('raw_tp'),
+    uprobe: probe('uprobe'),
+    fentry: probe('fentry'),
+    lsm: probe('lsm'),
+  };
+  const ringbuf = probe('ringbuf');
+  if (canProbe) {
+    for (const [f, s] of Object.entries(programTypes)) {
+      if (s === 'supported') continue;
+      const reason = probeFeature(f as BpfFeature).reason ?? s;
+      warnings.push(`${f} unavailable (${reason})${f === 'fentry' ? '; fall back to tp_btf/raw_tp' : ''}`);
+    }
+    if (ringbuf !== 'supported')
+      problems.push(`BPF ring buffer unavailable: needs Linux ${MIN_KERNEL.ringbuf}+`);
+    if (
+      programTypes.tp_btf !== 'supported' &&
+      programTypes.raw_tp !== 'supported' &&
+      programTypes.tracepoint !== 'supported'
+    ) {
+      problems.push('no tracepoint flavour works (tracepoint, tp_btf, raw_tp): see warnings');
+    }
+  }
+  return {
+    ok: problems.length === 0,
+    kernel: release(),
+    capabilities: caps,
+    tracefs: { mounted: tracefs !== null, path: tracefs },
+    btf,
+    programTypes,
+    ringbuf,
+    problems,
+    warnings,
+  };
+}
+
+/** Number of possible CPUs (sizes per-CPU map values). */
+export function numPossibleCpus(): number {
+  return loadBinding().numPossibleCpus();
+}
