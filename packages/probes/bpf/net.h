@@ -170,7 +170,7 @@ struct net_tls_event {
 	__u64 duration_ns; /* call duration */
 	__s64 requested;   /* SSL_read/SSL_write num argument; 0 for handshakes */
 	__s64 ret;         /* the call's int return value */
-	__u64 bytes;       /* bytes moved: ret > 0 for read/write, *readbytes/*written for _ex */
+	__u64 bytes;       /* bytes moved: ret > 0 for read/write, the size_t out-parameter for _ex */
 	struct net_tuple t;
 	__s32 fd;          /* from SSL_set_fd, or -1 */
 	__u32 stack_len;

@@ -1,0 +1,772 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Network and TLS evidence: TCP state transitions, libc connect/accept and
+ * OpenSSL session calls, with the in-kernel filters, dedup and exact
+ * counters of common.h.
+ *
+ * No kprobes: TCP state comes from the inet_sock_set_state tracepoint
+ * (tp_btf, no tracefs needed; raw_tp and the classic tracepoint are '?'
+ * fallbacks user space enables when tp_btf is missing). Many transitions run
+ * in softirq context where `current` is not the socket's owner, so owners
+ * are remembered per `struct sock *` at SYN_SENT (process context of
+ * connect(2)) and at the libc accept return (fd -> socket); a transition of
+ * a socket with no remembered owner says "attribution unknown".
+ *
+ * TLS sessions are tied to their TCP socket exactly, not by guessing: while
+ * a thread is inside an SSL_* call, the socket it sends or receives on
+ * (sock_send_length / sock_recv_length tracepoints) is the session's. A
+ * session whose I/O runs outside SSL calls (memory BIOs, as in Node.js)
+ * keeps an unknown tuple.
+ *
+ * SSL_read/SSL_write buffers are never read.
+ */
+#include "net.h"
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u8 cfg_user_stack = 1; /* 1: capture up to NET_STACK_MAX user frames in uprobe records */
+
+/* Owner of a socket, remembered in process context. */
+struct net_owner {
+	__u64 cgroup_id;
+	__u64 start_ns;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u8 direction;
+	__u8 filtered; /* the owner is excluded by pid/cgroup filters */
+	__u8 pad[2];
+	char comm[STELLA_COMM_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* struct sock * */
+	__type(value, struct net_owner);
+} sk_owner SEC(".maps");
+
+/* Arguments of an in-flight libc connect/accept, per thread. */
+struct net_sock_args {
+	__u64 start_ns;
+	__u64 addr_ptr;    /* struct sockaddr * */
+	__u64 addrlen_ptr; /* accept: socklen_t * */
+	__u32 addrlen;     /* connect: the argument */
+	__s32 fd;
+	__u32 flags;
+	__u8 call;
+	__u8 errno_known;
+	__u8 pad[2];
+	__s64 sys_ret;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct net_sock_args);
+} sock_args SEC(".maps");
+
+/* An in-flight SSL_* call, per thread. */
+struct net_tls_args {
+	__u64 ssl;
+	__u64 start_ns;
+	__s64 num;
+	__u64 out_ptr; /* _ex: size_t *readbytes / *written */
+	struct net_tuple t;
+	__u8 op;
+	__u8 tuple_known;
+	__u8 pad[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct net_tls_args);
+} tls_args SEC(".maps");
+
+struct net_session_key {
+	__u64 ssl;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct net_session {
+	__u64 start_ns;
+	struct net_tuple t;
+	__s32 fd;
+	__u32 attempts;
+	__u32 sni_len;
+	__u8 flags;          /* NET_TLS_SNI_SET, NET_TLS_SNI_TRUNCATED, NET_TLS_TUPLE_KNOWN, NET_TLS_SERVER */
+	__u8 handshake_done;
+	__u8 pad[2];
+	char sni[NET_SNI_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct net_session_key);
+	__type(value, struct net_session);
+} tls_sessions SEC(".maps");
+
+/* Per-CPU scratch: records and a zeroed session template are too big for the stack. */
+struct net_scratch {
+	struct net_session zero_session;
+	struct net_tls_event tls;
+	struct net_sock_event sock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct net_scratch);
+} net_scratch SEC(".maps");
+
+static __always_inline struct net_scratch *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&net_scratch, &zero);
+}
+
+/* FNV-1a over 8-byte words: enough to key dedup facts of fixed-size data. */
+static __always_inline __u64 hash_words(__u64 h, const __u64 *w, int n)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (i >= n)
+			break;
+		h ^= w[i];
+		h *= STELLA_FNV_PRIME;
+	}
+	return h;
+}
+
+/* ---- sockets ---- */
+
+/* Local and remote endpoint of a socket (IPv4/IPv6), ports in host order. */
+static __always_inline void read_tuple(const struct sock *sk, struct net_tuple *t)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->family = family;
+	t->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == NET_AF_INET) {
+		BPF_CORE_READ_INTO(t->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(t->raddr, sk, __sk_common.skc_daddr);
+	} else if (family == NET_AF_INET6) {
+		BPF_CORE_READ_INTO(t->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(t->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		t->family = 0;
+	}
+}
+
+/* struct sock behind a descriptor of the current task, or NULL. */
+static __always_inline struct sock *sock_of_fd(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned int)fd >= max)
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) < 0 || !f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & 00170000) != 0140000) /* S_IFSOCK */
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline void owner_from_current(struct net_owner *o, __u64 now, __u8 dir)
+{
+	struct stella_event_header h = {};
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 cg = bpf_get_current_cgroup_id();
+	stella_fill_header(&h, 0, pid_tgid, cg, now);
+	o->cgroup_id = cg;
+	o->start_ns = now;
+	o->pid = h.pid;
+	o->tid = h.tid;
+	o->ppid = h.ppid;
+	o->uid = h.uid;
+	o->gid = h.gid;
+	o->direction = dir;
+	o->filtered = stella_task_filtered(h.pid, cg);
+	__builtin_memcpy(o->comm, h.comm, STELLA_COMM_LEN);
+}
+
+/* ---- TCP state ---- */
+
+static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate)
+{
+	__u8 ev;
+	if (newstate == NET_TCP_SYN_SENT && oldstate == NET_TCP_CLOSE)
+		ev = NET_TCP_EV_CONNECT;
+	else if (newstate == NET_TCP_ESTABLISHED && oldstate == NET_TCP_SYN_SENT)
+		ev = NET_TCP_EV_ESTABLISHED;
+	else if (newstate == NET_TCP_ESTABLISHED && oldstate == NET_TCP_SYN_RECV)
+		ev = NET_TCP_EV_ACCEPTED;
+	else if (newstate == NET_TCP_CLOSE && oldstate == NET_TCP_SYN_SENT)
+		ev = NET_TCP_EV_REFUSED;
+	else if (newstate == NET_TCP_CLOSE && oldstate == NET_TCP_SYN_RECV)
+		ev = NET_TCP_EV_FAILED;
+	else if (newstate == NET_TCP_CLOSE && (oldstate == NET_TCP_ESTABLISHED || oldstate == NET_TCP_CLOSE_WAIT))
+		ev = NET_TCP_EV_RESET;
+	else if (newstate == NET_TCP_CLOSE && oldstate != NET_TCP_LISTEN)
+		ev = NET_TCP_EV_CLOSED;
+	else
+		return 0; /* intermediate transition: collapsed, not a record */
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+
+	__u64 now = bpf_ktime_get_ns();
+	__u64 key = (__u64)sk;
+	struct net_owner fresh = {};
+	struct net_owner *o = NULL;
+	__u8 attribution = 0;
+	if (ev == NET_TCP_EV_CONNECT) {
+		/* tcp_v4_connect / tcp_v6_connect: process context of the owner. */
+		owner_from_current(&fresh, now, NET_DIR_ACTIVE);
+		bpf_map_update_elem(&sk_owner, &key, &fresh, BPF_ANY);
+		o = &fresh;
+		attribution = NET_ATTR_OWNER | NET_ATTR_CURRENT;
+	} else {
+		o = bpf_map_lookup_elem(&sk_owner, &key);
+		if (o)
+			attribution = NET_ATTR_OWNER;
+	}
+	if (ev == NET_TCP_EV_ACCEPTED && !o) {
+		/* Softirq: the owner is whoever accept()s it later. Remember the start. */
+		fresh.start_ns = now;
+		fresh.direction = NET_DIR_PASSIVE;
+		bpf_map_update_elem(&sk_owner, &key, &fresh, BPF_NOEXIST);
+	}
+
+	struct net_tcp_state_event ev_buf = {};
+	struct net_tcp_state_event *e = &ev_buf;
+	e->hdr.mono_ns = now;
+	e->hdr.kind = NET_KIND_TCP_STATE;
+	if (o && o->pid != 0) {
+		e->hdr.cgroup_id = o->cgroup_id;
+		e->hdr.pid = o->pid;
+		e->hdr.tid = o->tid;
+		e->hdr.ppid = o->ppid;
+		e->hdr.uid = o->uid;
+		e->hdr.gid = o->gid;
+		__builtin_memcpy(e->hdr.comm, o->comm, STELLA_COMM_LEN);
+	} else {
+		attribution = 0;
+	}
+	e->oldstate = oldstate;
+	e->newstate = newstate;
+	e->event = ev;
+	e->attribution = attribution;
+	e->direction = o ? o->direction : (ev == NET_TCP_EV_ACCEPTED ? NET_DIR_PASSIVE : NET_DIR_UNKNOWN);
+	read_tuple(sk, &e->t);
+	if (newstate == NET_TCP_CLOSE) {
+		if (o && o->start_ns)
+			e->duration_ns = now - o->start_ns;
+		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+		e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+		bpf_map_delete_elem(&sk_owner, &key);
+	}
+
+	/* Filters: decided in process context for the owner; an unknown owner
+	 * cannot pass an allow-list. */
+	if ((o && o->filtered) || (!attribution && cfg_cgroup_filter)) {
+		stella_count(NET_PROBE_TCP_STATE, STELLA_C_FILTERED);
+		return 0;
+	}
+	struct stella_dedup_key dk = {};
+	if (cfg_dedup) {
+		/* Fact: (cgroup, remote endpoint for active / local port + peer address for passive, event). */
+		__u64 w[3] = {};
+		__builtin_memcpy(w, e->t.raddr, 16);
+		w[2] = ((__u64)e->t.family << 32) |
+		       (e->direction == NET_DIR_PASSIVE ? e->t.lport : e->t.rport);
+		dk.cgroup_id = e->hdr.cgroup_id;
+		dk.hash = hash_words(STELLA_FNV_OFFSET, w, 3);
+		dk.kind = NET_KIND_TCP_STATE;
+		dk.fclass = ((__u32)ev << 8) | e->direction;
+		if (stella_dedup_seen(&dk, now)) {
+			stella_count(NET_PROBE_TCP_STATE, STELLA_C_DEDUPLICATED);
+			return 0;
+		}
+	}
+	if (stella_output(NET_PROBE_TCP_STATE, e, sizeof(*e)) != 0)
+		stella_dedup_forget(&dk);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(net_tcp_state_btf, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_state(sk, oldstate, newstate);
+}
+
+SEC("?raw_tp/inet_sock_set_state")
+int BPF_PROG(net_tcp_state_raw, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_state(sk, oldstate, newstate);
+}
+
+/* Classic tracepoint: needs tracefs mounted; used only where tp_btf and raw_tp fail. */
+SEC("?tracepoint/sock/inet_sock_set_state")
+int net_tcp_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	return on_state((const struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate);
+}
+
+/* ---- libc connect / accept ---- */
+
+static __always_inline int sock_enter(__u8 call, int fd, __u64 addr, __u64 addrlen, __u64 addrlen_ptr, __u32 flags)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_sock_args a = {};
+	a.start_ns = bpf_ktime_get_ns();
+	a.addr_ptr = addr;
+	a.addrlen = (__u32)addrlen;
+	a.addrlen_ptr = addrlen_ptr;
+	a.fd = fd;
+	a.flags = flags;
+	a.call = call;
+	bpf_map_update_elem(&sock_args, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_connect_enter, int fd, const void *addr, __u32 addrlen)
+{
+	return sock_enter(NET_CALL_CONNECT, fd, (__u64)addr, addrlen, 0, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_accept_enter, int fd, void *addr, __u32 *addrlen)
+{
+	return sock_enter(NET_CALL_ACCEPT, fd, (__u64)addr, 0, (__u64)addrlen, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_accept4_enter, int fd, void *addr, __u32 *addrlen, int flags)
+{
+	return sock_enter(NET_CALL_ACCEPT4, fd, (__u64)addr, 0, (__u64)addrlen, flags);
+}
+
+/* errno of connect/accept: libc turns the syscall's -errno into -1 + errno,
+ * so it is taken at sys_exit of the thread's in-flight call. */
+static __always_inline int on_sys_exit(struct pt_regs *regs, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_sock_args *a = bpf_map_lookup_elem(&sock_args, &pid_tgid);
+	if (!a)
+		return 0;
+	long nr = SYSCALL_NR(regs);
+	if (nr == NET_NR_connect || nr == NET_NR_accept || nr == NET_NR_accept4) {
+		a->sys_ret = ret;
+		a->errno_known = 1;
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(net_sys_exit_btf, struct pt_regs *regs, long ret)
+{
+	return on_sys_exit(regs, ret);
+}
+
+SEC("?raw_tp/sys_exit")
+int BPF_PROG(net_sys_exit_raw, struct pt_regs *regs, long ret)
+{
+	return on_sys_exit(regs, ret);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(net_sock_exit, int ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_sock_args *a = bpf_map_lookup_elem(&sock_args, &pid_tgid);
+	if (!a)
+		return 0;
+	struct net_sock_args args = *a;
+	bpf_map_delete_elem(&sock_args, &pid_tgid);
+
+	__u32 probe = args.call == NET_CALL_CONNECT ? NET_PROBE_CONNECT : NET_PROBE_ACCEPT;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 cg = bpf_get_current_cgroup_id();
+	if (stella_task_filtered(pid_tgid >> 32, cg)) {
+		stella_count(probe, STELLA_C_FILTERED);
+		return 0;
+	}
+	struct net_scratch *s = scratch();
+	if (!s)
+		return 0;
+	struct net_sock_event *e = &s->sock;
+	__builtin_memset(e, 0, sizeof(*e));
+	stella_fill_header(&e->hdr, args.call == NET_CALL_CONNECT ? NET_KIND_CONNECT : NET_KIND_ACCEPT, pid_tgid,
+			   cg, now);
+	e->duration_ns = now - args.start_ns;
+	e->ret = ret;
+	e->call = args.call;
+	e->accept_flags = args.flags;
+	if (args.errno_known) {
+		e->sock_flags |= NET_ERRNO_KNOWN;
+		e->err = args.sys_ret < 0 ? (__s32)-args.sys_ret : 0;
+	}
+
+	/* The address: connect's argument, or the peer address accept wrote. */
+	__u32 len = args.addrlen;
+	if (args.call != NET_CALL_CONNECT) {
+		len = 0;
+		if (args.addrlen_ptr && ret >= 0)
+			bpf_probe_read_user(&len, sizeof(len), (void *)args.addrlen_ptr);
+		if (!args.addr_ptr)
+			len = 0;
+	}
+	if (len > NET_SOCKADDR_MAX) {
+		e->sock_flags |= NET_SA_TRUNCATED;
+		len = NET_SOCKADDR_MAX;
+	}
+	if (len > 0) {
+		__u32 n = len & 0xff;
+		if (n > NET_SOCKADDR_MAX)
+			n = NET_SOCKADDR_MAX;
+		if (bpf_probe_read_user(e->sockaddr, n, (void *)args.addr_ptr) < 0) {
+			e->sock_flags |= NET_SA_FAULT;
+			len = 0;
+		}
+	}
+	e->addrlen = len;
+
+	/* The socket behind the fd: its 4-tuple, and (accept) its owner from now on. */
+	int fd = args.call == NET_CALL_CONNECT ? args.fd : ret;
+	e->fd = args.call == NET_CALL_CONNECT ? args.fd : (ret >= 0 ? ret : -1);
+	struct sock *sk = sock_of_fd(fd);
+	if (sk) {
+		read_tuple(sk, &e->t);
+		if (e->t.family)
+			e->sock_flags |= NET_TUPLE_FROM_FD;
+		if (args.call != NET_CALL_CONNECT && e->t.family) {
+			__u64 key = (__u64)sk;
+			struct net_owner o = {};
+			struct net_owner *prev = bpf_map_lookup_elem(&sk_owner, &key);
+			owner_from_current(&o, now, NET_DIR_PASSIVE);
+			if (prev && prev->start_ns)
+				o.start_ns = prev->start_ns;
+			bpf_map_update_elem(&sk_owner, &key, &o, BPF_ANY);
+		}
+	}
+	if (cfg_user_stack) {
+		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
+		e->stack_len = n > 0 ? (__u64)n / 8 : 0;
+	}
+
+	struct stella_dedup_key dk = {};
+	if (cfg_dedup) {
+		/* Fact: (cgroup, address, call, outcome). */
+		dk.cgroup_id = cg;
+		dk.hash = hash_words(STELLA_FNV_OFFSET, (const __u64 *)e->sockaddr, 16);
+		dk.hash = hash_words(dk.hash, (const __u64 *)&e->t, 5);
+		dk.kind = e->hdr.kind;
+		dk.fclass = ((__u32)e->call << 16) | (ret < 0 ? (e->err & 0xffff) | 0x8000 : 0);
+		if (stella_dedup_seen(&dk, now)) {
+			stella_count(probe, STELLA_C_DEDUPLICATED);
+			return 0;
+		}
+	}
+	if (stella_output(probe, e, sizeof(*e)) != 0)
+		stella_dedup_forget(&dk);
+	return 0;
+}
+
+/* ---- OpenSSL ---- */
+
+static __always_inline struct net_session *session(__u32 tgid, __u64 ssl, __u64 now)
+{
+	struct net_session_key k = {.ssl = ssl, .tgid = tgid};
+	struct net_session *v = bpf_map_lookup_elem(&tls_sessions, &k);
+	if (v)
+		return v;
+	struct net_scratch *s = scratch();
+	if (!s)
+		return NULL;
+	__builtin_memset(&s->zero_session, 0, sizeof(s->zero_session));
+	s->zero_session.start_ns = now;
+	s->zero_session.fd = -1;
+	bpf_map_update_elem(&tls_sessions, &k, &s->zero_session, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tls_sessions, &k);
+}
+
+static __always_inline int tls_enter(__u8 op, __u64 ssl, __s64 num, __u64 out_ptr)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_tls_args a = {};
+	a.ssl = ssl;
+	a.start_ns = bpf_ktime_get_ns();
+	a.num = num;
+	a.out_ptr = out_ptr;
+	a.op = op;
+	bpf_map_update_elem(&tls_args, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_read_enter, void *ssl, void *buf, int num)
+{
+	return tls_enter(NET_TLS_READ, (__u64)ssl, num, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_write_enter, void *ssl, const void *buf, int num)
+{
+	return tls_enter(NET_TLS_WRITE, (__u64)ssl, num, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_read_ex_enter, void *ssl, void *buf, __u64 num, __u64 *readbytes)
+{
+	return tls_enter(NET_TLS_READ_EX, (__u64)ssl, (__s64)num, (__u64)readbytes);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_write_ex_enter, void *ssl, const void *buf, __u64 num, __u64 *written)
+{
+	return tls_enter(NET_TLS_WRITE_EX, (__u64)ssl, (__s64)num, (__u64)written);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_do_handshake_enter, void *ssl)
+{
+	return tls_enter(NET_TLS_DO_HANDSHAKE, (__u64)ssl, 0, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_connect_enter, void *ssl)
+{
+	return tls_enter(NET_TLS_CONNECT, (__u64)ssl, 0, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_accept_enter, void *ssl)
+{
+	return tls_enter(NET_TLS_ACCEPT, (__u64)ssl, 0, 0);
+}
+
+/* The socket a thread inside an SSL call talks on is that session's socket. */
+static __always_inline int on_sock_io(const struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_tls_args *a = bpf_map_lookup_elem(&tls_args, &pid_tgid);
+	if (!a || a->tuple_known)
+		return 0;
+	read_tuple(sk, &a->t);
+	if (a->t.family)
+		a->tuple_known = 1;
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(net_sock_send_btf, struct sock *sk, int ret, int flags)
+{
+	return on_sock_io(sk);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(net_sock_recv_btf, struct sock *sk, int ret, int flags)
+{
+	return on_sock_io(sk);
+}
+
+SEC("?raw_tp/sock_send_length")
+int BPF_PROG(net_sock_send_raw, struct sock *sk, int ret, int flags)
+{
+	return on_sock_io(sk);
+}
+
+SEC("?raw_tp/sock_recv_length")
+int BPF_PROG(net_sock_recv_raw, struct sock *sk, int ret, int flags)
+{
+	return on_sock_io(sk);
+}
+
+/* SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME=55, TLSEXT_NAMETYPE_host_name=0, name):
+ * what SSL_set_tlsext_host_name expands to (include/openssl/tls1.h). */
+#define NET_SSL_CTRL_SET_TLSEXT_HOSTNAME 55
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_ctrl_enter, void *ssl, int cmd, long larg, const char *parg)
+{
+	if (cmd != NET_SSL_CTRL_SET_TLSEXT_HOSTNAME || larg != 0 || !parg)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_session *sess = session(pid_tgid >> 32, (__u64)ssl, bpf_ktime_get_ns());
+	if (!sess)
+		return 0;
+	long n = bpf_probe_read_user_str(sess->sni, sizeof(sess->sni), parg);
+	if (n <= 1) {
+		sess->sni_len = 0;
+		sess->flags &= ~NET_TLS_SNI_SET;
+		return 0;
+	}
+	sess->sni_len = n - 1;
+	sess->flags |= NET_TLS_SNI_SET;
+	if (n == sizeof(sess->sni))
+		sess->flags |= NET_TLS_SNI_TRUNCATED;
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_set_fd_enter, void *ssl, int fd)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_session *sess = session(pid_tgid >> 32, (__u64)ssl, bpf_ktime_get_ns());
+	if (!sess)
+		return 0;
+	sess->fd = fd;
+	struct sock *sk = sock_of_fd(fd);
+	if (sk) {
+		read_tuple(sk, &sess->t);
+		if (sess->t.family)
+			sess->flags |= NET_TLS_TUPLE_KNOWN;
+	}
+	return 0;
+}
+
+static __always_inline void emit_tls(void *ctx, struct net_session *sess, __u64 ssl, __u8 op, __u8 result,
+				     __s64 requested, __s64 ret, __u64 bytes, __u64 start_ns)
+{
+	__u32 probe = result == NET_TLS_RES_NONE ? NET_PROBE_TLS_IO : NET_PROBE_TLS_HANDSHAKE;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 cg = bpf_get_current_cgroup_id();
+	__u64 now = bpf_ktime_get_ns();
+	if (stella_task_filtered(pid_tgid >> 32, cg)) {
+		stella_count(probe, STELLA_C_FILTERED);
+		return;
+	}
+	struct net_scratch *s = scratch();
+	if (!s)
+		return;
+	struct net_tls_event *e = &s->tls;
+	__builtin_memset(e, 0, sizeof(*e));
+	stella_fill_header(&e->hdr, result == NET_TLS_RES_NONE ? NET_KIND_TLS_IO : NET_KIND_TLS_HANDSHAKE, pid_tgid,
+			   cg, now);
+	e->ssl = ssl;
+	e->duration_ns = start_ns ? now - start_ns : 0;
+	e->requested = requested;
+	e->ret = ret;
+	e->bytes = bytes;
+	e->op = op;
+	e->result = result;
+	e->fd = sess->fd;
+	e->attempts = sess->attempts;
+	e->t = sess->t;
+	e->tls_flags = sess->flags;
+	if (result != NET_TLS_RES_NONE && (sess->flags & NET_TLS_SNI_SET)) {
+		e->sni_len = sess->sni_len;
+		__builtin_memcpy(e->sni, sess->sni, NET_SNI_MAX);
+	}
+	if (cfg_user_stack && op != NET_TLS_FREE) {
+		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
+		e->stack_len = n > 0 ? (__u64)n / 8 : 0;
+	}
+	struct stella_dedup_key dk = {};
+	if (cfg_dedup) {
+		/* io fact: (cgroup, session, direction); handshake fact: (cgroup, server name + peer, result). */
+		dk.cgroup_id = cg;
+		dk.kind = e->hdr.kind;
+		if (result == NET_TLS_RES_NONE) {
+			__u64 w[3] = {ssl, pid_tgid >> 32, sess->start_ns};
+			dk.hash = hash_words(STELLA_FNV_OFFSET, w, 3);
+			dk.fclass = (op == NET_TLS_READ || op == NET_TLS_READ_EX) ? 1 : 2;
+		} else {
+			dk.hash = hash_words(STELLA_FNV_OFFSET, (const __u64 *)e->sni, 16);
+			dk.hash = hash_words(dk.hash, (const __u64 *)&e->t.raddr, 2);
+			dk.hash ^= ((__u64)e->t.rport << 16) | e->t.family;
+			dk.fclass = result;
+		}
+		if (stella_dedup_seen(&dk, now)) {
+			stella_count(probe, STELLA_C_DEDUPLICATED);
+			return;
+		}
+	}
+	if (stella_output(probe, e, sizeof(*e)) != 0)
+		stella_dedup_forget(&dk);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(net_ssl_exit, long rax)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_tls_args *ap = bpf_map_lookup_elem(&tls_args, &pid_tgid);
+	if (!ap)
+		return 0;
+	struct net_tls_args a = *ap;
+	bpf_map_delete_elem(&tls_args, &pid_tgid);
+	int ret = (int)rax; /* every probed SSL_* returns int */
+	struct net_session *sess = session(pid_tgid >> 32, a.ssl, a.start_ns);
+	if (!sess)
+		return 0;
+	if (a.tuple_known && !(sess->flags & NET_TLS_TUPLE_KNOWN)) {
+		sess->t = a.t;
+		sess->flags |= NET_TLS_TUPLE_KNOWN;
+	}
+	if (a.op == NET_TLS_DO_HANDSHAKE || a.op == NET_TLS_CONNECT || a.op == NET_TLS_ACCEPT) {
+		sess->attempts++;
+		if (a.op == NET_TLS_ACCEPT)
+			sess->flags |= NET_TLS_SERVER;
+		if (ret == 1) {
+			if (sess->handshake_done)
+				return 0; /* renegotiation or a repeated call: not a new fact */
+			sess->handshake_done = 1;
+			emit_tls(ctx, sess, a.ssl, a.op, NET_TLS_RES_OK, 0, ret, 0, a.start_ns);
+		} else if (ret == 0) {
+			emit_tls(ctx, sess, a.ssl, a.op, NET_TLS_RES_FAILED, 0, ret, 0, a.start_ns);
+		}
+		/* ret < 0: want read/write on a non-blocking socket, or an error
+		 * SSL_free will report if the session never succeeds. */
+		return 0;
+	}
+	__u64 bytes = 0;
+	if (a.op == NET_TLS_READ_EX || a.op == NET_TLS_WRITE_EX) {
+		if (ret == 1 && a.out_ptr)
+			bpf_probe_read_user(&bytes, sizeof(bytes), (void *)a.out_ptr);
+	} else if (ret > 0) {
+		bytes = ret;
+	}
+	if (ret > 0 && !sess->handshake_done) {
+		/* The handshake ran inside this read/write (SSL_set_connect_state + I/O). */
+		sess->handshake_done = 1;
+		emit_tls(ctx, sess, a.ssl, a.op, NET_TLS_RES_IMPLICIT, 0, ret, 0, 0);
+	}
+	emit_tls(ctx, sess, a.ssl, a.op, NET_TLS_RES_NONE, a.num, ret, bytes, a.start_ns);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_free_enter, void *ssl)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_session_key k = {.ssl = (__u64)ssl, .tgid = pid_tgid >> 32};
+	struct net_session *sess = bpf_map_lookup_elem(&tls_sessions, &k);
+	if (!sess)
+		return 0;
+	if (!sess->handshake_done && sess->attempts > 0)
+		emit_tls(ctx, sess, (__u64)ssl, NET_TLS_FREE, NET_TLS_RES_FAILED, 0, -1, 0, 0);
+	bpf_map_delete_elem(&tls_sessions, &k);
+	return 0;
+}
