@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gate } from '@stellaops/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CgroupResolver, defaultCgroupRoot, parseProcCgroup } from './cgroup.js';
+
+describe('parseProcCgroup', () => {
+  it('splits the v2 line from v1 hierarchies', () => {
+    const pc = parseProcCgroup('9:name=systemd:/a\n4:memory:/b\n2:cpu,cpuacct:/c\n0::/d/e\n');
+    expect(pc.v2).toBe('/d/e');
+    expect(pc.v1.get('name=systemd')).toBe('/a');
+    expect(pc.v1.get('cpuacct')).toBe('/c');
+  });
+  it('has no v2 path on a v1-only host', () => {
+    expect(parseProcCgroup('1:cpu:/x\n').v2).toBeUndefined();
+  });
+});
+
+const root = defaultCgroupRoot();
+const reason = process.getuid?.() !== 0 ? 'needs root to create cgroups' : undefined;
+
+describe.runIf(gate('cgroup v2 resolution (real cgroupfs)', reason))(
+  'CgroupResolver on the real cgroup tree',
+  () => {
+    const name = `stella-enrich-test-${process.pid}`;
+    const dir = join(root, name, 'inner');
+    let child: ReturnType<typeof spawn>;
+    let ino: bigint;
+
+    beforeAll(async () => {
+      mkdirSync(dir, { recursive: true });
+      child = spawn('sleep', ['60'], { stdio: 'ignore' });
+      await new Promise((r) => child.once('spawn', r));
+      writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
+      ino = statSync(dir, { bigint: true }).ino;
+    });
+
+    afterAll(async () => {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      rmdirSync(dir);
+      rmdirSync(join(root, name));
+    });
+
+    it("maps a pid's cgroup id to its path synchronously, checking the inode", () => {
+      const r = new CgroupResolver({ cgroupRoot: root });
+      expect(r.lookup(ino, child.pid)).toEqual({ path: `/${name}/inner`, hierarchy: 'v2' });
+      // The wrong id for this pid is not trusted.
+      expect(r.lookup(ino + 1000000n, child.pid)).toBeUndefined();
+    });
+
+    it('finds an id without a pid by scanning the tree, at most once per interval', async () => {
+      const r = new CgroupResolver({ cgroupRoot: root, scanIntervalMs: 60_000 });
+      expect(r.lookup(ino)).toBeUndefined();
+      expect(await r.resolve(ino)).toEqual({ path: `/${name}/inner`, hierarchy: 'v2' });
+      expect(r.scans).toBe(1);
+      expect(await r.resolve(123456789012n)).toBeUndefined();
+      expect(r.scans).toBe(1); // rate-limited
+      expect(r.idOf(`/${name}/inner`)).toBe(ino);
+    });
+
+    it('falls back to the v1 path for a process that is in no v2 cgroup', async (ctx) => {
+      const r = new CgroupResolver({ cgroupRoot: root });
+      // Needs a hybrid host (v1 pids hierarchy) and a runner in the v2 root, so the child inherits no v2 cgroup.
+      if (r.procCgroups(process.pid)?.v2 !== '/' || !existsSync('/sys/fs/cgroup/pids')) ctx.skip();
+      const v1dir = join('/sys/fs/cgroup/pids', name);
+      mkdirSync(v1dir, { recursive: true });
+      const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+      try {
+        await new Promise((res) => other.once('spawn', res));
+        writeFileSync(join(v1dir, 'cgroup.procs'), String(other.pid));
+        expect(r.lookup(r.rootId, other.pid)).toEqual({ path: `/${name}`, hierarchy: 'v1' });
+      } finally {
+        other.kill('SIGKILL');
+        await new Promise((res) => other.once('exit', res));
+        rmdirSync(v1dir);
+      }
+    });
+  },
+);

@@ -1,0 +1,52 @@
+import type { RuntimeName } from '../matchers.js';
+
+/** What a runtime's API says about one container. */
+export interface RuntimeContainer {
+  readonly id: string;
+  readonly runtime: RuntimeName;
+  /** containerd namespace (containerd only). */
+  readonly namespace?: string;
+  /** Image reference the container was created from, as the runtime records it. */
+  readonly imageRef?: string;
+  /** Digest of the image manifest (for a multi-platform image: the platform's manifest, not the index). */
+  readonly imageManifestDigest?: string;
+  /** Digest of the image config blob (Docker and podman call this the image id). */
+  readonly imageConfigDigest?: string;
+  /** Container labels (CRI puts pod name, namespace, uid and container name here). */
+  readonly labels: Readonly<Record<string, string>>;
+  /** Init pid when the runtime reports it. */
+  readonly pid?: number;
+  /** What the runtime could not give, each as `<field>: <why>`. */
+  readonly missing: readonly string[];
+}
+
+/** A container lifecycle change pushed by a runtime. */
+export interface RuntimeEvent {
+  readonly runtime: RuntimeName;
+  /** `start`: a task/process began; `stop`: it exited; `delete`: the container is gone. */
+  readonly kind: 'create' | 'start' | 'stop' | 'delete';
+  readonly id: string;
+  readonly namespace?: string;
+}
+
+/**
+ * The small interface the tracker uses; one implementation per runtime, the
+ * only code in this package that opens a socket.
+ */
+export interface RuntimeClient {
+  readonly runtime: RuntimeName;
+  /** The socket path this client talks to. */
+  readonly socket: string;
+  /**
+   * The container with this id (in `namespace` when given, else in any
+   * namespace), or undefined when the runtime does not know it.
+   * Throws EnrichError RUNTIME_UNAVAILABLE / RUNTIME_ERROR.
+   */
+  inspect(id: string, namespace?: string): Promise<RuntimeContainer | undefined>;
+  /** Every container the runtime knows now, fully inspected. */
+  list(): Promise<RuntimeContainer[]>;
+  /** Push lifecycle events until the returned function is called; `onError` on stream loss. */
+  subscribe(onEvent: (e: RuntimeEvent) => void, onError: (err: Error) => void): () => void;
+  /** Drop connections. Idempotent. */
+  close(): void;
+}

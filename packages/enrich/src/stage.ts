@@ -1,0 +1,238 @@
+import { EnrichError } from './errors.js';
+import type { Resolution } from './tracker.js';
+
+/** What the stage needs from a record: its bpf cgroup id and, when known, its pid. */
+export interface EnrichableItem {
+  readonly cgroupId: bigint;
+  readonly pid?: number;
+}
+
+/** A record with its container resolution attached. */
+export type Enriched<T> = T & { readonly enrichment: Resolution };
+
+/** The resolver the stage drives; {@link ContainerTracker} implements it. */
+export interface ContainerResolver {
+  /** Cache-only answer, or undefined when not yet known. Must not block. */
+  peek(cgroupId: bigint, pid?: number): Resolution | undefined;
+  /** Full resolution; never rejects for runtime trouble (that is `unknown`). */
+  resolveDetailed(cgroupId: bigint, pid?: number): Promise<Resolution>;
+  /** The cgroup path without waiting, for records that go out `unknown`. */
+  cgroupPathOf?(cgroupId: bigint, pid?: number): string | undefined;
+}
+
+/** Options of {@link EnrichmentStage}. */
+export interface EnrichmentStageOptions {
+  /** Longest a record waits for its cgroup's first resolution; default 1000 ms. */
+  readonly waitMs?: number;
+  /** Records held back at most; past it the oldest batch goes out with what is known. Default 65536. */
+  readonly maxPendingItems?: number;
+}
+
+/** Counters of one stage. */
+export interface EnrichmentStats {
+  batches: number;
+  items: number;
+  resolved: number;
+  host: number;
+  unknown: number;
+  /** Cgroup resolutions that had to wait for a runtime (first sight of a container). */
+  waited: number;
+  /** Cgroup resolutions whose wait ran out: their records went out `unknown`. */
+  timedOut: number;
+  /** Batches released early because `maxPendingItems` was reached. */
+  forcedFlushes: number;
+}
+
+interface Entry {
+  result?: Resolution;
+  readonly done: Promise<void>;
+}
+
+interface PendingBatch<T> {
+  readonly items: readonly T[];
+  readonly entries: Map<bigint, Entry>;
+  settled: boolean;
+  readonly ready: Promise<void>;
+}
+
+/**
+ * The enrichment step between decode and encode: takes batches of records,
+ * yields the same batches, in order, each record with its `enrichment`.
+ *
+ * The upstream is read continuously, never waiting on a runtime: a record
+ * whose cgroup is not yet known waits (with the rest of its batch and the
+ * batches behind it, to keep order) at most `waitMs` from the first time its
+ * cgroup was seen, then goes out `unknown` with its cgroup path. Resolutions
+ * that finish later serve the following records.
+ */
+export class EnrichmentStage {
+  readonly #resolver: ContainerResolver;
+  readonly #waitMs: number;
+  readonly #maxPending: number;
+  readonly #inflight = new Map<bigint, Entry>();
+  readonly stats: EnrichmentStats = {
+    batches: 0,
+    items: 0,
+    resolved: 0,
+    host: 0,
+    unknown: 0,
+    waited: 0,
+    timedOut: 0,
+    forcedFlushes: 0,
+  };
+
+  constructor(resolver: ContainerResolver, options: EnrichmentStageOptions = {}) {
+    const { waitMs = 1000, maxPendingItems = 65536 } = options;
+    if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) {
+      throw new EnrichError(
+        'INVALID_OPTION',
+        `EnrichmentStage waitMs must be a number of ms >= 0, got ${String(waitMs)}`,
+      );
+    }
+    if (!Number.isInteger(maxPendingItems) || maxPendingItems < 1) {
+      throw new EnrichError(
+        'INVALID_OPTION',
+        `EnrichmentStage maxPendingItems must be an integer >= 1, got ${String(maxPendingItems)}`,
+      );
+    }
+    this.#resolver = resolver;
+    this.#waitMs = waitMs;
+    this.#maxPending = maxPendingItems;
+  }
+
+  #entry(cgroupId: bigint, pid: number | undefined): Entry {
+    const running = this.#inflight.get(cgroupId);
+    if (running) return running;
+    this.stats.waited++;
+    let timer: NodeJS.Timeout | undefined;
+    const entry: { result?: Resolution; done: Promise<void> } = { done: Promise.resolve() };
+    const resolution = this.#resolver.resolveDetailed(cgroupId, pid).then(
+      (r) => {
+        entry.result = r;
+      },
+      (err: unknown) => {
+        entry.result = { status: 'unknown', reason: err instanceof Error ? err.message : String(err) };
+      },
+    );
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        if (entry.result === undefined) this.stats.timedOut++;
+        resolve();
+      }, this.#waitMs);
+    });
+    entry.done = Promise.race([resolution, timeout]).finally(() => clearTimeout(timer));
+    void resolution.finally(() => {
+      clearTimeout(timer);
+      if (this.#inflight.get(cgroupId) === entry) this.#inflight.delete(cgroupId);
+    });
+    this.#inflight.set(cgroupId, entry);
+    return entry;
+  }
+
+  #prepare<T extends EnrichableItem>(items: readonly T[]): PendingBatch<T> {
+    const entries = new Map<bigint, Entry>();
+    for (const it of items) {
+      if (entries.has(it.cgroupId)) continue;
+      if (this.#resolver.peek(it.cgroupId, it.pid) !== undefined) continue;
+      entries.set(it.cgroupId, this.#entry(it.cgroupId, it.pid));
+    }
+    const batch: PendingBatch<T> = {
+      items,
+      entries,
+      settled: entries.size === 0,
+      ready: Promise.resolve(),
+    };
+    if (!batch.settled) {
+      (batch as { ready: Promise<void> }).ready = Promise.all([...entries.values()].map((e) => e.done)).then(
+        () => {
+          batch.settled = true;
+        },
+      );
+    }
+    return batch;
+  }
+
+  #attach<T extends EnrichableItem>(it: T, entries: Map<bigint, Entry>): Enriched<T> {
+    let r = entries.get(it.cgroupId)?.result ?? this.#resolver.peek(it.cgroupId, it.pid);
+    if (r === undefined) {
+      const path = this.#resolver.cgroupPathOf?.(it.cgroupId, it.pid);
+      const reason = `container runtime did not answer within ${this.#waitMs} ms`;
+      r =
+        path === undefined ? { status: 'unknown', reason } : { status: 'unknown', cgroupPath: path, reason };
+    }
+    this.stats[r.status]++;
+    return { ...it, enrichment: r };
+  }
+
+  /**
+   * Enrich a stream of batches. Order is kept; no record is dropped. Closing
+   * the returned iterator (`return()`, `break`) closes the source.
+   * A source error is rethrown after the batches read before it are out.
+   */
+  async *run<T extends EnrichableItem>(
+    source: AsyncIterable<readonly T[]>,
+  ): AsyncGenerator<Enriched<T>[], void, undefined> {
+    const it = source[Symbol.asyncIterator]();
+    const queue: PendingBatch<T>[] = [];
+    let pendingItems = 0;
+    let done = false;
+    let stopped = false;
+    let failure: { error: unknown } | undefined;
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const pump = (async () => {
+      try {
+        while (!stopped) {
+          const r = await it.next();
+          if (r.done || stopped) break;
+          queue.push(this.#prepare(r.value));
+          pendingItems += r.value.length;
+          notify();
+        }
+      } catch (error) {
+        failure = { error };
+      } finally {
+        done = true;
+        notify();
+      }
+    })();
+    try {
+      for (;;) {
+        const head = queue[0];
+        if (head === undefined) {
+          if (done) break;
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+          continue;
+        }
+        if (!head.settled) {
+          if (pendingItems <= this.#maxPending) {
+            await Promise.race([
+              head.ready,
+              new Promise<void>((r) => {
+                wake = r;
+              }),
+            ]);
+            continue;
+          }
+          this.stats.forcedFlushes++;
+        }
+        queue.shift();
+        pendingItems -= head.items.length;
+        this.stats.batches++;
+        this.stats.items += head.items.length;
+        yield head.items.map((x) => this.#attach(x, head.entries));
+      }
+      if (failure !== undefined) throw failure.error;
+    } finally {
+      stopped = true;
+      if (!done) void Promise.resolve(it.return?.()).catch(() => undefined);
+      void pump;
+    }
+  }
+}

@@ -1,0 +1,198 @@
+import { readFileSync } from 'node:fs';
+import { type ElfInfo, fileOffsetToVaddr, readElf, symbolAt } from './elf.js';
+import { EnrichError } from './errors.js';
+import { LruCache } from './lru.js';
+
+/** One symbolized user stack frame. */
+export interface StackFrame {
+  /** The runtime address as captured. */
+  readonly address: bigint;
+  /** Mapped file, as `/proc/<pid>/maps` names it (the path inside the process's mount namespace). */
+  readonly module?: string;
+  /**
+   * Link-time (ELF virtual) address of the frame in `module`: what
+   * `addr2line -e <module>` takes, stable across ASLR. When the file
+   * could not be read, the file offset instead (`offsetKind: 'file'`).
+   */
+  readonly offset?: bigint;
+  readonly offsetKind?: 'vaddr' | 'file';
+  /** Function name, when a symbol table covers the address. */
+  readonly symbol?: string;
+  /** Bytes from the start of `symbol`. */
+  readonly symbolOffset?: number;
+  /** GNU build id of `module` (hex). */
+  readonly buildId?: string;
+}
+
+/** One line of `/proc/<pid>/maps`. */
+export interface Mapping {
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly perms: string;
+  readonly offset: bigint;
+  /** `major:minor` in hex, as the kernel prints it. */
+  readonly dev: string;
+  readonly inode: bigint;
+  readonly path: string;
+}
+
+/** Parse `/proc/<pid>/maps` text (proc(5)). */
+export function parseMaps(text: string): Mapping[] {
+  const out: Mapping[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/.exec(line);
+    if (!m) continue;
+    out.push({
+      start: BigInt(`0x${m[1]}`),
+      end: BigInt(`0x${m[2]}`),
+      perms: m[3]!,
+      offset: BigInt(`0x${m[4]}`),
+      dev: m[5]!,
+      inode: BigInt(m[6]!),
+      path: m[7] ?? '',
+    });
+  }
+  return out;
+}
+
+/** Options of {@link SymbolResolver}. */
+export interface SymbolResolverOptions {
+  /** procfs mount; default `/proc`. */
+  readonly procRoot?: string;
+  /** ELF files kept parsed at most; default 256. */
+  readonly maxModules?: number;
+  /** Frames symbolized per call at most (the capture depth bound); default 64. */
+  readonly maxDepth?: number;
+}
+
+/** Counters of a {@link SymbolResolver}. */
+export interface SymbolResolverStats {
+  modules: number;
+  moduleHits: number;
+  moduleLoads: number;
+  moduleFailures: number;
+}
+
+/**
+ * Symbolizes user stack addresses of a live process through
+ * `/proc/<pid>/maps` and the mapped files' ELF `.symtab` (else `.dynsym`)
+ * with this package's ELF reader. Files are read through
+ * `/proc/<pid>/map_files/` (works for container files and deleted files;
+ * needs CAP_SYS_ADMIN), else `/proc/<pid>/root/<path>`. Parsed files are
+ * cached by (device, inode) and carry their build id. Frames that no symbol
+ * covers keep module and offset.
+ */
+export class SymbolResolver {
+  readonly #proc: string;
+  readonly #maxDepth: number;
+  readonly #modules: LruCache<string, ElfInfo | null>;
+  readonly stats: SymbolResolverStats = { modules: 0, moduleHits: 0, moduleLoads: 0, moduleFailures: 0 };
+
+  constructor(options: SymbolResolverOptions = {}) {
+    const { maxModules = 256, maxDepth = 64 } = options;
+    if (!Number.isInteger(maxDepth) || maxDepth < 1) {
+      throw new EnrichError(
+        'INVALID_OPTION',
+        `SymbolResolver maxDepth must be an integer >= 1, got ${String(maxDepth)}`,
+      );
+    }
+    if (!Number.isInteger(maxModules) || maxModules < 1) {
+      throw new EnrichError(
+        'INVALID_OPTION',
+        `SymbolResolver maxModules must be an integer >= 1, got ${String(maxModules)}`,
+      );
+    }
+    this.#proc = options.procRoot ?? '/proc';
+    this.#maxDepth = maxDepth;
+    this.#modules = new LruCache(maxModules);
+  }
+
+  /**
+   * Symbolize `addresses` (innermost first) for process `pid`; at most
+   * `maxDepth` frames come back, in the same order.
+   *
+   * @throws EnrichError PROC_UNAVAILABLE when the process's maps cannot be read (exited, or not root).
+   */
+  resolve(pid: number, addresses: readonly bigint[]): StackFrame[] {
+    if (!Number.isInteger(pid) || pid <= 0) {
+      throw new EnrichError(
+        'INVALID_OPTION',
+        `SymbolResolver.resolve: pid must be a positive integer, got ${String(pid)}`,
+      );
+    }
+    let maps: Mapping[];
+    try {
+      maps = parseMaps(readFileSync(`${this.#proc}/${pid}/maps`, 'utf8'));
+    } catch (err) {
+      throw new EnrichError(
+        'PROC_UNAVAILABLE',
+        `cannot read ${this.#proc}/${pid}/maps: ${(err as Error).message} (process exited?)`,
+        {
+          cause: err,
+        },
+      );
+    }
+    return addresses.slice(0, this.#maxDepth).map((a) => this.#frame(pid, maps, a));
+  }
+
+  #frame(pid: number, maps: readonly Mapping[], address: bigint): StackFrame {
+    let lo = 0;
+    let hi = maps.length - 1;
+    let m: Mapping | undefined;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const x = maps[mid]!;
+      if (address < x.start) hi = mid - 1;
+      else if (address >= x.end) lo = mid + 1;
+      else {
+        m = x;
+        break;
+      }
+    }
+    if (m === undefined || m.inode === 0n || !m.path.startsWith('/')) {
+      return m === undefined || m.path === '' ? { address } : { address, module: m.path };
+    }
+    const fileOffset = address - m.start + m.offset;
+    const elf = this.#module(pid, m);
+    if (elf === undefined) return { address, module: m.path, offset: fileOffset, offsetKind: 'file' };
+    const vaddr = fileOffsetToVaddr(elf, Number(fileOffset));
+    const base = { address, module: m.path, ...(elf.buildId !== undefined && { buildId: elf.buildId }) };
+    if (vaddr === undefined) return { ...base, offset: fileOffset, offsetKind: 'file' };
+    const sym = symbolAt(elf, vaddr);
+    return {
+      ...base,
+      offset: BigInt(vaddr),
+      offsetKind: 'vaddr',
+      ...(sym !== undefined && { symbol: sym.name, symbolOffset: sym.offset }),
+    };
+  }
+
+  #module(pid: number, m: Mapping): ElfInfo | undefined {
+    const key = `${m.dev}:${m.inode}`;
+    const cached = this.#modules.get(key);
+    if (cached !== undefined) {
+      this.stats.moduleHits++;
+      return cached ?? undefined;
+    }
+    const hex = (v: bigint) => v.toString(16);
+    const candidates = [
+      `${this.#proc}/${pid}/map_files/${hex(m.start)}-${hex(m.end)}`,
+      `${this.#proc}/${pid}/root${m.path}`,
+    ];
+    for (const file of candidates) {
+      try {
+        const elf = readElf(file);
+        this.stats.moduleLoads++;
+        this.#modules.set(key, elf);
+        this.stats.modules = this.#modules.size;
+        return elf;
+      } catch (err) {
+        if (err instanceof EnrichError && (err.code === 'ELF_INVALID' || err.code === 'ELF_UNSUPPORTED'))
+          break;
+      }
+    }
+    this.stats.moduleFailures++;
+    this.#modules.set(key, null);
+    return undefined;
+  }
+}

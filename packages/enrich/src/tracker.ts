@@ -1,0 +1,481 @@
+import { existsSync } from 'node:fs';
+import { type CgroupLocation, CgroupResolver } from './cgroup.js';
+import { EnrichError } from './errors.js';
+import { CONTAINERD_SOCKET, ContainerdClient } from './external/containerd.js';
+import { CRIO_SOCKET, CrioClient } from './external/crio.js';
+import { DOCKER_SOCKET, DockerClient } from './external/docker.js';
+import { PODMAN_SOCKET, PodmanClient } from './external/podman.js';
+import type { RuntimeClient, RuntimeContainer, RuntimeEvent } from './external/types.js';
+import { LruCache } from './lru.js';
+import { type CgroupMatch, matchCgroupPath, type RuntimeName } from './matchers.js';
+
+/** Kubernetes identity of a container, from the CRI labels (and the kubepods path for the uid). */
+export interface K8sInfo {
+  readonly pod?: string;
+  readonly namespace?: string;
+  readonly podUid?: string;
+  readonly container?: string;
+}
+
+/** A container a process belongs to, as far as its runtime could say. */
+export interface ContainerInfo {
+  readonly id: string;
+  readonly runtime: RuntimeName;
+  /** The container's cgroup (v2 path; v1 path for processes only in v1 hierarchies). */
+  readonly cgroupPath: string;
+  /** containerd namespace (containerd only). */
+  readonly namespace?: string;
+  readonly imageRef?: string;
+  /** Digest of the platform image manifest. */
+  readonly imageManifestDigest?: string;
+  /** Digest of the image config (Docker's and podman's image id). */
+  readonly imageConfigDigest?: string;
+  readonly k8s?: K8sInfo;
+  /** What the runtime could not give, each `<field>: <why>`; absent when nothing is missing. */
+  readonly missing?: readonly string[];
+}
+
+/**
+ * The answer for one cgroup: a container, a host (non-container) cgroup, or
+ * unknown (the cgroup or the runtime could not be resolved; `reason` says why).
+ */
+export type Resolution =
+  | { readonly status: 'resolved'; readonly cgroupPath: string; readonly container: ContainerInfo }
+  | { readonly status: 'host'; readonly cgroupPath: string }
+  | { readonly status: 'unknown'; readonly cgroupPath?: string; readonly reason: string };
+
+/** One runtime endpoint: its socket path. */
+export interface RuntimeEndpoint {
+  readonly socket: string;
+}
+
+/** Options of {@link ContainerTracker.create}. */
+export interface ContainerTrackerOptions {
+  /**
+   * containerd endpoint; `namespaces` limits the search (default: every
+   * namespace containerd lists, `k8s.io` included). Default: the standard
+   * socket when it exists. `false` disables the runtime. An explicitly given
+   * socket that does not exist is an error.
+   */
+  readonly containerd?: (RuntimeEndpoint & { readonly namespaces?: readonly string[] }) | false;
+  /** Docker Engine API socket; default `/var/run/docker.sock` when it exists. */
+  readonly docker?: RuntimeEndpoint | false;
+  /** podman libpod API socket; default `/run/podman/podman.sock` when it exists. */
+  readonly podman?: RuntimeEndpoint | false;
+  /** CRI-O socket; default `/var/run/crio/crio.sock` when it exists. */
+  readonly crio?: RuntimeEndpoint | false;
+  /** cgroup v2 mount; default auto-detected (see {@link defaultCgroupRoot}). */
+  readonly cgroupRoot?: string;
+  /** How long a container stays resolvable after it exits, for late records; default 60000 ms. */
+  readonly ttlMs?: number;
+  /** Bound of each cache (containers, cgroup ids); default 4096. */
+  readonly maxEntries?: number;
+  /** Per-call timeout towards a runtime; default 2000 ms. */
+  readonly requestTimeoutMs?: number;
+  /** Subscribe to runtime events (default true). */
+  readonly watch?: boolean;
+  /** Runtime clients to use instead of the socket ones (tests, custom runtimes). */
+  readonly clients?: readonly RuntimeClient[];
+}
+
+/** Connection state of one runtime, for the collector status. */
+export interface RuntimeStatus {
+  readonly runtime: RuntimeName;
+  readonly socket: string;
+  /** True after the initial listing succeeded. */
+  readonly listed: boolean;
+  /** Containers known from the initial listing. */
+  readonly containers: number;
+  /** Last error from this runtime, if any. */
+  readonly error?: string;
+}
+
+/** Cache sizes and counters, for tests, status records and the benchmark. */
+export interface TrackerStats {
+  readonly containers: number;
+  readonly cgroups: number;
+  readonly cgroupPaths: number;
+  readonly runtimeCalls: number;
+  readonly events: number;
+  readonly evictions: number;
+}
+
+const HOST_TTL_MS = 5000;
+
+function containerKey(runtime: RuntimeName, id: string, namespace?: string): string {
+  return runtime === 'containerd' ? `containerd/${namespace ?? ''}/${id}` : `${runtime}//${id}`;
+}
+
+function validateMs(name: string, v: number | undefined, def: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw new EnrichError(
+      'INVALID_OPTION',
+      `ContainerTracker option ${name} must be a number of ms >= 0, got ${String(v)}`,
+    );
+  }
+  return v;
+}
+
+/**
+ * The container tracker: maps a bpf cgroup id (and pid) to the container,
+ * its image reference and digests, live.
+ *
+ * At start it lists every container of each reachable runtime, then follows
+ * their event streams. Lookups are answered from bounded LRU caches; a
+ * container stays resolvable `ttlMs` after it exits. Only the clients in
+ * `external/` touch sockets.
+ */
+export class ContainerTracker {
+  readonly cgroups: CgroupResolver;
+  readonly #clients: RuntimeClient[];
+  readonly #ttlMs: number;
+  readonly #containers: LruCache<string, RuntimeContainer>;
+  readonly #byCgroup: LruCache<bigint, Resolution>;
+  readonly #inflight = new Map<string, Promise<RuntimeContainer | undefined>>();
+  readonly #status = new Map<RuntimeClient, { listed: boolean; containers: number; error?: string }>();
+  readonly #unsubscribe: (() => void)[] = [];
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #closed = false;
+  #runtimeCalls = 0;
+  #events = 0;
+
+  private constructor(clients: RuntimeClient[], options: ContainerTrackerOptions) {
+    this.#clients = clients;
+    this.#ttlMs = validateMs('ttlMs', options.ttlMs, 60_000);
+    const maxEntries = options.maxEntries ?? 4096;
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+      throw new EnrichError(
+        'INVALID_OPTION',
+        `ContainerTracker option maxEntries must be an integer >= 1, got ${String(maxEntries)}`,
+      );
+    }
+    this.cgroups = new CgroupResolver({
+      ...(options.cgroupRoot !== undefined && { cgroupRoot: options.cgroupRoot }),
+      maxEntries: maxEntries * 4,
+    });
+    this.#containers = new LruCache(maxEntries);
+    this.#byCgroup = new LruCache(maxEntries * 4);
+    for (const c of clients) this.#status.set(c, { listed: false, containers: 0 });
+  }
+
+  /**
+   * Connect to the runtimes (explicit sockets, else those found at their
+   * default paths), list their containers and subscribe to their events.
+   * A runtime that fails to list is recorded in {@link status} and retried
+   * through its event stream; it does not fail `create`.
+   *
+   * @throws EnrichError INVALID_OPTION for a bad option or an explicit socket path that does not exist.
+   */
+  static async create(options: ContainerTrackerOptions = {}): Promise<ContainerTracker> {
+    const timeout = validateMs('requestTimeoutMs', options.requestTimeoutMs, 2000);
+    const clients: RuntimeClient[] = [...(options.clients ?? [])];
+    const pick = (name: string, o: RuntimeEndpoint | false | undefined, def: string): string | undefined => {
+      if (o === false) return undefined;
+      if (o === undefined) return existsSync(def) ? def : undefined;
+      if (typeof o?.socket !== 'string' || o.socket.length === 0) {
+        throw new EnrichError(
+          'INVALID_OPTION',
+          `ContainerTracker option ${name}.socket must be a socket path`,
+        );
+      }
+      if (!existsSync(o.socket)) {
+        throw new EnrichError(
+          'INVALID_OPTION',
+          `ContainerTracker option ${name}.socket: ${o.socket} does not exist (start ${name}, or pass ${name}: false to disable it)`,
+        );
+      }
+      return o.socket;
+    };
+    if (options.clients === undefined) {
+      const cd = pick('containerd', options.containerd, CONTAINERD_SOCKET);
+      if (cd) {
+        const ns = options.containerd ? options.containerd.namespaces : undefined;
+        clients.push(new ContainerdClient(cd, timeout, ns));
+      }
+      const dk = pick('docker', options.docker, DOCKER_SOCKET);
+      if (dk) clients.push(new DockerClient(dk, timeout));
+      const pm = pick('podman', options.podman, PODMAN_SOCKET);
+      if (pm) clients.push(new PodmanClient(pm, timeout));
+      const cr = pick('crio', options.crio, CRIO_SOCKET);
+      if (cr) clients.push(new CrioClient(cr, timeout));
+    }
+    const t = new ContainerTracker(clients, options);
+    await Promise.all(clients.map((c) => t.#list(c)));
+    if (options.watch !== false) for (const c of clients) t.#watch(c);
+    return t;
+  }
+
+  async #list(c: RuntimeClient): Promise<void> {
+    const st = this.#status.get(c)!;
+    try {
+      this.#runtimeCalls++;
+      const all = await c.list();
+      for (const rc of all) this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc);
+      st.listed = true;
+      st.containers = all.length;
+      delete st.error;
+    } catch (err) {
+      st.error = err instanceof Error ? err.message : String(err);
+    }
+  }
+
+  #watch(c: RuntimeClient, delayMs = 1000): void {
+    if (this.#closed) return;
+    const stop = c.subscribe(
+      (e) => this.#onEvent(c, e),
+      (err) => {
+        const st = this.#status.get(c)!;
+        st.error = err.message;
+        const i = this.#unsubscribe.indexOf(stop);
+        if (i >= 0) this.#unsubscribe.splice(i, 1);
+        stop();
+        // Resubscribe with backoff; re-list so nothing missed while disconnected stays unknown.
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          if (this.#closed) return;
+          void this.#list(c).then(() => this.#watch(c, Math.min(delayMs * 2, 30_000)));
+        }, delayMs);
+        timer.unref();
+        this.#timers.add(timer);
+      },
+    );
+    this.#unsubscribe.push(stop);
+  }
+
+  #onEvent(c: RuntimeClient, e: RuntimeEvent): void {
+    this.#events++;
+    const key = containerKey(e.runtime, e.id, e.namespace);
+    if (e.kind === 'create' || e.kind === 'start') {
+      // Fetch now so the container's first records find it in the cache.
+      if (this.#containers.peek(key) === undefined)
+        void this.#fetch(c, e.id, e.namespace).catch(() => undefined);
+      // A host verdict cached for this container's cgroup would be stale.
+      for (const [id, r] of this.#byCgroup.entries()) {
+        if (r.status === 'host' && matchCgroupPath(r.cgroupPath)?.id === e.id) this.#byCgroup.delete(id);
+      }
+    } else {
+      const expiresAt = Date.now() + this.#ttlMs;
+      this.#containers.expire(key, expiresAt);
+      for (const [id, r] of this.#byCgroup.entries()) {
+        if (r.status === 'resolved' && r.container.id === e.id && r.container.runtime === e.runtime) {
+          this.#byCgroup.expire(id, expiresAt);
+        }
+      }
+    }
+  }
+
+  #fetch(c: RuntimeClient, id: string, namespace?: string): Promise<RuntimeContainer | undefined> {
+    const key = containerKey(c.runtime, id, namespace);
+    const running = this.#inflight.get(key);
+    if (running) return running;
+    this.#runtimeCalls++;
+    const p = c
+      .inspect(id, namespace)
+      .then((rc) => {
+        if (rc) this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc);
+        return rc;
+      })
+      .finally(() => this.#inflight.delete(key));
+    this.#inflight.set(key, p);
+    return p;
+  }
+
+  #clientsFor(m: CgroupMatch): { client: RuntimeClient; namespace?: string }[] {
+    const out: { client: RuntimeClient; namespace?: string }[] = [];
+    for (const c of this.#clients) {
+      if (m.runtime === 'cri') {
+        if (c.runtime === 'containerd') out.push({ client: c, namespace: 'k8s.io' });
+        if (c.runtime === 'crio') out.push({ client: c });
+      } else if (c.runtime === m.runtime) {
+        out.push(m.namespace !== undefined ? { client: c, namespace: m.namespace } : { client: c });
+      }
+    }
+    // kubepods cgroupfs paths made by `ctr run --cgroup` live outside k8s.io: search every namespace last.
+    if (m.runtime === 'cri')
+      for (const c of this.#clients) if (c.runtime === 'containerd') out.push({ client: c });
+    return out;
+  }
+
+  #cachedContainer(m: CgroupMatch): RuntimeContainer | undefined {
+    if (m.runtime === 'cri') {
+      const hit =
+        this.#containers.get(containerKey('containerd', m.id, 'k8s.io')) ??
+        this.#containers.get(containerKey('crio', m.id));
+      if (hit) return hit;
+      for (const [, rc] of this.#containers.entries())
+        if (rc.id === m.id && rc.runtime === 'containerd') return rc;
+      return undefined;
+    }
+    return this.#containers.get(containerKey(m.runtime, m.id, m.namespace));
+  }
+
+  #info(m: CgroupMatch, rc: RuntimeContainer | undefined, extraMissing: string[] = []): ContainerInfo {
+    const labels = rc?.labels ?? {};
+    const k8s: { pod?: string; namespace?: string; podUid?: string; container?: string } = {};
+    const pod = labels['io.kubernetes.pod.name'];
+    const ns = labels['io.kubernetes.pod.namespace'];
+    const uid = labels['io.kubernetes.pod.uid'] ?? m.podUid;
+    const cname = labels['io.kubernetes.container.name'];
+    if (pod) k8s.pod = pod;
+    if (ns) k8s.namespace = ns;
+    if (uid) k8s.podUid = uid;
+    if (cname) k8s.container = cname;
+    const missing = [...(rc?.missing ?? []), ...extraMissing];
+    const runtime: RuntimeName = rc?.runtime ?? (m.runtime === 'cri' ? 'containerd' : m.runtime);
+    return {
+      id: rc?.id ?? m.id,
+      runtime,
+      cgroupPath: m.containerCgroup,
+      ...((rc?.namespace ?? m.namespace) !== undefined && { namespace: rc?.namespace ?? m.namespace }),
+      ...(rc?.imageRef !== undefined && { imageRef: rc.imageRef }),
+      ...(rc?.imageManifestDigest !== undefined && { imageManifestDigest: rc.imageManifestDigest }),
+      ...(rc?.imageConfigDigest !== undefined && { imageConfigDigest: rc.imageConfigDigest }),
+      ...(Object.keys(k8s).length > 0 && { k8s }),
+      ...(missing.length > 0 && { missing }),
+    };
+  }
+
+  /**
+   * Synchronous, cache-only answer: the resolution if this cgroup (or, with
+   * `pid`, the process's cgroup path and its container) is already known,
+   * else undefined. Never waits on a runtime; reads `/proc/<pid>/cgroup`.
+   */
+  peek(cgroupId: bigint, pid?: number): Resolution | undefined {
+    this.#assertOpen();
+    const hit = this.#byCgroup.get(cgroupId);
+    if (hit !== undefined) return hit;
+    const loc = this.cgroups.lookup(cgroupId, pid);
+    if (loc === undefined) return undefined;
+    const m = matchCgroupPath(loc.path);
+    if (m === undefined) {
+      const r: Resolution = { status: 'host', cgroupPath: loc.path };
+      if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, Date.now() + HOST_TTL_MS);
+      return r;
+    }
+    const rc = this.#cachedContainer(m);
+    if (rc === undefined) return undefined;
+    const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container: this.#info(m, rc) };
+    if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r);
+    return r;
+  }
+
+  /** The cgroup path of an id from the caches or the pid, without waiting; for `unknown` records. */
+  cgroupPathOf(cgroupId: bigint, pid?: number): string | undefined {
+    return this.cgroups.lookup(cgroupId, pid)?.path;
+  }
+
+  /** {@link peek}, reduced to the container: undefined for host, unknown and not-yet-known cgroups. */
+  lookup(cgroupId: bigint, pid?: number): ContainerInfo | undefined {
+    const r = this.peek(cgroupId, pid);
+    return r?.status === 'resolved' ? r.container : undefined;
+  }
+
+  /**
+   * Resolve a cgroup fully: the cgroup path (scanning the v2 tree if the
+   * caches and the pid do not know it), the container matcher, then the
+   * runtime API. Never throws for runtime trouble: that is `unknown` with a
+   * reason, or a container without image fields and a `missing` note.
+   */
+  async resolveDetailed(cgroupId: bigint, pid?: number): Promise<Resolution> {
+    this.#assertOpen();
+    const quick = this.peek(cgroupId, pid);
+    if (quick !== undefined) return quick;
+    const loc = await this.cgroups.resolve(cgroupId, pid);
+    if (loc === undefined) {
+      return {
+        status: 'unknown',
+        reason: `cgroup id ${cgroupId} is not in ${this.cgroups.root} (cgroup already removed?)`,
+      };
+    }
+    const m = matchCgroupPath(loc.path);
+    if (m === undefined) return this.peek(cgroupId, pid) ?? { status: 'host', cgroupPath: loc.path };
+    const errors: string[] = [];
+    for (const { client, namespace } of this.#clientsFor(m)) {
+      try {
+        const rc = await this.#fetch(client, m.id, namespace);
+        if (rc) {
+          const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container: this.#info(m, rc) };
+          if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r);
+          return r;
+        }
+      } catch (err) {
+        errors.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+    if (m.confirm) {
+      if (errors.length > 0) return { status: 'unknown', cgroupPath: loc.path, reason: errors.join('; ') };
+      // A loose pattern the runtime does not confirm: an ordinary host cgroup.
+      const r: Resolution = { status: 'host', cgroupPath: loc.path };
+      if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, Date.now() + HOST_TTL_MS);
+      return r;
+    }
+    // The path alone names the container: report it, saying what is missing and why.
+    const why =
+      errors.length > 0
+        ? errors.join('; ')
+        : this.#clientsFor(m).length === 0
+          ? `no ${m.runtime} API connected (socket not found; pass ${m.runtime}.socket)`
+          : `${m.runtime} does not know container ${m.id} (already removed?)`;
+    const container = this.#info(m, undefined, [`image_ref: ${why}`]);
+    const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container };
+    // Short-lived: the runtime may answer on a later try.
+    if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, Date.now() + HOST_TTL_MS);
+    return r;
+  }
+
+  /** {@link resolveDetailed}, reduced to the container. */
+  async resolve(cgroupId: bigint, pid?: number): Promise<ContainerInfo | undefined> {
+    const r = await this.resolveDetailed(cgroupId, pid);
+    return r.status === 'resolved' ? r.container : undefined;
+  }
+
+  /** Per-runtime connection state. */
+  status(): RuntimeStatus[] {
+    return this.#clients.map((c) => {
+      const st = this.#status.get(c)!;
+      return {
+        runtime: c.runtime,
+        socket: c.socket,
+        listed: st.listed,
+        containers: st.containers,
+        ...(st.error !== undefined && { error: st.error }),
+      };
+    });
+  }
+
+  /** Cache sizes and counters. */
+  stats(): TrackerStats {
+    return {
+      containers: this.#containers.size,
+      cgroups: this.#byCgroup.size,
+      cgroupPaths: this.cgroups.cacheSize,
+      runtimeCalls: this.#runtimeCalls,
+      events: this.#events,
+      evictions: this.#containers.evictions + this.#byCgroup.evictions,
+    };
+  }
+
+  /** v1-only processes all share the root's v2 id: never cache anything under it. */
+  #cacheable(cgroupId: bigint, loc: CgroupLocation): boolean {
+    return loc.hierarchy === 'v2' && cgroupId !== this.cgroups.rootId;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new EnrichError('CLOSED', 'ContainerTracker used after close()');
+  }
+
+  /** Stop event streams and close runtime connections. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const stop of this.#unsubscribe.splice(0)) stop();
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    for (const c of this.#clients) c.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
