@@ -1,0 +1,53 @@
+/**
+ * @stellaops/evidence-chain: canonical NDJSON chunks, sealed as DSSE-signed
+ * in-toto statements in a hash chain, optionally witnessed by Rekor and an
+ * RFC 3161 timestamp authority, verifiable offline.
+ */
+
+export type { BundleJson } from './bundle.js';
+export { BUNDLE_MEDIA_TYPE, pae as dssePae } from './bundle.js';
+export type { EvidenceChainErrorCode } from './errors.js';
+export { EvidenceChainError } from './errors.js';
+export { bundleName, chunkName, endBundleName } from './layout.js';
+export type { RecoveredChunk, RecoveryReport } from './recovery.js';
+export { recoverDirectory } from './recovery.js';
+export type { FulcioSignerOptions, SignatureWithMaterial, Signer } from './signer.js';
+export {
+  ExternalKeySigner,
+  FulcioSigner,
+  generateKeyPair,
+  keyHintFromPublicKey,
+  LocalKeySigner,
+} from './signer.js';
+export type {
+  ChainMeta,
+  ChunkPredicate,
+  ProbeTotals,
+  RecoveryInfo,
+  Statement,
+  StatusTotals,
+  StreamEndPredicate,
+} from './statement.js';
+export {
+  CHUNK_PREDICATE_TYPE,
+  IN_TOTO_PAYLOAD_TYPE,
+  IN_TOTO_STATEMENT_TYPE,
+  STREAM_END_PREDICATE_TYPE,
+} from './statement.js';
+export type { ChainReport, CheckResult, ChunkReport, StreamReport, VerifyChainOptions } from './verify.js';
+export { verifyChain } from './verify.js';
+export type { HttpWitnessOptions } from './witness/sigstore-witnesses.js';
+export { RekorV1Witness, RekorV2Witness, TimestampWitness } from './witness/sigstore-witnesses.js';
+export type { SpoolEntry, WitnessSpoolEvents, WitnessSpoolOptions } from './witness/spool.js';
+export { mergeMaterial, WitnessSpool } from './witness/spool.js';
+export type { Witness, WitnessContext, WitnessMaterial } from './witness/types.js';
+export type {
+  AppendInfo,
+  ChunkWriterOptions,
+  EvidenceWriterEvents,
+  FsyncPolicy,
+  SealedChunk,
+  StatusUpdate,
+  WriterStatus,
+} from './writer.js';
+export { EvidenceWriter, openChunkWriter } from './writer.js';
