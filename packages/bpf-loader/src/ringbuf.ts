@@ -158,6 +158,17 @@ export class RingBufferReader implements AsyncIterable<RecordBatch>, AsyncDispos
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
+  /** A batch already queued, without waiting; undefined when none is (or the reader is closed). */
+  tryRead(): RecordBatch | undefined {
+    if (this.#closed || this.#queue.length === 0) return undefined;
+    const batch = this.#queue.shift()!;
+    if (this.#paused && this.#queue.length < this.#hwm) {
+      this.#paused = false;
+      this.#native.resume();
+    }
+    return batch;
+  }
+
   /** Drains the ring now, synchronously, into the queue; returns the records drained. */
   drainNow(): number {
     if (this.#closed) return 0;
