@@ -1,0 +1,149 @@
+import { DecodeError } from './errors.js';
+import type { EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent } from './events.js';
+import {
+  EXEC_BASE,
+  EXIT_SIZE,
+  FE_EXEC_ARGV_TRUNCATED,
+  FE_EXEC_FILENAME_TRUNCATED,
+  FE_PATH_FAULT,
+  FE_PATH_TRUNCATED,
+  FILE_OPEN_BASE,
+  HEADER_SIZE,
+  KIND,
+  LAYOUT,
+  RESOLUTIONS,
+  SYSCALLS,
+} from './layout.js';
+
+const H = LAYOUT.stella_event_header.members;
+const F = LAYOUT.fe_file_open_event.members;
+const E = LAYOUT.fe_exec_event.members;
+const X = LAYOUT.fe_exit_event.members;
+
+function header(r: Buffer): EventHeader {
+  const comm = r.subarray(H.comm[0], H.comm[0] + H.comm[1]);
+  const nul = comm.indexOf(0);
+  return {
+    pid: r.readUInt32LE(H.pid[0]),
+    tid: r.readUInt32LE(H.tid[0]),
+    ppid: r.readUInt32LE(H.ppid[0]),
+    uid: r.readUInt32LE(H.uid[0]),
+    gid: r.readUInt32LE(H.gid[0]),
+    comm: Buffer.from(nul >= 0 ? comm.subarray(0, nul) : comm),
+    cgroupId: r.readBigUInt64LE(H.cgroup_id[0]),
+    monoNs: r.readBigUInt64LE(H.mono_ns[0]),
+  };
+}
+
+function fail(what: string, r: Buffer, kind: number | undefined, expected?: number): never {
+  throw new DecodeError(
+    `${what}: record of ${r.length} bytes${expected === undefined ? '' : `, expected ${expected}`}`,
+    expected === undefined
+      ? { length: r.length, ...(kind === undefined ? {} : { kind }) }
+      : { length: r.length, kind: kind ?? 0, expected },
+  );
+}
+
+function decodeFileOpen(r: Buffer, kind: number): FileOpenEvent {
+  if (r.length < FILE_OPEN_BASE)
+    fail('file_open record shorter than its fixed part', r, kind, FILE_OPEN_BASE);
+  const pathLen = r.readUInt32LE(F.path_len[0]);
+  if (r.length !== FILE_OPEN_BASE + pathLen) {
+    fail(`file_open record with path_len ${pathLen}`, r, kind, FILE_OPEN_BASE + pathLen);
+  }
+  const sc = r.readUInt16LE(F.syscall[0]);
+  const res = r.readUInt8(F.resolution[0]);
+  const syscall = SYSCALLS[sc];
+  const resolution = RESOLUTIONS[res];
+  if (!syscall) fail(`file_open record with unknown syscall ${sc}`, r, kind);
+  if (!resolution) fail(`file_open record with unknown resolution ${res}`, r, kind);
+  const pflags = r.readUInt8(F.path_flags[0]);
+  return {
+    kind: 'file_open',
+    probe: kind === KIND.FILE_OPEN_LSM ? 'file_open_lsm' : 'file_open',
+    ...header(r),
+    syscall,
+    path: Buffer.from(r.subarray(FILE_OPEN_BASE, FILE_OPEN_BASE + pathLen)),
+    flags: r.readUInt32LE(F.flags[0]),
+    mode: r.readUInt32LE(F.mode[0]),
+    dirfd: r.readInt32LE(F.dirfd[0]),
+    ret: r.readInt32LE(F.ret[0]),
+    resolution,
+    truncated: (pflags & FE_PATH_TRUNCATED) !== 0,
+    pathFault: (pflags & FE_PATH_FAULT) !== 0,
+  };
+}
+
+function splitArgv(block: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < block.length; i++) {
+    if (block[i] === 0) {
+      out.push(Buffer.from(block.subarray(start, i)));
+      start = i + 1;
+    }
+  }
+  // A block cut short by the byte limit ends inside an argument: keep that prefix.
+  if (start < block.length) out.push(Buffer.from(block.subarray(start)));
+  return out;
+}
+
+function decodeExec(r: Buffer): ExecEvent {
+  if (r.length < EXEC_BASE) fail('exec record shorter than its fixed part', r, KIND.EXEC, EXEC_BASE);
+  const flen = r.readUInt32LE(E.filename_len[0]);
+  const alen = r.readUInt32LE(E.argv_len[0]);
+  if (r.length !== EXEC_BASE + flen + alen) {
+    fail(`exec record with filename_len ${flen} and argv_len ${alen}`, r, KIND.EXEC, EXEC_BASE + flen + alen);
+  }
+  const xf = r.readUInt32LE(E.exec_flags[0]);
+  return {
+    kind: 'exec',
+    ...header(r),
+    filename: Buffer.from(r.subarray(EXEC_BASE, EXEC_BASE + flen)),
+    filenameTruncated: (xf & FE_EXEC_FILENAME_TRUNCATED) !== 0,
+    argv: splitArgv(r.subarray(EXEC_BASE + flen, EXEC_BASE + flen + alen)),
+    argc: r.readUInt32LE(E.argc[0]),
+    argvTruncated: (xf & FE_EXEC_ARGV_TRUNCATED) !== 0,
+    exeDev: r.readBigUInt64LE(E.exe_dev[0]),
+    exeIno: r.readBigUInt64LE(E.exe_ino[0]),
+    oldPid: r.readUInt32LE(E.old_pid[0]),
+  };
+}
+
+function decodeExit(r: Buffer): ExitEvent {
+  if (r.length !== EXIT_SIZE) fail('exit record', r, KIND.EXIT, EXIT_SIZE);
+  const status = r.readInt32LE(X.exit_status[0]);
+  const signal = status & 0x7f;
+  return {
+    kind: 'exit',
+    ...header(r),
+    exitCode: signal === 0 ? (status >> 8) & 0xff : 0,
+    signal,
+    coreDumped: (status & 0x80) !== 0,
+    status,
+    startNs: r.readBigUInt64LE(X.start_ns[0]),
+  };
+}
+
+/**
+ * Decode one ring-buffer record of bpf/fileexec.bpf.o. The result owns its
+ * bytes (copies), so the record buffer may be reused afterwards.
+ * @throws DecodeError when the record is shorter than the header, of an
+ *   unknown kind, or its length disagrees with its own length fields.
+ */
+export function decodeEvent(record: Buffer): ProbeEvent {
+  if (record.length < HEADER_SIZE)
+    fail('record shorter than the event header', record, undefined, HEADER_SIZE);
+  const kind = record.readUInt32LE(H.kind[0]);
+  switch (kind) {
+    case KIND.FILE_OPEN:
+    case KIND.FILE_OPEN_LSM:
+      return decodeFileOpen(record, kind);
+    case KIND.EXEC:
+      return decodeExec(record);
+    case KIND.EXIT:
+      return decodeExit(record);
+    default:
+      return fail(`unknown record kind ${kind}`, record, kind);
+  }
+}

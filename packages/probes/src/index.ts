@@ -1,0 +1,20 @@
+export { decodeEvent } from './decode.js';
+export type { ProbesErrorCode } from './errors.js';
+export { DecodeError, ProbeOptionError, ProbesError } from './errors.js';
+export type {
+  EventHeader,
+  ExecEvent,
+  ExitEvent,
+  FileOpenEvent,
+  OpenSyscall,
+  PathResolution,
+  ProbeEvent,
+  ProbeName,
+} from './events.js';
+export type { Field, StructLayout } from './layout.js';
+export { LAYOUT } from './layout.js';
+export type { ObjectName } from './objects.js';
+export { objectPath } from './objects.js';
+export type { ProbeFilters, ProbeSetOptions } from './options.js';
+export type { DedupStats, ProbeCounters, ProbeSet, ProbeStatus } from './probeset.js';
+export { openProbeSet } from './probeset.js';

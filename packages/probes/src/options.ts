@@ -1,0 +1,176 @@
+import { ProbeOptionError } from './errors.js';
+import type { ProbeName } from './events.js';
+import { PREFIX_MAX } from './layout.js';
+
+/** In-kernel filters. Every list is optional; an empty list filters nothing. */
+export interface ProbeFilters {
+  /** cgroup v2 ids to report (a listed ancestor admits its descendants, 8 levels down); empty = all. */
+  cgroupIds?: bigint[];
+  /** Only paths starting with one of these byte prefixes (absolute, at most 256 bytes). */
+  pathAllowPrefixes?: string[];
+  /** Never paths starting with one of these. The longest matching prefix wins; a tie is a deny. */
+  pathDenyPrefixes?: string[];
+  /** Thread-group ids never reported. Default [process.pid]: the collector does not report itself. */
+  excludePids?: number[];
+}
+
+export interface ProbeSetOptions {
+  /** Probes to run. Default: all of file_open, exec, exit, file_open_lsm (the last only where the kernel allows). */
+  probes?: ProbeName[];
+  filters?: ProbeFilters;
+  /** Drop facts already reported (same cgroup, kind, path and flags class). Default on, 65536 entries. */
+  dedup?: { enabled?: boolean; maxEntries?: number };
+  /** Ring buffer size in bytes: a power of two, at least 4096. Default 4 MiB. */
+  ringBufferBytes?: number;
+  /** How often the ring is drained, ms. Default 10. */
+  drainLatencyMs?: number;
+  /** Path of the loader's native binding (stella_bpf.node). */
+  bindingPath?: string;
+  /** BPF object to load instead of the shipped one (tests, custom builds). */
+  objectPath?: string;
+}
+
+export const ALL_PROBES: readonly ProbeName[] = ['file_open', 'exec', 'exit', 'file_open_lsm'];
+
+export interface ResolvedOptions {
+  probes: ProbeName[];
+  cgroupIds: bigint[];
+  allow: Buffer[];
+  deny: Buffer[];
+  excludePids: number[];
+  dedup: boolean;
+  dedupEntries: number;
+  ringBufferBytes: number;
+  drainLatencyMs: number;
+  bindingPath: string | undefined;
+  objectPath: string | undefined;
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkKeys(where: string, v: Record<string, unknown>, known: readonly string[]): void {
+  for (const k of Object.keys(v)) {
+    if (!known.includes(k)) {
+      throw new ProbeOptionError(`${where}${k}`, `unknown option (known: ${known.join(', ')})`);
+    }
+  }
+}
+
+function list<T>(name: string, v: unknown, check: (x: unknown, at: string) => T): T[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new ProbeOptionError(name, `must be an array, got ${typeof v}`);
+  return v.map((x, i) => check(x, `${name}[${i}]`));
+}
+
+function prefix(x: unknown, at: string): Buffer {
+  if (typeof x !== 'string') throw new ProbeOptionError(at, `must be a string, got ${typeof x}`);
+  if (!x.startsWith('/')) {
+    throw new ProbeOptionError(
+      at,
+      `'${x}' is not absolute`,
+      'path prefixes match resolved absolute paths: start with /',
+    );
+  }
+  const b = Buffer.from(x, 'utf8');
+  if (b.length > PREFIX_MAX) {
+    throw new ProbeOptionError(
+      at,
+      `${b.length} bytes is longer than the ${PREFIX_MAX}-byte in-kernel prefix limit`,
+    );
+  }
+  return b;
+}
+
+function intIn(name: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ProbeOptionError(name, `must be an integer from ${min} to ${max}, got ${String(v)}`);
+  }
+  return v;
+}
+
+/** Validates openProbeSet() options before any kernel object is touched. */
+export function resolveOptions(opts: unknown): ResolvedOptions {
+  if (opts === undefined) opts = {};
+  if (!isObject(opts)) throw new ProbeOptionError('options', 'must be an object');
+  checkKeys('', opts, [
+    'probes',
+    'filters',
+    'dedup',
+    'ringBufferBytes',
+    'drainLatencyMs',
+    'bindingPath',
+    'objectPath',
+  ]);
+  const probes =
+    opts.probes === undefined
+      ? [...ALL_PROBES]
+      : list('probes', opts.probes, (x, at) => {
+          if (!ALL_PROBES.includes(x as ProbeName)) {
+            throw new ProbeOptionError(
+              at,
+              `unknown probe ${JSON.stringify(x)} (known: ${ALL_PROBES.join(', ')})`,
+            );
+          }
+          return x as ProbeName;
+        });
+  if (probes.length === 0) throw new ProbeOptionError('probes', 'is empty: name at least one probe');
+
+  const f = opts.filters ?? {};
+  if (!isObject(f)) throw new ProbeOptionError('filters', 'must be an object');
+  checkKeys('filters.', f, ['cgroupIds', 'pathAllowPrefixes', 'pathDenyPrefixes', 'excludePids']);
+  const cgroupIds = list('filters.cgroupIds', f.cgroupIds, (x, at) => {
+    if (typeof x !== 'bigint' || x <= 0n || x > U64_MAX) {
+      throw new ProbeOptionError(
+        at,
+        `must be a bigint cgroup id from 1 to 2^64-1, got ${String(x)}`,
+        'a cgroup v2 id is the inode number of its directory: (await stat(dir, {bigint: true})).ino',
+      );
+    }
+    return x;
+  });
+  const excludePids =
+    f.excludePids === undefined
+      ? [process.pid]
+      : list('filters.excludePids', f.excludePids, (x, at) => intIn(at, x, 1, 0x3fffffff));
+
+  const d = opts.dedup ?? {};
+  if (!isObject(d)) throw new ProbeOptionError('dedup', 'must be an object');
+  checkKeys('dedup.', d, ['enabled', 'maxEntries']);
+  if (d.enabled !== undefined && typeof d.enabled !== 'boolean') {
+    throw new ProbeOptionError('dedup.enabled', `must be a boolean, got ${typeof d.enabled}`);
+  }
+  const ring =
+    opts.ringBufferBytes === undefined
+      ? 4 * 1024 * 1024
+      : intIn('ringBufferBytes', opts.ringBufferBytes, 4096, 2 ** 30);
+  if ((ring & (ring - 1)) !== 0) {
+    throw new ProbeOptionError(
+      'ringBufferBytes',
+      `${ring} is not a power of two`,
+      'use e.g. 1048576 (1 MiB) or 4194304 (4 MiB)',
+    );
+  }
+  for (const k of ['bindingPath', 'objectPath'] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== 'string') {
+      throw new ProbeOptionError(k, `must be a string path, got ${typeof opts[k]}`);
+    }
+  }
+  return {
+    probes: [...new Set(probes)],
+    cgroupIds,
+    allow: list('filters.pathAllowPrefixes', f.pathAllowPrefixes, prefix),
+    deny: list('filters.pathDenyPrefixes', f.pathDenyPrefixes, prefix),
+    excludePids,
+    dedup: d.enabled ?? true,
+    dedupEntries: d.maxEntries === undefined ? 65536 : intIn('dedup.maxEntries', d.maxEntries, 16, 1 << 24),
+    ringBufferBytes: ring,
+    drainLatencyMs:
+      opts.drainLatencyMs === undefined ? 10 : intIn('drainLatencyMs', opts.drainLatencyMs, 1, 60000),
+    bindingPath: opts.bindingPath as string | undefined,
+    objectPath: opts.objectPath as string | undefined,
+  };
+}

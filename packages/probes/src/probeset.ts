@@ -1,0 +1,371 @@
+import { existsSync } from 'node:fs';
+import {
+  BpfError,
+  type BpfMap,
+  BpfObject,
+  numPossibleCpus,
+  probeFeature,
+  type RingBufferReader,
+} from '@stellaops/bpf-loader';
+import { decodeEvent } from './decode.js';
+import { ProbesError } from './errors.js';
+import type { ProbeEvent, ProbeName } from './events.js';
+import { COUNTER_SLOT, LAYOUT, PREFIX_ACTION } from './layout.js';
+import { objectPath } from './objects.js';
+import { type ProbeSetOptions, type ResolvedOptions, resolveOptions } from './options.js';
+
+/** Whether a probe runs, how it is attached, and why not (or why a fallback). */
+export interface ProbeStatus {
+  name: string;
+  attached: boolean;
+  /** 'tp_btf', 'raw_tp', 'lsm' or 'fentry' when attached. */
+  attachType?: string;
+  /** Why it is not attached, or why a fallback attach type is used. */
+  reason?: string;
+}
+
+/** Exact per-probe accounting, summed over CPUs: seen = filtered + deduplicated + emitted + lost. */
+export interface ProbeCounters {
+  seen: bigint;
+  filtered: bigint;
+  deduplicated: bigint;
+  emitted: bigint;
+  lost: bigint;
+}
+
+/**
+ * Dedup table state. The LRU's evictions are not reported by the kernel; they
+ * are derived exactly: the BPF side counts keys it inserted and deleted, and
+ * nothing else removes keys, so evictions = inserts - deletes - live entries.
+ */
+export interface DedupStats {
+  enabled: boolean;
+  maxEntries: number;
+  live: number;
+  inserts: bigint;
+  deletes: bigint;
+  /** Inserts that found the key already added by another CPU (counted as deduplicated). */
+  races: bigint;
+  evictions: bigint;
+}
+
+/**
+ * Running probes: an async iterable of decoded event batches. Breaking out of
+ * a `for await` loop, close() and `await using` all detach everything.
+ */
+export interface ProbeSet extends AsyncIterable<ProbeEvent[]>, AsyncDisposable {
+  readonly status: readonly ProbeStatus[];
+  /** Counters per requested probe name. Throws ProbesError 'CLOSED' after close(). */
+  counters(): Map<string, ProbeCounters>;
+  /** Dedup table state (walks the table: O(entries); not for a hot path). */
+  dedupStats(): DedupStats;
+  /** Records decoded so far. */
+  readonly received: number;
+  /** Detaches programs and frees the object; idempotent. */
+  close(): Promise<void> | void;
+}
+
+type Variant = 'tp_btf' | 'raw_tp';
+type SyscallProbe = Exclude<ProbeName, 'file_open_lsm'>;
+
+const PROGRAMS: Record<SyscallProbe, Record<Variant, string[]>> = {
+  file_open: { tp_btf: ['fe_enter_btf', 'fe_exit_btf'], raw_tp: ['fe_enter_raw', 'fe_exit_raw'] },
+  exec: { tp_btf: ['fe_exec_btf'], raw_tp: ['fe_exec_raw'] },
+  exit: { tp_btf: ['fe_exit_proc_btf'], raw_tp: ['fe_exit_proc_raw'] },
+};
+const LSM_PROGRAMS = { lsm: 'fe_open_lsm', fentry: 'fe_open_fentry' } as const;
+type LsmVariant = keyof typeof LSM_PROGRAMS;
+
+const COUNTER_FIELDS = ['seen', 'filtered', 'deduplicated', 'emitted', 'lost'] as const;
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+function u64(n: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(n);
+  return b;
+}
+
+function prefixKey(p: Buffer): Buffer {
+  const k = Buffer.alloc(LAYOUT.stella_prefix_key.size);
+  k.writeUInt32LE(p.length * 8, 0);
+  p.copy(k, LAYOUT.stella_prefix_key.members.data[0]);
+  return k;
+}
+
+function errText(e: unknown): string {
+  if (e instanceof BpfError) {
+    const log = e.libbpfLog?.trim().split('\n').slice(-2).join(' ');
+    return `${e.code}: ${e.message}${log ? ` (${log})` : ''}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+interface Attempt {
+  obj: BpfObject;
+  status: ProbeStatus[];
+}
+
+/** Open, configure, load and attach one variant; closes the object on any throw. */
+function attempt(
+  o: ResolvedOptions,
+  file: string,
+  variant: Variant,
+  lsm: LsmVariant | undefined,
+  notes: Map<string, string>,
+): Attempt {
+  const obj = BpfObject.open(
+    file,
+    o.bindingPath === undefined ? { name: 'fileexec' } : { name: 'fileexec', bindingPath: o.bindingPath },
+  );
+  try {
+    const wanted = new Set<string>();
+    for (const p of o.probes) {
+      if (p === 'file_open_lsm') {
+        if (lsm) wanted.add(LSM_PROGRAMS[lsm]);
+      } else {
+        for (const prog of PROGRAMS[p][variant]) wanted.add(prog);
+      }
+    }
+    for (const prog of obj.programs) obj.setAutoload(prog.name, wanted.has(prog.name));
+
+    obj.setGlobal('cfg_cgroup_filter', o.cgroupIds.length > 0);
+    obj.setGlobal('cfg_path_filter', o.allow.length + o.deny.length > 0);
+    obj.setGlobal('cfg_path_allow', o.allow.length > 0);
+    obj.setGlobal('cfg_dedup', o.dedup);
+    // Wake the reader early when the ring is half full, so a burst is drained before it overflows.
+    obj.setGlobal('cfg_wakeup_bytes', BigInt(o.ringBufferBytes / 2));
+    obj.resizeMap('events', o.ringBufferBytes);
+    obj.resizeMap('dedup', o.dedupEntries);
+    obj.resizeMap('pid_exclude', Math.max(256, o.excludePids.length));
+    obj.resizeMap('cgroup_allow', Math.max(1024, o.cgroupIds.length));
+    obj.resizeMap('path_prefixes', Math.max(256, o.allow.length + o.deny.length));
+    obj.load();
+
+    const one = Buffer.from([1]);
+    const pids = obj.map('pid_exclude');
+    for (const pid of o.excludePids) pids.update(u32(pid), one);
+    const cg = obj.map('cgroup_allow');
+    for (const id of o.cgroupIds) cg.update(u64(id), one);
+    const prefixes = obj.map('path_prefixes');
+    for (const p of o.allow) prefixes.update(prefixKey(p), Buffer.from([PREFIX_ACTION.ALLOW]));
+    for (const p of o.deny) prefixes.update(prefixKey(p), Buffer.from([PREFIX_ACTION.DENY]));
+
+    const status: ProbeStatus[] = [];
+    for (const p of o.probes) {
+      if (p === 'file_open_lsm') {
+        if (!lsm) {
+          status.push({ name: p, attached: false, reason: `not attached: ${notes.get(p) ?? 'unsupported'}` });
+          continue;
+        }
+        try {
+          obj.attach(LSM_PROGRAMS[lsm]);
+          status.push({ name: p, attached: true, attachType: lsm });
+        } catch (e) {
+          status.push({ name: p, attached: false, reason: `not attached: ${errText(e)}` });
+        }
+        continue;
+      }
+      for (const prog of PROGRAMS[p][variant]) obj.attach(prog); // throws: the caller tries the next variant
+      const note = notes.get(variant);
+      status.push(
+        note
+          ? { name: p, attached: true, attachType: variant, reason: note }
+          : { name: p, attached: true, attachType: variant },
+      );
+    }
+    status.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { obj, status };
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
+
+class ProbeSetImpl implements ProbeSet {
+  readonly status: readonly ProbeStatus[];
+  #obj: BpfObject | undefined;
+  #reader: RingBufferReader | undefined;
+  #counters: BpfMap;
+  #dedupStats: BpfMap;
+  #dedup: BpfMap;
+  #probes: ProbeName[];
+  #ncpu = numPossibleCpus();
+  #opts: ResolvedOptions;
+  #received = 0;
+
+  constructor(a: Attempt, o: ResolvedOptions) {
+    this.#obj = a.obj;
+    this.status = Object.freeze(a.status.map((s) => Object.freeze(s)));
+    this.#opts = o;
+    this.#probes = o.probes;
+    this.#counters = a.obj.map('counters');
+    this.#dedupStats = a.obj.map('dedup_stats');
+    this.#dedup = a.obj.map('dedup');
+    this.#reader = a.obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
+  }
+
+  get received(): number {
+    return this.#received;
+  }
+
+  #live(): BpfObject {
+    if (!this.#obj) throw new ProbesError('CLOSED', 'the probe set is closed');
+    return this.#obj;
+  }
+
+  #sumPerCpu(map: BpfMap, slot: number, fields: readonly string[], size: number): Record<string, bigint> {
+    const v = map.lookup(u32(slot));
+    const out: Record<string, bigint> = {};
+    for (const f of fields) out[f] = 0n;
+    if (!v) return out;
+    const stride = Math.ceil(size / 8) * 8;
+    for (let cpu = 0; cpu < this.#ncpu && (cpu + 1) * stride <= v.length; cpu++) {
+      fields.forEach((f, i) => {
+        out[f] = (out[f] ?? 0n) + v.readBigUInt64LE(cpu * stride + i * 8);
+      });
+    }
+    return out;
+  }
+
+  counters(): Map<string, ProbeCounters> {
+    this.#live();
+    const out = new Map<string, ProbeCounters>();
+    for (const p of this.#probes) {
+      const c = this.#sumPerCpu(this.#counters, COUNTER_SLOT[p], COUNTER_FIELDS, LAYOUT.stella_counters.size);
+      out.set(p, {
+        seen: c.seen ?? 0n,
+        filtered: c.filtered ?? 0n,
+        deduplicated: c.deduplicated ?? 0n,
+        emitted: c.emitted ?? 0n,
+        lost: c.lost ?? 0n,
+      });
+    }
+    return out;
+  }
+
+  dedupStats(): DedupStats {
+    this.#live();
+    const s = this.#sumPerCpu(
+      this.#dedupStats,
+      0,
+      ['inserts', 'deletes', 'races'],
+      LAYOUT.stella_dedup_stats.size,
+    );
+    let live = 0;
+    for (const _ of this.#dedup.keys()) live++;
+    const inserts = s.inserts ?? 0n;
+    const deletes = s.deletes ?? 0n;
+    return {
+      enabled: this.#opts.dedup,
+      maxEntries: this.#opts.dedupEntries,
+      live,
+      inserts,
+      deletes,
+      races: s.races ?? 0n,
+      evictions: inserts - deletes - BigInt(live),
+    };
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ProbeEvent[]> {
+    const reader = this.#reader;
+    if (!reader || !this.#obj) return;
+    try {
+      while (true) {
+        const batch = await reader.read();
+        if (batch === null) return;
+        const events: ProbeEvent[] = new Array(batch.count);
+        for (let i = 0; i < batch.count; i++) events[i] = decodeEvent(batch.record(i));
+        this.#received += batch.count;
+        yield events;
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  close(): void {
+    const obj = this.#obj;
+    if (!obj) return;
+    this.#obj = undefined;
+    this.#reader?.close();
+    this.#reader = undefined;
+    obj.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+}
+
+/**
+ * Opens, configures, loads and attaches the file/exec probes, choosing per
+ * kernel: tp_btf on the generic sys_enter/sys_exit and sched tracepoints,
+ * else raw_tp (neither needs tracefs); file_open_lsm via lsm/file_open, else
+ * fentry/security_file_open, else reported as not attached with the reason.
+ * @throws ProbeOptionError for invalid options (before touching the kernel);
+ *   ProbesError 'OBJECT_MISSING' when the BPF object was not built;
+ *   the loader's BpfError (OPEN/LOAD/ATTACH/PRIVILEGE/...) when no variant can run.
+ * Needs CAP_BPF + CAP_PERFMON (or root) and a kernel with BTF and bpf_loop (5.17+).
+ */
+export function openProbeSet(opts?: ProbeSetOptions): ProbeSet {
+  const o = resolveOptions(opts);
+  const file = o.objectPath ?? objectPath('fileexec');
+  if (!existsSync(file)) {
+    throw new ProbesError('OBJECT_MISSING', `BPF object ${file} is missing`, {
+      hint: 'build it: npm run build:native -w @stellaops/probes (needs clang and bpftool)',
+    });
+  }
+  const notes = new Map<string, string>();
+  const variants: Variant[] = [];
+  const btf = probeFeature('tp_btf');
+  if (btf.supported) variants.push('tp_btf');
+  const raw = probeFeature('raw_tp');
+  if (raw.supported) {
+    variants.push('raw_tp');
+    if (!btf.supported) notes.set('raw_tp', `tp_btf unsupported (${btf.reason ?? 'unknown'}); using raw_tp`);
+  }
+  if (variants.length === 0) variants.push('tp_btf'); // let the loader say precisely why it fails
+
+  let lsm: LsmVariant | undefined;
+  if (o.probes.includes('file_open_lsm')) {
+    const l = probeFeature('lsm');
+    if (l.supported) lsm = 'lsm';
+    else {
+      const f = probeFeature('fentry');
+      if (f.supported) lsm = 'fentry';
+      else
+        notes.set(
+          'file_open_lsm',
+          `lsm/file_open: ${l.reason ?? 'unsupported'}; fentry/security_file_open: ${f.reason ?? 'unsupported'}`,
+        );
+    }
+  }
+
+  let last: unknown;
+  for (const variant of variants) {
+    try {
+      return new ProbeSetImpl(attempt(o, file, variant, lsm, notes), o);
+    } catch (e) {
+      last = e;
+      if (lsm) {
+        // The optional probe must never cost the others: retry without it.
+        notes.set('file_open_lsm', `${lsm} program failed: ${errText(e)}`);
+        try {
+          return new ProbeSetImpl(attempt(o, file, variant, undefined, notes), o);
+        } catch (e2) {
+          last = e2; // not the optional probe's fault after all
+          notes.delete('file_open_lsm');
+        }
+      }
+      if (variants.indexOf(variant) + 1 < variants.length) {
+        notes.set('raw_tp', `tp_btf failed (${errText(last)}); using raw_tp`);
+      }
+    }
+  }
+  throw last;
+}
