@@ -287,7 +287,7 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
     let cur = this.#cur;
     if (cur && cur.records > 0 && cur.bytes + buf.length > this.#maxSize) {
       this.#switchChunk(false);
-      cur = null;
+      cur = this.#cur;
     }
     if (!cur) cur = this.#openNextChunk();
     try {

@@ -1,0 +1,341 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { bundleFromJSON } from '@sigstore/bundle';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { keyPair, META, record, tmp } from '../test/support/fixtures.js';
+import { parseBundle } from './bundle.js';
+import { EvidenceChainError } from './errors.js';
+import { bundleName, chunkName, endBundleName } from './layout.js';
+import { CHUNK_PREDICATE_TYPE, type ChunkPredicate, type Statement } from './statement.js';
+import { verifyChain } from './verify.js';
+import { type EvidenceWriter, openChunkWriter, type SealedChunk } from './writer.js';
+
+let t: ReturnType<typeof tmp>;
+let key: ReturnType<typeof keyPair>;
+let out: string;
+beforeEach(() => {
+  t = tmp();
+  key = keyPair(t.path);
+  out = join(t.path, 'evidence');
+});
+afterEach(() => t.cleanup());
+
+function open(extra: Partial<Parameters<typeof openChunkWriter>[0]> = {}): Promise<EvidenceWriter> {
+  return openChunkWriter({ dir: out, signer: key.signer, meta: META, ...extra });
+}
+
+function statementOf(index: number): Statement<ChunkPredicate> {
+  const b = parseBundle(readFileSync(join(out, bundleName(index)), 'utf8'), 'x');
+  return JSON.parse(Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8'));
+}
+
+describe('EvidenceWriter', () => {
+  it('writes lines into chunk-0, seals it with a linked statement and an end-of-stream statement', async () => {
+    const w = await open();
+    const sealed: SealedChunk[] = [];
+    w.on('sealed', (s) => sealed.push(s));
+    const lines: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const r = record(i, i % 2 ? 'process_exec' : 'file_open');
+      w.append(r.line, r.info);
+      lines.push(r.line);
+    }
+    expect(w.status().currentChunk).toMatchObject({ index: 0, records: 10 });
+    await w.close();
+    expect(readFileSync(join(out, chunkName(0)), 'utf8')).toBe(lines.join(''));
+    expect(sealed).toHaveLength(1);
+    const st = statementOf(0);
+    expect(st.predicateType).toBe(CHUNK_PREDICATE_TYPE);
+    expect(st.subject[0].name).toBe('chunk-000000.ndjson');
+    expect(st.predicate).toMatchObject({
+      stream_id: w.streamId,
+      chunk_index: 0,
+      previous_statement_digest: null,
+      record_count: '10',
+      record_counts: { file_open: '5', process_exec: '5' },
+      first_seq: '0',
+      last_seq: '9',
+      host_id: META.hostId,
+      kernel_release: META.kernelRelease,
+      btf_id: META.btfId,
+      collector_version: META.collectorVersion,
+      filter_config_digest: META.filterConfigDigest,
+      recovered: false,
+    });
+    expect(existsSync(join(out, endBundleName(0)))).toBe(true);
+    // A real Sigstore bundle v0.3 with an empty DSSE keyid and the key hint.
+    const b = JSON.parse(readFileSync(join(out, bundleName(0)), 'utf8'));
+    expect(b.mediaType).toBe('application/vnd.dev.sigstore.bundle.v0.3+json');
+    expect(b.dsseEnvelope.signatures[0].keyid).toBe('');
+    expect(b.verificationMaterial.publicKey.hint).toBe(key.signer.keyHint);
+    expect(() => bundleFromJSON(b)).not.toThrow();
+    const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
+    expect(report.errors).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.summary).toMatchObject({ chunks: 1, records: 10, streams: 1, closed: true });
+  });
+
+  it('creates the directory 0750 and chunk files 0640', async () => {
+    const w = await open();
+    const r = record(0);
+    w.append(r.line, r.info);
+    await w.close();
+    expect(statSync(out).mode & 0o777).toBe(0o750);
+    for (const f of readdirSync(out).filter((n) => n.startsWith('chunk-'))) {
+      expect(statSync(join(out, f)).mode & 0o777, f).toBe(0o640);
+    }
+  });
+
+  it('rotates by size, links every chunk to the previous one, and verifies', async () => {
+    const w = await open({ rotation: { maxSizeBytes: 2000 } });
+    for (let i = 0; i < 100; i++) {
+      const r = record(i);
+      w.append(r.line, r.info);
+    }
+    await w.close();
+    const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
+    expect(report.errors).toEqual([]);
+    expect(report.chunks.length).toBeGreaterThan(5);
+    for (const c of report.chunks) {
+      expect(statSync(join(out, c.file)).size).toBeLessThanOrEqual(2000);
+    }
+    const s1 = statementOf(1);
+    const s0b = readFileSync(join(out, bundleName(0)), 'utf8');
+    const { createHash } = await import('node:crypto');
+    const payload0 = Buffer.from(JSON.parse(s0b).dsseEnvelope.payload, 'base64');
+    expect(s1.predicate.previous_statement_digest).toBe(
+      `sha256:${createHash('sha256').update(payload0).digest('hex')}`,
+    );
+    expect(s1.predicate.previous_chunk_digest).toBe(`sha256:${statementOf(0).subject[0].digest.sha256}`);
+  });
+
+  it('rotates by age', async () => {
+    const w = await open({ rotation: { maxAgeMs: 50 } });
+    const r0 = record(0);
+    w.append(r0.line, r0.info);
+    await new Promise<void>((res) => w.once('sealed', () => res()));
+    const r1 = record(1);
+    w.append(r1.line, r1.info);
+    expect(w.status().currentChunk?.index).toBe(1);
+    await w.close();
+    expect(verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true }).ok).toBe(true);
+  });
+
+  it('continues the chain across runs with a new stream id and never reuses an index', async () => {
+    const w1 = await open();
+    const a = record(0);
+    w1.append(a.line, a.info);
+    await w1.close();
+    const w2 = await open();
+    expect(w2.streamId).not.toBe(w1.streamId);
+    const b = record(0);
+    w2.append(b.line, b.info);
+    await w2.close();
+    expect(statementOf(1).predicate.stream_id).toBe(w2.streamId);
+    const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
+    expect(report.errors).toEqual([]);
+    expect(report.streams.map((s) => [s.firstChunk, s.lastChunk, s.end])).toEqual([
+      [0, 0, 'stop'],
+      [1, 1, 'stop'],
+    ]);
+  });
+
+  it('records collector_status totals from status lines and updateStatus', async () => {
+    const w = await open();
+    w.updateStatus({
+      probes: [
+        {
+          name: 'sys_enter_openat',
+          attached: true,
+          attach_type: 'tracepoint',
+          seen: 5n,
+          filtered: 1,
+          deduplicated: '0',
+          emitted: 4n,
+          lost: 0n,
+        },
+        {
+          name: 'inet_sock_set_state',
+          attached: false,
+          attach_type: 'tp_btf',
+          reason: 'EPERM',
+          seen: 0,
+          filtered: 0,
+          deduplicated: 0,
+          emitted: 0,
+          lost: 0,
+        },
+      ],
+    });
+    const r = record(0);
+    w.append(r.line, r.info);
+    await w.rotate();
+    expect(statementOf(0).predicate.collector_status.probes.map((p) => p.name)).toEqual([
+      'inet_sock_set_state',
+      'sys_enter_openat',
+    ]);
+    expect(statementOf(0).predicate.collector_status.probes[1]).toMatchObject({
+      seen: '5',
+      filtered: '1',
+      emitted: '4',
+    });
+    const s = record(1, 'collector_status', {
+      probes: [
+        {
+          name: 'p',
+          attached: true,
+          attach_type: 'raw_tp',
+          seen: '9',
+          filtered: '0',
+          deduplicated: '0',
+          emitted: '9',
+          lost: '2',
+        },
+      ],
+      window_start_wall_ns: '1',
+      window_end_wall_ns: '2',
+    });
+    w.append(s.line, s.info);
+    await w.close();
+    expect(statementOf(1).predicate.collector_status.probes).toEqual([
+      {
+        name: 'p',
+        attached: true,
+        attach_type: 'raw_tp',
+        seen: '9',
+        filtered: '0',
+        deduplicated: '0',
+        emitted: '9',
+        lost: '2',
+      },
+    ]);
+  });
+
+  it('rejects malformed lines and info with INVALID_RECORD, and appends after close with WRITER_CLOSED', async () => {
+    const w = await open();
+    const r = record(0);
+    expect(code(() => w.append('{"a":1}', r.info))).toBe('INVALID_RECORD');
+    expect(code(() => w.append('{"a":1}\n{"b":2}\n', r.info))).toBe('INVALID_RECORD');
+    expect(code(() => w.append(r.line, { type: '', wallNs: 1n }))).toBe('INVALID_RECORD');
+    expect(code(() => w.append(r.line, { type: 'x', wallNs: 1 as unknown as bigint }))).toBe(
+      'INVALID_RECORD',
+    );
+    w.append(r.line, r.info);
+    await w.close();
+    await w.close();
+    expect(code(() => w.append(r.line, r.info))).toBe('WRITER_CLOSED');
+  });
+
+  it('validates options with precise messages', async () => {
+    await expect(open({ rotation: { maxSizeBytes: 0 } })).rejects.toThrow(
+      /maxSizeBytes must be a positive integer/,
+    );
+    await expect(open({ fsync: { mode: 'sometimes' as 'seal' } })).rejects.toThrow(/fsync.mode/);
+    await expect(open({ meta: { ...META, hostId: 1 as unknown as string } })).rejects.toThrow(/meta.hostId/);
+    await expect(open({ signer: {} as never })).rejects.toThrow(/signer must implement Signer/);
+    await expect(open({ streamId: 'bad id/..' })).rejects.toThrow(/streamId/);
+  });
+
+  it('refuses a symlinked output directory and a symlinked chunk path', async () => {
+    const real = join(t.path, 'real');
+    mkdirSync(real);
+    symlinkSync(real, out);
+    await expect(open()).rejects.toMatchObject({ code: 'SYMLINK_REFUSED' });
+    const out2 = join(t.path, 'ev2');
+    mkdirSync(out2);
+    symlinkSync(join(t.path, 'target.ndjson'), join(out2, chunkName(0)));
+    const err = await openChunkWriter({ dir: out2, signer: key.signer, meta: META }).catch((e) => e);
+    expect(err).toBeInstanceOf(EvidenceChainError);
+    expect(['SYMLINK_REFUSED', 'CHAIN_STATE_INVALID']).toContain(err.code);
+    expect(existsSync(join(t.path, 'target.ndjson'))).toBe(false);
+  });
+
+  it('refuses a second live writer on the same directory', async () => {
+    const w = await open();
+    // The lock names this process; a different live pid must be refused.
+    const lockPath = join(out, '.lock');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(lockPath, `${process.ppid}\n`);
+    await expect(open()).rejects.toMatchObject({ code: 'DIRECTORY_LOCKED' });
+    writeFileSync(lockPath, `${process.pid}\n`);
+    await w.close();
+  });
+
+  it('fsync "always" and "seal" policies produce the same verifiable chain', async () => {
+    for (const mode of ['always', 'seal'] as const) {
+      const dir = join(t.path, mode);
+      const w = await openChunkWriter({ dir, signer: key.signer, meta: META, fsync: { mode } });
+      for (let i = 0; i < 20; i++) {
+        const r = record(i);
+        w.append(r.line, r.info);
+      }
+      await w.close();
+      expect(verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true }).ok).toBe(true);
+    }
+  });
+});
+
+const isRoot = process.getuid?.() === 0;
+describe.runIf(isRoot)('EvidenceWriter on a full filesystem (real tmpfs, root)', () => {
+  it('pauses with DISK_FULL, leaves no partial line, and resumes when space returns', async () => {
+    const mnt = join(t.path, 'small');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+    try {
+      const dir = join(mnt, 'ev');
+      const w = await openChunkWriter({
+        dir,
+        signer: key.signer,
+        meta: META,
+        rotation: { maxSizeBytes: 64 * 1024 },
+      });
+      const paused: EvidenceChainError[] = [];
+      w.on('paused', (e) => paused.push(e));
+      w.on('error', () => {});
+      let i = 0;
+      let err: unknown;
+      for (; i < 100_000; i++) {
+        const r = record(i, 'file_open', { filename: 'x'.repeat(300) });
+        try {
+          w.append(r.line, r.info);
+        } catch (e) {
+          err = e;
+          break;
+        }
+      }
+      expect(err).toMatchObject({ code: 'DISK_FULL' });
+      expect((err as Error).message).toMatch(/no space left/);
+      expect(paused).toHaveLength(1);
+      expect(w.status().paused).toBe(true);
+      // Every chunk file holds only complete lines.
+      for (const f of readdirSync(dir).filter((n) => n.endsWith('.ndjson'))) {
+        const data = readFileSync(join(dir, f));
+        if (data.length > 0) expect(data[data.length - 1], f).toBe(10);
+      }
+      // Make room: drop a large filler (the fs is only ours) by growing the tmpfs.
+      execFileSync('mount', ['-o', 'remount,size=2m', mnt]);
+      // Sealing was retried in the background; give it a moment, then continue.
+      const resumed = new Promise<void>((res) => w.once('resumed', () => res()));
+      const r = record(i, 'file_open', { filename: 'x'.repeat(300) });
+      w.append(r.line, r.info);
+      await resumed;
+      expect(w.status().paused).toBe(false);
+      await w.close();
+      const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
+      expect(report.errors).toEqual([]);
+      expect(report.summary.records).toBe(i + 1);
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
+  });
+});
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return (e as EvidenceChainError).code;
+  }
+  return undefined;
+}
