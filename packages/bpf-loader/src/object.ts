@@ -86,15 +86,22 @@ function privilegeError(err: unknown, step: 'load' | 'tracepoint' | 'uprobe' | '
   if (missing.length === 0) return err; // privileged, yet refused: lockdown or an LSM; keep libbpf's error
   const what =
     step === 'load' ? 'loading BPF programs and maps' : step === 'uprobe' ? 'attaching uprobes' : 'attaching';
+  const needed =
+    step === 'uprobe'
+      ? ['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN']
+      : step === 'tracepoint'
+        ? ['CAP_BPF', 'CAP_PERFMON', 'CAP_DAC_READ_SEARCH']
+        : ['CAP_BPF', 'CAP_PERFMON'];
+  const setcap = needed.map((c) => c.toLowerCase()).join(',');
   return new BpfError(`${err.operation}: permission denied (${what})`, {
     code: 'PRIVILEGE',
     operation: err.operation,
     ...(err.errno === undefined ? {} : { errno: err.errno }),
     libbpfLog: err.libbpfLog,
     hint:
-      `this process lacks ${missing.join(', ')}: ${what} needs ${step === 'uprobe' ? 'CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN' : step === 'tracepoint' ? 'CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH' : 'CAP_BPF and CAP_PERFMON'}. ` +
-      'Run as root or grant them (setcap cap_bpf,cap_perfmon,cap_sys_admin,cap_dac_read_search+ep), ' +
-      "or in a container add them with --cap-add. (libbpf's RLIMIT_MEMLOCK advice does not apply to kernels >= 5.11.)",
+      `this process lacks ${missing.join(', ')}: ${what} needs ${needed.join(' and ')}. ` +
+      `Run as root, grant them (setcap ${setcap}+ep <node binary>), or add them to the container (--cap-add). ` +
+      "libbpf's RLIMIT_MEMLOCK advice does not apply: kernels since 5.11 account BPF memory to the cgroup.",
     cause: err,
   });
 }
