@@ -20,6 +20,9 @@ struct fe_scratch {
 	struct fe_exec_event exec;
 	char walk[FE_PATH_MAX + 256];
 	struct stella_prefix_key prefix;
+	/* Unused: exit records are reserved in the ring directly. Listed so the
+	 * type is in the object's BTF, where test/btf-layout.test.ts checks it. */
+	struct fe_exit_event exit_btf_anchor;
 };
 
 struct {
