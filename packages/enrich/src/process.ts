@@ -23,7 +23,7 @@ export interface ProcessInfo {
   readonly exe?: KernelString;
   /** The same file reached from the host: `/proc/<pid>/root<exe>`, when it names the same inode. */
   readonly hostExe?: string;
-  /** True when the process has its own root (a container, a chroot). */
+  /** True when the process's root differs from the caller's (a container, a chroot). */
   readonly ownRoot: boolean;
   /** Arguments, each a {@link KernelString}; bounded by `maxCmdlineBytes` and `maxArgs`. */
   readonly argv: readonly KernelString[];
@@ -100,7 +100,8 @@ export function readProcessInfo(pid: number, options: ProcessInfoOptions = {}): 
   let ownRoot = false;
   try {
     const r = statSync(`${base}/root/`, { bigint: true });
-    const hostRoot = statSync(`${proc}/1/root/`, { bigint: true });
+    // Compared with our own root: pid 1 may not be readable (a sandboxed init).
+    const hostRoot = statSync(`${proc}/self/root/`, { bigint: true });
     ownRoot = r.ino !== hostRoot.ino || r.dev !== hostRoot.dev;
   } catch {
     // no access: treat as host
