@@ -145,7 +145,8 @@ ${out} += ']';`;
     this.objectIds.set(t, id);
     this.h.fns.push(() => undefined); // placeholder until linked
     const body: string[] = [
-      `if (o === null || typeof o !== 'object' || h.getProto(o) !== h.OP) return undefined;`,
+      `if (o === null || typeof o !== 'object') return undefined;`,
+      `const p = h.getProto(o); if (p !== h.OP && p !== null) return undefined;`,
       `let n = 0; let s = ''; let v; let x;`,
     ];
     // RFC 8785 member order: UTF-16 code units, which is what Array.prototype.sort does.
