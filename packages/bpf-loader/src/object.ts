@@ -5,9 +5,10 @@ import {
   type NativeObjectHandle,
 } from './binding.js';
 import { effectiveCapabilities, missingCapabilities } from './caps.js';
-import { BpfError } from './errors.js';
+import { BpfError, NotSupportedError } from './errors.js';
 import { encodeGlobal } from './globals.js';
 import { type BpfMap, BpfMapImpl, type MapInfo } from './map.js';
+import { type BpfFeature, MIN_KERNEL, probeFeature } from './preflight.js';
 import { type RingBufferOptions, RingBufferReader, resolveRingOptions } from './ringbuf.js';
 import { optional, requireBoolean, requireInt, requireOptions, requireString, U32_MAX } from './validate.js';
 
@@ -104,6 +105,38 @@ function privilegeError(err: unknown, step: 'load' | 'tracepoint' | 'uprobe' | '
       "libbpf's RLIMIT_MEMLOCK advice does not apply: kernels since 5.11 account BPF memory to the cgroup.",
     cause: err,
   });
+}
+
+const KERNEL_GATED = new Set<BpfFeature>(['fentry', 'fexit', 'lsm']);
+
+/**
+ * A privileged load refused with EPERM while the object holds fentry/fexit/lsm
+ * programs that the kernel refuses (as on kernels with lockdown or without
+ * BPF trampolines): a NotSupportedError naming the feature, so callers can
+ * setAutoload(false) those programs and fall back to tp_btf/raw_tp.
+ */
+function unsupportedError(err: unknown, programs: readonly ProgramInfo[]): NotSupportedError | undefined {
+  if (!(err instanceof BpfError) || err.code !== 'LOAD' || err.errno !== EPERM) return undefined;
+  if (missingCapabilities('load', effectiveCapabilities()).length > 0) return undefined;
+  for (const p of programs) {
+    if (!p.autoload || !KERNEL_GATED.has(p.type as BpfFeature)) continue;
+    const feature = p.type as BpfFeature;
+    const probe = probeFeature(feature);
+    if (probe.supported) continue;
+    return new NotSupportedError(
+      feature,
+      MIN_KERNEL[feature],
+      `program '${p.name}' (${p.section}): ${probe.reason}`,
+      {
+        code: 'LOAD',
+        operation: err.operation,
+        errno: EPERM,
+        libbpfLog: err.libbpfLog,
+        hint: `open the object again, setAutoload('${p.name}', false) and attach a tp_btf or raw_tp fallback; ${feature} needs Linux ${MIN_KERNEL[feature]}+ without lockdown`,
+      },
+    );
+  }
+  return undefined;
 }
 
 class Link implements BpfLink {
@@ -340,7 +373,7 @@ export class BpfObject implements Disposable {
     try {
       native.load();
     } catch (err) {
-      throw privilegeError(err, 'load');
+      throw unsupportedError(err, this.programs) ?? privilegeError(err, 'load');
     }
     this.#loaded = true;
   }

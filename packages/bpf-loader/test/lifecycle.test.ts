@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BpfError, BpfObject, tracefsPath } from '@stellaops/bpf-loader';
+import { BpfError, BpfObject, NotSupportedError, probeFeature, tracefsPath } from '@stellaops/bpf-loader';
 import { canRunBpf } from '@stellaops/testing';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -333,3 +333,39 @@ describe.runIf(canRunBpf('bpf-loader lifecycle'))(
     });
   },
 );
+
+describe.runIf(canRunBpf('bpf-loader fentry fallback'))('kernel-gated program types', () => {
+  beforeAll(() => ensureFixtures());
+
+  it('fentry refused by the kernel is NotSupportedError at load; without it the tp_btf fallback loads', () => {
+    const fentry = probeFeature('fentry');
+    const o = BpfObject.open(fixture('fentry.bpf.o'));
+    try {
+      if (fentry.supported) {
+        // This kernel runs fentry: the object loads as is.
+        o.load();
+        expect(o.loaded).toBe(true);
+        return;
+      }
+      let err: unknown;
+      try {
+        o.load();
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(NotSupportedError);
+      const e = err as NotSupportedError;
+      expect(e.code).toBe('LOAD');
+      expect(e.feature).toBe('fentry');
+      expect(e.minKernel).toBe('5.5');
+      expect(e.message).toContain("program 'on_vfs_read' (fentry/vfs_read)");
+      expect(e.hint).toMatch(/setAutoload\('on_vfs_read', false\)/);
+    } finally {
+      o.close();
+    }
+    using fallback = BpfObject.open(fixture('fentry.bpf.o'));
+    fallback.setAutoload('on_vfs_read', false);
+    fallback.load();
+    fallback.attach('on_exec_fallback').close();
+  });
+});
