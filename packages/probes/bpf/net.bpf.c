@@ -38,7 +38,7 @@ struct net_owner {
 	__u32 gid;
 	__u8 direction;
 	__u8 filtered; /* the owner is excluded by pid/cgroup filters */
-	__u8 pad[2];
+	__u16 lport;   /* local port once bound: a closing socket is unhashed and reads 0 */
 	char comm[STELLA_COMM_LEN];
 };
 
@@ -157,11 +157,13 @@ static __always_inline void read_tuple(const struct sock *sk, struct net_tuple *
 	t->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	t->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == NET_AF_INET) {
-		BPF_CORE_READ_INTO(t->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(t->raddr, sk, __sk_common.skc_daddr);
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(t->laddr, &l, 4);
+		__builtin_memcpy(t->raddr, &r, 4);
 	} else if (family == NET_AF_INET6) {
-		BPF_CORE_READ_INTO(t->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(t->raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_core_read(t->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(t->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 	} else {
 		t->family = 0;
 	}
@@ -253,6 +255,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	if (ev == NET_TCP_EV_ACCEPTED && !o) {
 		/* Softirq: the owner is whoever accept()s it later. Remember the start. */
 		fresh.start_ns = now;
+		fresh.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 		fresh.direction = NET_DIR_PASSIVE;
 		bpf_map_update_elem(&sk_owner, &key, &fresh, BPF_NOEXIST);
 	}
@@ -278,7 +281,11 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	e->attribution = attribution;
 	e->direction = o ? o->direction : (ev == NET_TCP_EV_ACCEPTED ? NET_DIR_PASSIVE : NET_DIR_UNKNOWN);
 	read_tuple(sk, &e->t);
+	if (o && ev == NET_TCP_EV_ESTABLISHED)
+		o->lport = e->t.lport;
 	if (newstate == NET_TCP_CLOSE) {
+		if (o && e->t.lport == 0)
+			e->t.lport = o->lport;
 		if (o && o->start_ns)
 			e->duration_ns = now - o->start_ns;
 		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
@@ -466,6 +473,7 @@ int BPF_KRETPROBE(net_sock_exit, int ret)
 			struct net_owner o = {};
 			struct net_owner *prev = bpf_map_lookup_elem(&sk_owner, &key);
 			owner_from_current(&o, now, NET_DIR_PASSIVE);
+			o.lport = e->t.lport;
 			if (prev && prev->start_ns)
 				o.start_ns = prev->start_ns;
 			bpf_map_update_elem(&sk_owner, &key, &o, BPF_ANY);
@@ -692,7 +700,8 @@ static __always_inline void emit_tls(void *ctx, struct net_session *sess, __u64 
 		if (result == NET_TLS_RES_NONE) {
 			__u64 w[3] = {ssl, pid_tgid >> 32, sess->start_ns};
 			dk.hash = hash_words(STELLA_FNV_OFFSET, w, 3);
-			dk.fclass = (op == NET_TLS_READ || op == NET_TLS_READ_EX) ? 1 : 2;
+			/* A failed (want-read) call and one that moved bytes are distinct facts. */
+			dk.fclass = ((op == NET_TLS_READ || op == NET_TLS_READ_EX) ? 1 : 2) | (ret > 0 ? 4 : 0);
 		} else {
 			dk.hash = hash_words(STELLA_FNV_OFFSET, (const __u64 *)e->sni, 16);
 			dk.hash = hash_words(dk.hash, (const __u64 *)&e->t.raddr, 2);

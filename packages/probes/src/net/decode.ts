@@ -382,7 +382,10 @@ function decodeTls(b: Buffer, kind: number): TlsEvent {
     tuple: flags & NET_TLS_TUPLE_KNOWN ? tuple(b, L.t[0]) : undefined,
     fd: fd >= 0 ? fd : undefined,
     attempts: b.readUInt32LE(L.attempts[0]),
-    sni: flags & NET_TLS_SNI_SET ? Buffer.from(b.subarray(L.sni[0], L.sni[0] + sniLen)) : undefined,
+    sni:
+      flags & NET_TLS_SNI_SET && sniLen > 0
+        ? Buffer.from(b.subarray(L.sni[0], L.sni[0] + sniLen))
+        : undefined,
     sniTruncated: (flags & NET_TLS_SNI_TRUNCATED) !== 0,
     durationNs: b.readBigUInt64LE(L.duration_ns[0]),
     stack: stack(b, L.stack[0], b.readUInt32LE(L.stack_len[0])),

@@ -1,0 +1,118 @@
+/**
+ * Just enough ELF64 (little-endian) to find exported functions: the dynamic
+ * symbol table and the file offsets uprobes attach at. Reads only the
+ * headers and the two sections it needs, so a 100 MB static binary costs a
+ * few reads.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { ProbesError } from '../errors.js';
+
+/** A file that is not an ELF64 little-endian object this reader understands. */
+export class ElfError extends ProbesError {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super('DECODE', `${path}: ${message}`, {
+      hint: 'pass a 64-bit little-endian ELF shared library or executable',
+    });
+    this.path = path;
+  }
+}
+
+/** A defined function symbol. */
+export interface ElfFunction {
+  /** Virtual address (st_value). */
+  readonly address: bigint;
+  /** Offset in the file: what a uprobe attaches at. */
+  readonly fileOffset: number;
+  readonly size: number;
+}
+
+const SHT_DYNSYM = 11;
+const STT_FUNC = 2;
+const PT_LOAD = 1;
+
+function readAt(fd: number, pos: number, len: number, path: string): Buffer {
+  const b = Buffer.alloc(len);
+  const n = readSync(fd, b, 0, len, pos);
+  if (n !== len) throw new ElfError(path, `truncated: wanted ${len} bytes at ${pos}, got ${n}`);
+  return b;
+}
+
+/**
+ * Defined, exported function symbols of the .dynsym table, by name, with
+ * their uprobe file offsets. `wanted` limits the result (and the work).
+ * Throws ElfError for a file that is not ELF64 LE or is truncated.
+ */
+export function dynamicFunctions(path: string, wanted?: ReadonlySet<string>): Map<string, ElfFunction> {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size < 64) throw new ElfError(path, 'too short to be ELF');
+    const eh = readAt(fd, 0, 64, path);
+    if (eh.readUInt32BE(0) !== 0x7f454c46) throw new ElfError(path, 'no ELF magic');
+    if (eh[4] !== 2 || eh[5] !== 1) throw new ElfError(path, 'not ELF64 little-endian');
+    const phoff = Number(eh.readBigUInt64LE(32));
+    const shoff = Number(eh.readBigUInt64LE(40));
+    const phentsize = eh.readUInt16LE(54);
+    const phnum = eh.readUInt16LE(56);
+    const shentsize = eh.readUInt16LE(58);
+    const shnum = eh.readUInt16LE(60);
+    if (shoff === 0 || shnum === 0) return new Map();
+    if (shoff + shnum * shentsize > size || phoff + phnum * phentsize > size) {
+      throw new ElfError(path, 'section or program headers past end of file');
+    }
+    const ph = readAt(fd, phoff, phnum * phentsize, path);
+    const loads: Array<{ vaddr: bigint; memsz: bigint; offset: bigint }> = [];
+    for (let i = 0; i < phnum; i++) {
+      const o = i * phentsize;
+      if (ph.readUInt32LE(o) !== PT_LOAD) continue;
+      loads.push({
+        offset: ph.readBigUInt64LE(o + 8),
+        vaddr: ph.readBigUInt64LE(o + 16),
+        memsz: ph.readBigUInt64LE(o + 40),
+      });
+    }
+    const sh = readAt(fd, shoff, shnum * shentsize, path);
+    const out = new Map<string, ElfFunction>();
+    for (let i = 0; i < shnum; i++) {
+      const o = i * shentsize;
+      if (sh.readUInt32LE(o + 4) !== SHT_DYNSYM) continue;
+      const symOff = Number(sh.readBigUInt64LE(o + 24));
+      const symSize = Number(sh.readBigUInt64LE(o + 32));
+      const link = sh.readUInt32LE(o + 40);
+      const entsize = Number(sh.readBigUInt64LE(o + 56)) || 24;
+      if (link >= shnum) throw new ElfError(path, `.dynsym links to section ${link} of ${shnum}`);
+      const so = link * shentsize;
+      const strOff = Number(sh.readBigUInt64LE(so + 24));
+      const strSize = Number(sh.readBigUInt64LE(so + 32));
+      if (symOff + symSize > size || strOff + strSize > size)
+        throw new ElfError(path, '.dynsym past end of file');
+      const syms = readAt(fd, symOff, symSize, path);
+      const strs = readAt(fd, strOff, strSize, path);
+      for (let s = 0; s + entsize <= symSize; s += entsize) {
+        const info = syms[s + 4] ?? 0;
+        const type = info & 0xf;
+        const shndx = syms.readUInt16LE(s + 6);
+        // IFUNC symbols are resolvers, not the implementation: probing them would be wrong.
+        if (type !== STT_FUNC || shndx === 0) continue;
+        const nameOff = syms.readUInt32LE(s);
+        const end = strs.indexOf(0, nameOff);
+        const name = strs.toString('latin1', nameOff, end < 0 ? strSize : end);
+        if (wanted && !wanted.has(name)) continue;
+        const address = syms.readBigUInt64LE(s + 8);
+        const seg = loads.find((l) => address >= l.vaddr && address < l.vaddr + l.memsz);
+        if (!seg) continue;
+        if (!out.has(name)) {
+          out.set(name, {
+            address,
+            fileOffset: Number(address - seg.vaddr + seg.offset),
+            size: Number(syms.readBigUInt64LE(s + 16)),
+          });
+        }
+      }
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,33 @@
+export type { AttachedLibrary, UprobeHost, UprobeSpec } from './attach.js';
+export { LIBC_UPROBES, SSL_UPROBES, UprobeAttacher } from './attach.js';
+export { TlsCorrelator } from './correlate.js';
+export type {
+  Endpoint,
+  NetEvent,
+  NetHeader,
+  SockAddr,
+  SockEvent,
+  SocketTuple,
+  TcpStateEvent,
+  TlsEvent,
+} from './decode.js';
+export { decodeNetRecord, decodeSockaddr, formatIPv4, formatIPv6 } from './decode.js';
+export type { LibraryKind, LibraryTarget, MapsEntry, ScannerOptions } from './discovery.js';
+export { classifyLibrary, LibraryScanner, parseMaps, STATIC_SSL_REQUIRED } from './discovery.js';
+export type { ElfFunction } from './elf.js';
+export { dynamicFunctions, ElfError } from './elf.js';
+export type {
+  NetDirection,
+  NetField,
+  NetProbeName,
+  NetStructLayout,
+  SockCall,
+  TcpEvent,
+  TlsOp,
+  TlsResult,
+} from './layout.js';
+export { NET_COUNTER_SLOT, NET_KIND, NET_LAYOUT } from './layout.js';
+export type { ByteString, NetEnvelope, NetRecord, TlsSessionInfo } from './records.js';
+export { byteString, sockaddrRecord, toNetRecord } from './records.js';
+export type { NetProbeCounters, NetProbeOptions, NetProbeStatus, NetProbes } from './runtime.js';
+export { netObjectPath, openNetProbes } from './runtime.js';

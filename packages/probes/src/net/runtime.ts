@@ -1,0 +1,439 @@
+/**
+ * Running network and TLS probes: the net object loaded, TCP state attached
+ * (tp_btf, else raw_tp, else the classic tracepoint), uprobes attached to
+ * every libc and OpenSSL file processes map, re-scanned periodically and on
+ * demand, and the ring decoded into batches of events.
+ *
+ * Same shape as the file/exec ProbeSet (async iterable of event batches,
+ * status, counters(), close()), so the collector can merge both.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  BpfError,
+  type BpfMap,
+  BpfObject,
+  numPossibleCpus,
+  type RingBufferReader,
+} from '@stellaops/bpf-loader';
+import { ProbeOptionError, ProbesError } from '../errors.js';
+import { type AttachedLibrary, UprobeAttacher } from './attach.js';
+import { decodeNetRecord, type NetEvent } from './decode.js';
+import { type LibraryKind, LibraryScanner, type LibraryTarget } from './discovery.js';
+import { NET_COUNTER_SLOT, type NetProbeName } from './layout.js';
+
+/** Options of {@link openNetProbes}. Every field is optional. */
+export interface NetProbeOptions {
+  /** Path of net.bpf.o (default: the one shipped in this package's bpf/). */
+  objectPath?: string;
+  /** Probes to run (default: all five). */
+  probes?: readonly NetProbeName[];
+  /** In-kernel dedup of facts (cgroup, endpoint, kind). Default true. */
+  dedup?: boolean;
+  /** Capture up to 16 user stack frames in uprobe records. Default true. */
+  userStack?: boolean;
+  /** Only these cgroup v2 ids (and their descendants); empty or absent = all. */
+  cgroupIds?: readonly bigint[];
+  /** Pids never reported (this process is always excluded). */
+  excludePids?: readonly number[];
+  /** Re-scan /proc for new libc/libssl files every this many ms; 0 turns it off. Default 2000. */
+  rescanIntervalMs?: number;
+  /** Also probe executables that export SSL_read/SSL_write (static OpenSSL). Default true. */
+  staticSsl?: boolean;
+  /** Extra files to probe by path (a libssl, or a binary with static OpenSSL). */
+  sslPaths?: readonly string[];
+  /** Extra libc files to probe by path. */
+  libcPaths?: readonly string[];
+  /** procfs mount to scan (default '/proc'). */
+  procRoot?: string;
+  /** Ring buffer bytes: a power of two, at least 4096 (default 4 MiB). */
+  ringBufferBytes?: number;
+  /** Ring drain timer in ms (default 10). */
+  drainLatencyMs?: number;
+}
+
+/** Whether a probe runs, how, and why not (or why a fallback). */
+export interface NetProbeStatus {
+  name: NetProbeName;
+  attached: boolean;
+  /** 'tp_btf', 'raw_tp', 'tracepoint' or 'uprobe'. */
+  attachType?: string;
+  reason?: string;
+}
+
+/** Exact per-probe accounting, summed over CPUs: seen = filtered + deduplicated + emitted + lost. */
+export interface NetProbeCounters {
+  seen: bigint;
+  filtered: bigint;
+  deduplicated: bigint;
+  emitted: bigint;
+  lost: bigint;
+}
+
+/** Running net probes. Breaking a `for await`, close() and `await using` detach everything. */
+export interface NetProbes extends AsyncIterable<NetEvent[]>, AsyncDisposable {
+  /** Current status per requested probe (uprobe probes change as files are found). */
+  readonly status: readonly NetProbeStatus[];
+  /** Counters per requested probe. Throws ProbesError 'CLOSED' after close(). */
+  counters(): Map<NetProbeName, NetProbeCounters>;
+  /** Files probed (or refused, with the reason), one per device+inode. */
+  libraries(): Array<Omit<AttachedLibrary, 'links'>>;
+  /** Scan now (all processes, or the given pids); returns how many new files were probed. */
+  rescan(pids?: readonly number[]): number;
+  /** A process exec'd: scan it shortly (after its loader mapped libc). */
+  notifyExec(pid: number): void;
+  /** Records decoded so far. */
+  readonly received: number;
+  close(): Promise<void>;
+}
+
+const ALL: readonly NetProbeName[] = ['tcp_state', 'net_connect', 'net_accept', 'tls_handshake', 'tls_io'];
+const STATE_VARIANTS = [
+  {
+    type: 'tp_btf',
+    state: 'net_tcp_state_btf',
+    exit: 'net_sys_exit_btf',
+    io: ['net_sock_send_btf', 'net_sock_recv_btf'],
+  },
+  {
+    type: 'raw_tp',
+    state: 'net_tcp_state_raw',
+    exit: 'net_sys_exit_raw',
+    io: ['net_sock_send_raw', 'net_sock_recv_raw'],
+  },
+  {
+    type: 'tracepoint',
+    state: 'net_tcp_state_tp',
+    exit: 'net_sys_exit_raw',
+    io: ['net_sock_send_raw', 'net_sock_recv_raw'],
+  },
+] as const;
+const HELPER_PROGRAMS = STATE_VARIANTS.flatMap((v) => [v.state, v.exit, ...v.io]);
+const COUNTER_FIELDS = ['seen', 'filtered', 'deduplicated', 'emitted', 'lost'] as const;
+
+const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+
+/** Path of the net object shipped with this package (src/net → ../../bpf). */
+export function netObjectPath(): string {
+  const fromSrc = join(here, '..', '..', 'bpf', 'net.bpf.o');
+  return existsSync(fromSrc) ? fromSrc : join(here, '..', 'bpf', 'net.bpf.o');
+}
+
+function errText(e: unknown): string {
+  if (e instanceof BpfError) {
+    const log = e.libbpfLog?.trim().split('\n').slice(-2).join(' ');
+    return `${e.code}: ${e.message}${log ? ` (${log})` : ''}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+interface Resolved {
+  file: string;
+  probes: Set<NetProbeName>;
+  dedup: boolean;
+  userStack: boolean;
+  cgroupIds: bigint[];
+  excludePids: number[];
+  rescanIntervalMs: number;
+  staticSsl: boolean;
+  sslPaths: string[];
+  libcPaths: string[];
+  procRoot: string;
+  ringBufferBytes: number;
+  drainLatencyMs: number;
+}
+
+function resolve(o: NetProbeOptions): Resolved {
+  if (o === null || typeof o !== 'object') throw new ProbeOptionError('options', 'must be an object');
+  const probes = o.probes ?? ALL;
+  for (const p of probes) {
+    if (!ALL.includes(p))
+      throw new ProbeOptionError('probes', `unknown probe '${String(p)}'`, `use ${ALL.join(', ')}`);
+  }
+  const ring = o.ringBufferBytes ?? 4 * 1024 * 1024;
+  if (!Number.isInteger(ring) || ring < 4096 || (ring & (ring - 1)) !== 0) {
+    throw new ProbeOptionError('ringBufferBytes', `must be a power of two >= 4096, got ${ring}`);
+  }
+  const rescan = o.rescanIntervalMs ?? 2000;
+  if (!Number.isInteger(rescan) || rescan < 0) {
+    throw new ProbeOptionError(
+      'rescanIntervalMs',
+      `must be a non-negative integer, got ${rescan}`,
+      'use 0 to turn periodic scans off',
+    );
+  }
+  const latency = o.drainLatencyMs ?? 10;
+  if (!Number.isInteger(latency) || latency < 1 || latency > 10_000) {
+    throw new ProbeOptionError('drainLatencyMs', `must be an integer 1..10000, got ${latency}`);
+  }
+  for (const p of o.excludePids ?? []) {
+    if (!Number.isInteger(p) || p < 1 || p > 0xffffffff)
+      throw new ProbeOptionError('excludePids', `not a pid: ${p}`);
+  }
+  for (const c of o.cgroupIds ?? []) {
+    if (typeof c !== 'bigint' || c < 0n || c > 0xffffffffffffffffn)
+      throw new ProbeOptionError(
+        'cgroupIds',
+        `not a cgroup id: ${String(c)}`,
+        'pass cgroup v2 ids as bigint (the inode of the cgroup directory)',
+      );
+  }
+  const file = o.objectPath ?? netObjectPath();
+  if (!existsSync(file)) {
+    throw new ProbesError('OBJECT_MISSING', `BPF object not found: ${file}`, {
+      hint: 'build it with `make -C packages/probes/bpf` (or `npm run build:native -w @stellaops/probes`)',
+    });
+  }
+  for (const p of [...(o.sslPaths ?? []), ...(o.libcPaths ?? [])]) {
+    if (!existsSync(p))
+      throw new ProbeOptionError(o.sslPaths?.includes(p) ? 'sslPaths' : 'libcPaths', `no such file: ${p}`);
+  }
+  return {
+    file,
+    probes: new Set(probes),
+    dedup: o.dedup ?? true,
+    userStack: o.userStack ?? true,
+    cgroupIds: [...(o.cgroupIds ?? [])],
+    excludePids: [process.pid, ...(o.excludePids ?? [])],
+    rescanIntervalMs: rescan,
+    staticSsl: o.staticSsl ?? true,
+    sslPaths: [...(o.sslPaths ?? [])],
+    libcPaths: [...(o.libcPaths ?? [])],
+    procRoot: o.procRoot ?? '/proc',
+    ringBufferBytes: ring,
+    drainLatencyMs: latency,
+  };
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+/** Open, configure, load one TCP-state variant; closes the object if it throws. */
+function load(o: Resolved, variant: (typeof STATE_VARIANTS)[number]): BpfObject {
+  const obj = BpfObject.open(o.file, { name: 'net' });
+  try {
+    obj.setGlobal('cfg_dedup', o.dedup);
+    obj.setGlobal('cfg_user_stack', o.userStack);
+    obj.setGlobal('cfg_cgroup_filter', o.cgroupIds.length > 0);
+    obj.setGlobal('cfg_wakeup_bytes', BigInt(o.ringBufferBytes / 2));
+    obj.resizeMap('events', o.ringBufferBytes);
+    obj.resizeMap('pid_exclude', Math.max(256, o.excludePids.length));
+    obj.resizeMap('cgroup_allow', Math.max(1024, o.cgroupIds.length));
+    const wanted = new Set<string>([variant.state, variant.exit, ...variant.io]);
+    for (const p of HELPER_PROGRAMS) obj.setAutoload(p, wanted.has(p));
+    obj.load();
+    const one = Buffer.from([1]);
+    for (const pid of o.excludePids) obj.map('pid_exclude').update(u32(pid), one);
+    for (const id of o.cgroupIds) {
+      const k = Buffer.alloc(8);
+      k.writeBigUInt64LE(id);
+      obj.map('cgroup_allow').update(k, one);
+    }
+    return obj;
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
+
+/**
+ * Load and attach the network/TLS probes. Needs root (CAP_BPF, CAP_PERFMON,
+ * CAP_SYS_ADMIN for uprobes) and a kernel with BTF; kernels without
+ * tp_btf fall back to raw_tp, then to the classic tracepoint (needs tracefs).
+ * Throws ProbeOptionError for a bad option, ProbesError 'OBJECT_MISSING'
+ * when net.bpf.o was not built, and the loader's BpfError when no variant
+ * loads (its message carries the verifier log).
+ */
+export function openNetProbes(options: NetProbeOptions = {}): NetProbes {
+  const o = resolve(options);
+  const notes: string[] = [];
+  let lastError: unknown;
+  for (const variant of STATE_VARIANTS) {
+    let obj: BpfObject | undefined;
+    try {
+      obj = load(o, variant);
+      const status = attachFixed(obj, o, variant);
+      return new NetProbesImpl(obj, o, status, notes);
+    } catch (e) {
+      obj?.close();
+      lastError = e;
+      notes.push(`${variant.type}: ${errText(e)}`);
+    }
+  }
+  throw lastError;
+}
+
+function attachFixed(
+  obj: BpfObject,
+  o: Resolved,
+  variant: (typeof STATE_VARIANTS)[number],
+): NetProbeStatus[] {
+  const status: NetProbeStatus[] = [];
+  const fallback = variant.type === 'tp_btf' ? undefined : `tp_btf unavailable: using ${variant.type}`;
+  if (o.probes.has('tcp_state')) {
+    obj.attach(variant.state);
+    status.push({
+      name: 'tcp_state',
+      attached: true,
+      attachType: variant.type,
+      ...(fallback ? { reason: fallback } : {}),
+    });
+  }
+  if (o.probes.has('net_connect') || o.probes.has('net_accept')) obj.attach(variant.exit);
+  if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) for (const p of variant.io) obj.attach(p);
+  return status;
+}
+
+class NetProbesImpl implements NetProbes {
+  readonly #obj: BpfObject;
+  readonly #o: Resolved;
+  readonly #fixed: NetProbeStatus[];
+  readonly #reader: RingBufferReader;
+  readonly #counters: BpfMap;
+  readonly #ncpu = numPossibleCpus();
+  readonly #scanner: LibraryScanner;
+  readonly #attacher: UprobeAttacher;
+  readonly #timer: NodeJS.Timeout | undefined;
+  readonly #pending = new Set<NodeJS.Timeout>();
+  #received = 0;
+  #closed = false;
+
+  constructor(obj: BpfObject, o: Resolved, fixed: NetProbeStatus[], notes: string[]) {
+    this.#obj = obj;
+    this.#o = o;
+    this.#fixed = fixed;
+    if (notes.length > 0) for (const s of fixed) s.reason = [s.reason, ...notes].filter(Boolean).join('; ');
+    this.#counters = obj.map('counters');
+    const kinds: LibraryKind[] = [];
+    if (o.probes.has('net_connect') || o.probes.has('net_accept')) kinds.push('libc');
+    if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) kinds.push('libssl', 'ssl-static');
+    this.#scanner = new LibraryScanner({ procRoot: o.procRoot, staticSsl: o.staticSsl });
+    this.#attacher = new UprobeAttacher(obj, kinds);
+    for (const p of o.libcPaths) this.#attachPath('libc', p);
+    for (const p of o.sslPaths) this.#attachPath('libssl', p);
+    this.#reader = obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
+    this.rescan();
+    if (o.rescanIntervalMs > 0) {
+      this.#timer = setInterval(() => this.#safeRescan(), o.rescanIntervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  #attachPath(kind: LibraryKind, path: string): void {
+    const target: LibraryTarget = { kind, key: `path:${path}`, path, mappedPath: path, pid: 0 };
+    this.#attacher.attach(target);
+  }
+
+  #safeRescan(pids?: readonly number[]): void {
+    try {
+      this.rescan(pids);
+    } catch {
+      // A scan races with exiting processes; the next one catches up.
+    }
+  }
+
+  get received(): number {
+    return this.#received;
+  }
+
+  get status(): readonly NetProbeStatus[] {
+    const libs = [...this.#attacher.libraries.values()];
+    const ok = (k: LibraryKind[]) => libs.filter((l) => k.includes(l.target.kind) && l.links.length > 0);
+    const bad = (k: LibraryKind[]) => libs.filter((l) => k.includes(l.target.kind) && l.error);
+    const out: NetProbeStatus[] = [...this.#fixed];
+    const up = (name: NetProbeName, kinds: LibraryKind[], what: string) => {
+      if (!this.#o.probes.has(name)) return;
+      const good = ok(kinds);
+      const failed = bad(kinds);
+      const reason =
+        good.length === 0
+          ? `no ${what} file found in any process yet${failed.length ? `; refused: ${failed.map((f) => `${f.target.path}: ${f.error}`).join('; ')}` : ''}`
+          : failed.length
+            ? `${failed.length} file(s) refused: ${failed.map((f) => `${f.target.path}: ${f.error}`).join('; ')}`
+            : undefined;
+      out.push({ name, attached: good.length > 0, attachType: 'uprobe', ...(reason ? { reason } : {}) });
+    };
+    up('net_connect', ['libc'], 'libc');
+    up('net_accept', ['libc'], 'libc');
+    up('tls_handshake', ['libssl', 'ssl-static'], 'OpenSSL');
+    up('tls_io', ['libssl', 'ssl-static'], 'OpenSSL');
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  libraries(): Array<Omit<AttachedLibrary, 'links'>> {
+    return [...this.#attacher.libraries.values()].map(({ links: _l, ...rest }) => rest);
+  }
+
+  rescan(pids?: readonly number[]): number {
+    if (this.#closed) throw new ProbesError('CLOSED', 'net probes are closed');
+    let added = 0;
+    for (const t of this.#scanner.scan(pids)) {
+      const e = this.#attacher.attach(t);
+      if (e && e.links.length > 0) added++;
+    }
+    return added;
+  }
+
+  notifyExec(pid: number): void {
+    if (this.#closed) return;
+    // The exec'd image maps libc only once its dynamic loader runs: scan a little later.
+    const t = setTimeout(() => {
+      this.#pending.delete(t);
+      if (!this.#closed) this.#safeRescan([pid]);
+    }, 20);
+    t.unref();
+    this.#pending.add(t);
+  }
+
+  counters(): Map<NetProbeName, NetProbeCounters> {
+    if (this.#closed) throw new ProbesError('CLOSED', 'net probes are closed');
+    const out = new Map<NetProbeName, NetProbeCounters>();
+    const stride = 40; // struct stella_counters, already a multiple of 8
+    for (const name of ALL) {
+      if (!this.#o.probes.has(name)) continue;
+      const v = this.#counters.lookup(u32(NET_COUNTER_SLOT[name]));
+      const c: NetProbeCounters = { seen: 0n, filtered: 0n, deduplicated: 0n, emitted: 0n, lost: 0n };
+      if (v) {
+        for (let cpu = 0; cpu < this.#ncpu; cpu++) {
+          COUNTER_FIELDS.forEach((f, i) => {
+            c[f] += v.readBigUInt64LE(cpu * stride + i * 8);
+          });
+        }
+      }
+      out.set(name, c);
+    }
+    return out;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<NetEvent[]> {
+    try {
+      for await (const batch of this.#reader) {
+        const events: NetEvent[] = [];
+        for (const rec of batch) events.push(decodeNetRecord(rec));
+        this.#received += events.length;
+        yield events;
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    for (const t of this.#pending) clearTimeout(t);
+    this.#pending.clear();
+    this.#reader.close();
+    this.#attacher.close();
+    this.#obj.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
