@@ -59,7 +59,7 @@ struct stella_dedup_stats {
 	__u64 inserts;  /* new keys added */
 	__u64 deletes;  /* keys removed again because the record was lost */
 	__u64 races;    /* insert found the key already there (another CPU won) */
-	__u64 pad;
+	__u64 failures; /* insert failed otherwise (no free LRU node): record sent undeduplicated */
 };
 
 struct stella_dedup_key {
@@ -211,11 +211,18 @@ static __always_inline bool stella_dedup_seen(struct stella_dedup_key *key, __u6
 	struct stella_dedup_stats *st = bpf_map_lookup_elem(&dedup_stats, &zero);
 	if (bpf_map_lookup_elem(&dedup, key))
 		return true;
-	if (bpf_map_update_elem(&dedup, key, &now, BPF_NOEXIST) != 0) {
+	long err = bpf_map_update_elem(&dedup, key, &now, BPF_NOEXIST);
+	if (err == -17 /* EEXIST */) {
 		/* Another CPU inserted the same key between lookup and update. */
 		if (st)
 			st->races++;
 		return true;
+	}
+	if (err != 0) {
+		/* Not remembered: better a duplicate later than a fact dropped now. */
+		if (st)
+			st->failures++;
+		return false;
 	}
 	if (st)
 		st->inserts++;

@@ -72,7 +72,7 @@ export const LAYOUT = {
   },
   stella_dedup_stats: {
     size: 32,
-    members: { inserts: [0, 8], deletes: [8, 8], races: [16, 8], pad: [24, 8] },
+    members: { inserts: [0, 8], deletes: [8, 8], races: [16, 8], failures: [24, 8] },
   },
   stella_dedup_key: {
     size: 24,

@@ -46,6 +46,8 @@ export interface DedupStats {
   deletes: bigint;
   /** Inserts that found the key already added by another CPU (counted as deduplicated). */
   races: bigint;
+  /** Inserts that failed otherwise (no free LRU node): those records were sent, not deduplicated. */
+  failures: bigint;
   evictions: bigint;
 }
 
@@ -267,6 +269,7 @@ class ProbeSetImpl implements ProbeSet {
       inserts,
       deletes,
       races: s.races ?? 0n,
+      failures: s.failures ?? 0n,
       evictions: inserts - deletes - BigInt(live),
     };
   }

@@ -1,0 +1,367 @@
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent, ProbeSet } from '@stellaops/probes';
+import { openProbeSet } from '@stellaops/probes';
+import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildFsops, Collector, run, runInCgroup, TestCgroup } from './helpers/harness.js';
+
+// Real kernel: the probes attached to this machine, a static C helper doing
+// exactly the syscalls under test, events picked out by the helper's pid.
+
+const O_WRONLY = 0o1;
+const O_CREAT = 0o100;
+const O_TRUNC = 0o1000;
+const O_CLOEXEC = 0o2000000;
+const AT_FDCWD = -100;
+
+const runs =
+  canRunBpf('probes file/exec kernel tests') &&
+  gate('probes file/exec kernel tests', commandUnavailableReason('cc'));
+
+const isOpen =
+  (pid: number) =>
+  (e: ProbeEvent): e is FileOpenEvent =>
+    e.kind === 'file_open' && e.pid === pid;
+const isExec =
+  (pid: number) =>
+  (e: ProbeEvent): e is ExecEvent =>
+    e.kind === 'exec' && e.pid === pid;
+const isExit =
+  (pid: number) =>
+  (e: ProbeEvent): e is ExitEvent =>
+    e.kind === 'exit' && e.pid === pid;
+const atLeast = (n: number) => (m: unknown[]) => m.length >= n;
+
+describe.runIf(runs)('file and exec probes on the running kernel', () => {
+  let bin: string;
+  let dir: string; // realpath: the kernel reports resolved paths, /tmp may be a symlink elsewhere
+  let col: Collector;
+
+  beforeAll(() => {
+    bin = buildFsops();
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'stella-probes-')));
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(dir, 'sub', 'target.txt'), 'x');
+    col = new Collector(openProbeSet({ dedup: { enabled: false } }));
+  });
+
+  afterAll(async () => {
+    await col?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reports how each probe is attached, and why the optional LSM probe is not', () => {
+    const byName = new Map(col.set.status.map((s) => [s.name, s]));
+    expect([...byName.keys()]).toEqual(['exec', 'exit', 'file_open', 'file_open_lsm']);
+    for (const n of ['exec', 'exit', 'file_open']) {
+      expect(byName.get(n)).toMatchObject({ attached: true });
+      expect(['tp_btf', 'raw_tp']).toContain(byName.get(n)!.attachType);
+    }
+    const lsm = byName.get('file_open_lsm')!;
+    if (!lsm.attached) expect(lsm.reason).toMatch(/^not attached: \S/);
+    else expect(['lsm', 'fentry']).toContain(lsm.attachType);
+  });
+
+  it('open(2) of an absolute path: pid, ppid, path, flags, fd', async () => {
+    const target = join(dir, 'sub', 'target.txt');
+    const r = run(bin, ['open', target]);
+    const [ev] = await col.waitFor(isOpen(r.pid), (m) => m.some((e) => e.path.toString() === target));
+    const e = col.events.filter(isOpen(r.pid)).find((x) => x.path.toString() === target)!;
+    expect(ev).toBeDefined();
+    expect(e).toMatchObject({
+      syscall: 'open',
+      pid: r.pid,
+      tid: r.pid,
+      ppid: process.pid,
+      uid: process.getuid!(),
+      gid: process.getgid!(),
+      flags: 0,
+      dirfd: AT_FDCWD,
+      ret: Number(r.out),
+      resolution: 'absolute',
+      truncated: false,
+    });
+    expect(e.comm.toString()).toBe('fsops');
+    expect(e.cgroupId).toBeGreaterThan(0n);
+    expect(e.monoNs).toBeGreaterThan(0n);
+  });
+
+  it('a relative path after chdir is resolved against the working directory', async () => {
+    const r = run(bin, ['rel', join(dir, 'sub'), 'target.txt']);
+    const m = await col.waitFor(isOpen(r.pid), (x) => x.some((e) => e.resolution === 'cwd'));
+    const e = m.find((x) => x.resolution === 'cwd')!;
+    expect(e.path.toString()).toBe(join(dir, 'sub', 'target.txt'));
+    expect(e).toMatchObject({ syscall: 'openat', dirfd: AT_FDCWD, ret: Number(r.out), flags: 0 });
+  });
+
+  it('openat with a directory fd is resolved against that directory', async () => {
+    const r = run(bin, ['dirfd', dir, 'sub/target.txt']);
+    const [dfd, fd] = r.out.split(' ').map(Number);
+    const m = await col.waitFor(isOpen(r.pid), (x) => x.some((e) => e.resolution === 'dirfd'));
+    const e = m.find((x) => x.resolution === 'dirfd')!;
+    expect(e).toMatchObject({ syscall: 'openat', dirfd: dfd, ret: fd, flags: 0 });
+    expect(e.path.toString()).toBe(join(dir, 'sub/target.txt'));
+    // The directory open itself, absolute, with O_DIRECTORY.
+    expect(m.some((x) => x.path.toString() === dir && x.ret === dfd && x.resolution === 'absolute')).toBe(
+      true,
+    );
+  });
+
+  it('openat2 reports its open_how flags and resolves against dirfd', async () => {
+    const r = run(bin, ['openat2', join(dir, 'sub'), 'target.txt']);
+    const [dfd, fd] = r.out.split(' ').map(Number);
+    const m = await col.waitFor(isOpen(r.pid), (x) => x.some((e) => e.syscall === 'openat2'));
+    const e = m.find((x) => x.syscall === 'openat2')!;
+    expect(e).toMatchObject({ dirfd: dfd, ret: fd, flags: O_CLOEXEC, resolution: 'dirfd' });
+    expect(e.path.toString()).toBe(join(dir, 'sub', 'target.txt'));
+  });
+
+  it('creat(2) is an open with O_CREAT|O_WRONLY|O_TRUNC and its mode', async () => {
+    const target = join(dir, 'created.txt');
+    const r = run(bin, ['creat', target]);
+    const [e] = await col
+      .waitFor(isOpen(r.pid), (m) => m.some((x) => x.syscall === 'creat'))
+      .then((m) => m.filter((x) => x.syscall === 'creat'));
+    expect(e).toMatchObject({ flags: O_CREAT | O_WRONLY | O_TRUNC, mode: 0o640, ret: Number(r.out) });
+    expect(e!.path.toString()).toBe(target);
+    expect(statSync(target).isFile()).toBe(true);
+  });
+
+  it('a failing open carries -errno (ENOENT)', async () => {
+    const target = join(dir, 'does-not-exist');
+    const r = run(bin, ['openat', target]);
+    expect(r.out).toBe('-2');
+    const m = await col.waitFor(isOpen(r.pid), (x) => x.some((e) => e.path.toString() === target));
+    expect(m.find((e) => e.path.toString() === target)).toMatchObject({ ret: -2, flags: O_CLOEXEC });
+  });
+
+  it('execve: filename, argv, exe device and inode, same pid, parent', async () => {
+    const r = run(bin, ['execve', bin, 'fsops', 'exit', '0']);
+    expect(r.status).toBe(0);
+    const st = statSync(bin, { bigint: true });
+    // Two execs in this pid: node's spawn of the helper, then the helper's own execve.
+    const m = await col.waitFor(isExec(r.pid), atLeast(2));
+    const e = m.find((x) => x.argv.map(String).join(' ') === 'fsops exit 0')!;
+    expect(e).toBeDefined();
+    expect(e).toMatchObject({
+      pid: r.pid,
+      ppid: process.pid,
+      argc: 3,
+      argvTruncated: false,
+      exeIno: st.ino,
+      exeDev: st.dev,
+    });
+    expect(e.filename.toString()).toBe(bin);
+  });
+
+  it('execveat: the kernel names the file through the directory fd', async () => {
+    const binDir = join(bin, '..');
+    const r = run(bin, ['execveat', binDir, 'fsops', 'fsops', 'exit', '0']);
+    expect(r.status).toBe(0);
+    const st = statSync(bin, { bigint: true });
+    const m = await col.waitFor(isExec(r.pid), atLeast(2));
+    const e = m.find((x) => x.argv.map(String).join(' ') === 'fsops exit 0')!;
+    expect(e).toMatchObject({ exeIno: st.ino, exeDev: st.dev, argc: 3 });
+    expect(e.filename.toString()).toMatch(/^\/dev\/fd\/\d+\/fsops$/);
+  });
+
+  it('a process that exits in under a millisecond is seen exec-to-exit with its code', async () => {
+    const r = run(bin, ['exit', '7']);
+    expect(r.status).toBe(7);
+    const [x] = await col.waitFor(isExit(r.pid), atLeast(1));
+    const [ex] = await col.waitFor(isExec(r.pid), atLeast(1));
+    expect(x).toMatchObject({ exitCode: 7, signal: 0, ppid: process.pid });
+    expect(x!.monoNs - ex!.monoNs).toBeLessThan(50_000_000n);
+    expect(x!.startNs).toBeLessThanOrEqual(ex!.monoNs);
+  });
+
+  it('a process killed by a signal reports the signal', async () => {
+    const r = run('/bin/sh', ['-c', 'kill -9 $$']);
+    expect(r.status).toBeNull();
+    const [x] = await col.waitFor(isExit(r.pid), atLeast(1));
+    expect(x).toMatchObject({ signal: 9, exitCode: 0 });
+  });
+
+  it('does not report the collector itself (excludePids defaults to its own pid)', async () => {
+    writeFileSync(join(dir, 'self.txt'), 'me');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(col.events.filter((e) => e.pid === process.pid)).toEqual([]);
+  });
+});
+
+/** Opens a ProbeSet for one test, collecting in the background. */
+async function withSet(
+  opts: Parameters<typeof openProbeSet>[0],
+  body: (c: Collector, s: ProbeSet) => Promise<void>,
+) {
+  const c = new Collector(openProbeSet(opts));
+  try {
+    await body(c, c.set);
+  } finally {
+    await c.close();
+  }
+}
+
+describe.runIf(runs)('in-kernel filters, dedup and exact accounting', () => {
+  let bin: string;
+  let dir: string;
+
+  beforeAll(() => {
+    bin = buildFsops();
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'stella-probes-f-')));
+    for (const d of ['allowed', 'other']) mkdirSync(join(dir, d));
+    for (const f of ['allowed/a', 'allowed/secret', 'other/b']) writeFileSync(join(dir, f), f);
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('cgroup allow-list: only processes in the listed cgroup are reported; the rest are counted filtered', async () => {
+    const cg = new TestCgroup('stella-probes-allow');
+    try {
+      await withSet(
+        { probes: ['file_open', 'exec', 'exit'], filters: { cgroupIds: [cg.id] }, dedup: { enabled: false } },
+        async (c, s) => {
+          const target = join(dir, 'other', 'b');
+          const [inside] = await runInCgroup(bin, cg, [['openat', target]]);
+          const outside = run(bin, ['openat', target]);
+          const m = await c.waitFor(isOpen(inside!.pid), atLeast(1));
+          expect(m.map((e) => e.path.toString())).toEqual([target]);
+          expect(m[0]!.cgroupId).toBe(cg.id);
+          const x = await c.waitFor(isExit(inside!.pid), atLeast(1));
+          expect(x[0]!.cgroupId).toBe(cg.id);
+          await new Promise((r) => setTimeout(r, 100));
+          expect(c.of(outside.pid)).toEqual([]);
+          expect(c.events.every((e) => e.cgroupId === cg.id)).toBe(true);
+          expect(s.counters().get('file_open')!.filtered).toBeGreaterThan(0n);
+        },
+      );
+    } finally {
+      cg.remove();
+    }
+  });
+
+  it('path prefixes: allow-list with a longer deny inside it', async () => {
+    await withSet(
+      {
+        probes: ['file_open'],
+        filters: {
+          pathAllowPrefixes: [join(dir, 'allowed/')],
+          pathDenyPrefixes: [join(dir, 'allowed/secret')],
+        },
+        dedup: { enabled: false },
+      },
+      async (c) => {
+        const pids = ['allowed/a', 'allowed/secret', 'other/b'].map(
+          (f) => run(bin, ['openat', join(dir, f)]).pid,
+        );
+        // Relative opens are filtered on their resolved path too.
+        const rel = run(bin, ['rel', join(dir, 'allowed'), 'a']);
+        await c.waitFor(isOpen(rel.pid), atLeast(1));
+        await c.waitFor(isOpen(pids[0]!), atLeast(1));
+        await new Promise((r) => setTimeout(r, 100));
+        expect(c.of(pids[0]!).map((e) => (e as FileOpenEvent).path.toString())).toEqual([
+          join(dir, 'allowed/a'),
+        ]);
+        expect(c.of(pids[1]!)).toEqual([]);
+        expect(c.of(pids[2]!)).toEqual([]);
+        expect(c.of(rel.pid)).toMatchObject([{ resolution: 'cwd' }]);
+        // Nothing outside the allowed prefix got through, from any process on the machine.
+        for (const e of c.events as FileOpenEvent[])
+          expect(e.path.toString().startsWith(join(dir, 'allowed/'))).toBe(true);
+      },
+    );
+  });
+
+  it('dedup: a repeated fact is sent once; another flags class or a failure is a new fact', async () => {
+    const target = join(dir, 'allowed', 'a');
+    await withSet({ probes: ['file_open'], filters: { pathAllowPrefixes: [dir] } }, async (c, s) => {
+      const before = s.counters().get('file_open')!;
+      const storm = run(bin, ['storm', '50', target, '1']);
+      const wr = run(bin, ['openat-wr', target]);
+      const missing = run(bin, ['openat', join(dir, 'nope')]);
+      await c.waitFor(isOpen(missing.pid), atLeast(1));
+      await new Promise((r) => setTimeout(r, 50));
+      const forTarget = (c.events as FileOpenEvent[]).filter((e) => e.path.toString() === target);
+      // One read-only open (from the storm), one write-only open.
+      expect(forTarget.map((e) => [e.pid, e.flags & 3])).toEqual([
+        [storm.pid, 0],
+        [wr.pid, O_WRONLY],
+      ]);
+      const after = s.counters().get('file_open')!;
+      expect(after.deduplicated - before.deduplicated).toBeGreaterThanOrEqual(49n);
+      const d = s.dedupStats();
+      expect(d.enabled).toBe(true);
+      expect(d.inserts).toBeGreaterThanOrEqual(3n);
+      expect(d.live).toBeGreaterThanOrEqual(3);
+    });
+  });
+
+  it('dedup table: evictions are counted and an evicted fact is reported again', async () => {
+    const target = join(dir, 'other', 'b');
+    await withSet(
+      { probes: ['file_open'], filters: { pathAllowPrefixes: [dir] }, dedup: { maxEntries: 16 } },
+      async (c, s) => {
+        const first = run(bin, ['openat', target]);
+        await c.waitFor(isOpen(first.pid), atLeast(1));
+        // 200 distinct (missing) paths push the first fact out of a 16-entry LRU.
+        run(bin, ['storm', '200', join(dir, 'missing-'), '200']);
+        const again = run(bin, ['openat', target]);
+        const d = s.dedupStats();
+        await c.waitFor(isOpen(again.pid), atLeast(1)).catch((e) => {
+          throw new Error(
+            `${e.message}; dedup ${JSON.stringify(d, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+          );
+        });
+        expect(d.live).toBeLessThanOrEqual(16);
+        // The 200 storm paths and the first open were each inserted (or, when the LRU had
+        // no free node, sent without being remembered); at most 16 remain.
+        expect(d.inserts + d.failures).toBeGreaterThanOrEqual(201n);
+        expect(d.evictions).toBeGreaterThanOrEqual(d.inserts - 16n);
+      },
+    );
+  });
+
+  it('storm: seen = filtered + deduplicated + emitted + lost exactly; emitted = records received; every open accounted', async () => {
+    const cg = new TestCgroup('stella-probes-storm');
+    const N = 30000;
+    try {
+      await withSet(
+        {
+          probes: ['file_open'],
+          filters: { cgroupIds: [cg.id] },
+          dedup: { enabled: false },
+          ringBufferBytes: 16384, // small on purpose: some records must be lost
+          drainLatencyMs: 50,
+        },
+        async (c, s) => {
+          const results = await runInCgroup(bin, cg, [
+            ['storm', String(N), join(dir, 'storm-a-'), '1000'],
+            ['storm', String(N), join(dir, 'storm-b-'), '1000'],
+          ]);
+          expect(results.map((r) => r.status)).toEqual([0, 0]);
+          // Drain: everything emitted must arrive in JS.
+          const deadline = Date.now() + 5000;
+          let k = s.counters().get('file_open')!;
+          while (BigInt(c.events.length) !== k.emitted && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+            k = s.counters().get('file_open')!;
+          }
+          expect(k.seen).toBe(k.filtered + k.deduplicated + k.emitted + k.lost);
+          expect(BigInt(c.events.length)).toBe(k.emitted);
+          expect(k.lost).toBeGreaterThan(0n);
+          expect(k.deduplicated).toBe(0n);
+          // In the cgroup there were exactly 2N opens (the static helper opens nothing else).
+          expect(k.emitted + k.lost).toBe(BigInt(2 * N));
+          const pids = new Set(results.map((r) => r.pid));
+          expect(c.events.every((e) => pids.has(e.pid))).toBe(true);
+        },
+      );
+    } finally {
+      cg.remove();
+    }
+  });
+});
