@@ -22,6 +22,7 @@ describe('public surface', () => {
         'programKind',
         'requireFeature',
         'resetFeatureCache',
+        'tracefsMount',
         'tracefsPath',
       ].sort(),
     );

@@ -14,6 +14,7 @@ export {
   probeFeature,
   requireFeature,
   resetFeatureCache,
+  tracefsMount,
   tracefsPath,
 } from './preflight.js';
 export type { RecordBatch, RingBufferOptions, RingBufferStats } from './ringbuf.js';

@@ -86,7 +86,13 @@ function privilegeError(err: unknown, step: 'load' | 'tracepoint' | 'uprobe' | '
   const missing = missingCapabilities(action, effectiveCapabilities());
   if (missing.length === 0) return err; // privileged, yet refused: lockdown or an LSM; keep libbpf's error
   const what =
-    step === 'load' ? 'loading BPF programs and maps' : step === 'uprobe' ? 'attaching uprobes' : 'attaching';
+    step === 'load'
+      ? 'loading BPF programs and maps'
+      : step === 'uprobe'
+        ? 'attaching uprobes'
+        : step === 'tracepoint'
+          ? 'attaching tracefs tracepoints'
+          : 'attaching';
   const needed =
     step === 'uprobe'
       ? ['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN']
@@ -100,7 +106,7 @@ function privilegeError(err: unknown, step: 'load' | 'tracepoint' | 'uprobe' | '
     ...(err.errno === undefined ? {} : { errno: err.errno }),
     libbpfLog: err.libbpfLog,
     hint:
-      `this process lacks ${missing.join(', ')}: ${what} needs ${needed.join(' and ')}. ` +
+      `this process lacks ${missing.join(', ')}: ${what} needs ${needed.join(', ')}. ` +
       `Run as root, grant them (setcap ${setcap}+ep <node binary>), or add them to the container (--cap-add). ` +
       "libbpf's RLIMIT_MEMLOCK advice does not apply: kernels since 5.11 account BPF memory to the cgroup.",
     cause: err,

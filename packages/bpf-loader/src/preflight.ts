@@ -51,7 +51,8 @@ export interface PreflightReport {
     /** CapEff from /proc/self/status, hex. */
     effective: string;
   };
-  tracefs: { mounted: boolean; path: string | null };
+  /** mounted: a tracefs mount exists (from /proc/mounts); reachable: this process can read its events/. */
+  tracefs: { mounted: boolean; path: string | null; reachable: boolean };
   btf: boolean;
   programTypes: Record<'tracepoint' | 'tp_btf' | 'raw_tp' | 'uprobe' | 'fentry' | 'lsm', ProgramTypeStatus>;
   ringbuf: ProgramTypeStatus;
@@ -63,10 +64,28 @@ export interface PreflightReport {
 
 const TRACEFS_PATHS = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 
-/** Where tracefs is mounted (its events/ directory reachable), or null. */
+/** Where tracefs is mounted with its events/ directory reachable by this process, or null. */
 export function tracefsPath(): string | null {
   for (const p of TRACEFS_PATHS) if (existsSync(`${p}/events`)) return p;
   return null;
+}
+
+/** Where tracefs is mounted according to /proc/mounts (reachable or not), or null. */
+export function tracefsMount(mounts?: string): string | null {
+  let text = mounts;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/mounts', 'utf8');
+    } catch {
+      return null;
+    }
+  }
+  const found = text
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[2] === 'tracefs')
+    .map((f) => f[1]!);
+  return TRACEFS_PATHS.find((p) => found.includes(p)) ?? found[0] ?? null;
 }
 
 const TRACEFS_FIX =
@@ -76,7 +95,9 @@ const cache = new Map<BpfFeature, FeatureSupport>();
 
 function extraCheck(feature: BpfFeature): string | undefined {
   if (feature === 'tracepoint' && tracefsPath() === null) {
-    return `programs load but cannot attach: tracefs is not mounted; ${TRACEFS_FIX}`;
+    return tracefsMount() === null
+      ? `programs load but cannot attach: tracefs is not mounted; ${TRACEFS_FIX}`
+      : 'programs load but cannot attach: tracefs is mounted but not readable by this process (needs CAP_DAC_READ_SEARCH); use tp_btf or grant it';
   }
   if (feature === 'uprobe' && !existsSync('/sys/bus/event_source/devices/uprobe/type')) {
     return 'the kernel has no uprobe PMU (CONFIG_UPROBE_EVENTS)';
@@ -172,12 +193,17 @@ export function preflight(): PreflightReport {
   }
   if (!caps.CAP_SYS_ADMIN) warnings.push('missing CAP_SYS_ADMIN: uprobes cannot be attached');
   const tracefs = tracefsPath();
-  if (tracefs === null)
+  const mount = tracefsMount();
+  if (mount === null) {
     warnings.push(`tracefs is not mounted: classic tracepoints cannot attach; ${TRACEFS_FIX}`);
-  else if (!caps.CAP_DAC_READ_SEARCH && !caps.CAP_SYS_ADMIN)
+  } else if (
+    tracefs === null ||
+    (!caps.CAP_DAC_READ_SEARCH && !caps.CAP_SYS_ADMIN && process.getuid?.() !== 0)
+  ) {
     warnings.push(
-      'missing CAP_DAC_READ_SEARCH: tracefs tracepoints cannot be resolved; use tp_btf or grant it',
+      `missing CAP_DAC_READ_SEARCH: tracefs at ${mount} cannot be read, so classic tracepoints cannot attach; use tp_btf or grant it`,
     );
+  }
 
   const canProbe = loadMissing.length === 0;
   const probe = (f: BpfFeature): ProgramTypeStatus =>
@@ -211,7 +237,7 @@ export function preflight(): PreflightReport {
     ok: problems.length === 0,
     kernel: release(),
     capabilities: caps,
-    tracefs: { mounted: tracefs !== null, path: tracefs },
+    tracefs: { mounted: mount !== null, path: tracefs ?? mount, reachable: tracefs !== null },
     btf,
     programTypes,
     ringbuf,

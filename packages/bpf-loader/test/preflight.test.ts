@@ -4,6 +4,7 @@ import {
   preflight,
   probeFeature,
   requireFeature,
+  tracefsMount,
   tracefsPath,
 } from '@stellaops/bpf-loader';
 import { canRunBpf } from '@stellaops/testing';
@@ -20,9 +21,17 @@ describe.runIf(canRunBpf('bpf-loader preflight'))('preflight and feature probes 
     expect(r.ringbuf).toBe('supported');
     expect(r.ok).toBe(true);
     expect(r.problems).toEqual([]);
-    expect(r.tracefs.mounted).toBe(tracefsPath() !== null);
+    expect(r.tracefs.reachable).toBe(tracefsPath() !== null);
+    expect(r.tracefs.mounted).toBe(tracefsMount() !== null);
     expect(r.programTypes.tracepoint).toBe(r.tracefs.mounted ? 'supported' : 'unsupported');
     if (!r.tracefs.mounted) expect(r.warnings.join('\n')).toMatch(/mount tracefs at \/sys\/kernel\/tracing/);
+  });
+
+  it('tracefsMount reads /proc/mounts', () => {
+    expect(tracefsMount('tracefs /sys/kernel/tracing tracefs rw 0 0\nproc /proc proc rw 0 0\n')).toBe(
+      '/sys/kernel/tracing',
+    );
+    expect(tracefsMount('proc /proc proc rw 0 0\n')).toBeNull();
   });
 
   it('probeFeature answers by loading a program; an unsupported feature says why', () => {

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { commandUnavailableReason, gate } from '@stellaops/testing';
+import { tracefsPath } from '@stellaops/bpf-loader';
+import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureFixtures, fixture } from './helpers.js';
+import { ensureFixtures, fixture, targetBin } from './helpers.js';
 
 const child = fileURLToPath(new URL('./privilege-child.mts', import.meta.url));
 const tsx = fileURLToPath(new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url));
@@ -12,36 +13,65 @@ function reason(): string | undefined {
   return commandUnavailableReason('setpriv');
 }
 
-describe.runIf(gate('bpf-loader unprivileged error', reason()))('loading without privileges', () => {
+/** Runs the child as nobody with exactly `caps` (setpriv names: bpf, perfmon, …). */
+function asNobody(caps: string[]) {
+  const set = ['-all', ...caps.map((c) => `+${c}`)].join(',');
+  const stdout = execFileSync(
+    'setpriv',
+    [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      `--inh-caps=${set}`,
+      `--ambient-caps=${set}`,
+      process.execPath,
+      '--import',
+      tsx,
+      child,
+      fixture('fixture.bpf.o'),
+      targetBin,
+    ],
+    { encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: 30_000 },
+  );
+  return JSON.parse(stdout);
+}
+
+describe.runIf(
+  canRunBpf('bpf-loader privilege errors') && gate('bpf-loader privilege errors (setpriv)', reason()),
+)('privilege errors a user sees', () => {
   beforeAll(() => ensureFixtures());
 
-  it("fails with 'PRIVILEGE' and a hint naming CAP_BPF, not libbpf's memlock advice", () => {
-    const stdout = execFileSync(
-      'setpriv',
-      [
-        '--reuid=65534',
-        '--regid=65534',
-        '--clear-groups',
-        '--inh-caps=-all',
-        process.execPath,
-        '--import',
-        tsx,
-        child,
-        fixture('fixture.bpf.o'),
-      ],
-      { encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: 30_000 },
+  it("no capabilities: load fails with 'PRIVILEGE' naming CAP_BPF and CAP_PERFMON, not memlock", () => {
+    const out = asNobody([]);
+    expect(out.open).toBe('ok'); // open needs no privilege
+    expect(out.load.name).toBe('BpfError');
+    expect(out.load.code).toBe('PRIVILEGE');
+    expect(out.load.errno).toBe(1);
+    expect(out.load.hint).toMatch(/lacks CAP_BPF, CAP_PERFMON/);
+    expect(out.load.message).toMatch(
+      /^bpf_object__load: permission denied \(loading BPF programs and maps\)/,
     );
-    const out = JSON.parse(stdout);
-    expect(out.opened).toBe(true); // open needs no privilege
-    expect(out.loaded).toBeUndefined();
-    expect(out.error.name).toBe('BpfError');
-    expect(out.error.code).toBe('PRIVILEGE');
-    expect(out.error.errno).toBe(1);
-    expect(out.error.hint).toMatch(/lacks CAP_BPF, CAP_PERFMON/);
-    expect(out.error.message).toMatch(/permission denied \(loading BPF programs and maps\)/);
-    expect(out.error.message).not.toMatch(/^.*RLIMIT_MEMLOCK.*increase/i);
+    expect(out.load.message).not.toMatch(/increase.*RLIMIT_MEMLOCK|ulimit -l/i);
     expect(out.preflight.ok).toBe(false);
     expect(out.preflight.capabilities.CAP_BPF).toBe(false);
     expect(out.preflight.problems.join('\n')).toMatch(/missing CAP_BPF, CAP_PERFMON/);
+  });
+
+  it('CAP_BPF + CAP_PERFMON: loads and attaches tp_btf/raw_tp; uprobes say CAP_SYS_ADMIN, tracefs tracepoints CAP_DAC_READ_SEARCH', () => {
+    const out = asNobody(['bpf', 'perfmon']);
+    expect(out.load).toBe('ok');
+    expect(out.tp_btf).toBe('ok');
+    expect(out.raw_tp).toBe('ok');
+    expect(out.uprobe.code).toBe('PRIVILEGE');
+    expect(out.uprobe.hint).toMatch(/lacks CAP_SYS_ADMIN: attaching uprobes needs/);
+    if (tracefsPath() !== null) {
+      expect(out.tracepoint.code).toBe('PRIVILEGE');
+      expect(out.tracepoint.hint).toMatch(/lacks CAP_DAC_READ_SEARCH: attaching tracefs tracepoints/);
+    } else {
+      expect(out.tracepoint.code).toBe('ATTACH');
+      expect(out.tracepoint.hint).toMatch(/mount tracefs/);
+    }
+    expect(out.preflight.ok).toBe(true);
+    expect(out.preflight.warnings.join('\n')).toMatch(/missing CAP_SYS_ADMIN: uprobes cannot be attached/);
   });
 });
