@@ -107,8 +107,10 @@ export class LibraryScanner {
       if (!kind) continue;
       if (kind === 'libssl') hasSsl = true;
       const path = sameNs ? e.path : `${this.#proc}/${pid}/root${e.path}`;
-      if (!sameInode(path, e.inode)) continue; // replaced on disk since it was mapped
-      out.push({ kind, key: `${e.dev}:${e.inode}`, path, mappedPath: e.path, pid });
+      const key = fileKey(path);
+      // Gone, or replaced on disk since it was mapped: the mapped inode is not reachable by path.
+      if (!key || !key.endsWith(`:${e.inode}`)) continue;
+      out.push({ kind, key, path, mappedPath: e.path, pid });
     }
     if (this.#staticSsl && !hasSsl) {
       const t = this.#staticTarget(pid, sameNs);
@@ -122,8 +124,9 @@ export class LibraryScanner {
     let key: string;
     let target: string | undefined;
     try {
-      const st = statSync(exe, { bigint: true });
-      key = `exe:${st.dev}:${st.ino}`;
+      const k = fileKey(exe);
+      if (!k) return undefined;
+      key = k;
       target = readLink(exe);
     } catch {
       return undefined;
@@ -161,12 +164,52 @@ function readLink(p: string): string | undefined {
   }
 }
 
-function sameInode(path: string, inode: string): boolean {
+/**
+ * `<major>:<minor>:<inode>` of a file (following links), the identity uprobes
+ * attach to; undefined when it cannot be stat'ed. Every target is keyed this
+ * way, so one file found through several paths is probed once.
+ */
+export function fileKey(path: string): string | undefined {
   try {
-    return statSync(path, { bigint: true }).ino === BigInt(inode);
+    const st = statSync(path, { bigint: true });
+    // glibc's dev_t encoding (major 12+ bits, minor 20 bits split around it).
+    const major = ((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn);
+    const minor = (st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn);
+    return `${major}:${minor}:${st.ino}`;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Standard library directories searched for host libraries at start. */
+export const HOST_LIBRARY_DIRS: readonly string[] = [
+  '/lib/x86_64-linux-gnu',
+  '/usr/lib/x86_64-linux-gnu',
+  '/lib/aarch64-linux-gnu',
+  '/usr/lib/aarch64-linux-gnu',
+  '/lib64',
+  '/usr/lib64',
+  '/lib',
+  '/usr/lib',
+];
+
+/**
+ * libc and libssl files installed on the host in the standard directories,
+ * one per file: probing them at start covers short-lived processes that
+ * start before the first scan could see them map the library.
+ */
+export function hostLibraries(dirs: readonly string[] = HOST_LIBRARY_DIRS): LibraryTarget[] {
+  const out = new Map<string, LibraryTarget>();
+  for (const dir of dirs) {
+    for (const name of ['libc.so.6', 'libssl.so.3', 'libssl.so.1.1']) {
+      const path = `${dir}/${name}`;
+      const key = fileKey(path);
+      const kind = classifyLibrary(path);
+      if (!key || !kind || out.has(key)) continue;
+      out.set(key, { kind, key, path, mappedPath: path, pid: 0 });
+    }
+  }
+  return [...out.values()];
 }
 
 function listPids(proc: string): number[] {

@@ -13,7 +13,15 @@ export type {
 } from './decode.js';
 export { decodeNetRecord, decodeSockaddr, formatIPv4, formatIPv6 } from './decode.js';
 export type { LibraryKind, LibraryTarget, MapsEntry, ScannerOptions } from './discovery.js';
-export { classifyLibrary, LibraryScanner, parseMaps, STATIC_SSL_REQUIRED } from './discovery.js';
+export {
+  classifyLibrary,
+  fileKey,
+  HOST_LIBRARY_DIRS,
+  hostLibraries,
+  LibraryScanner,
+  parseMaps,
+  STATIC_SSL_REQUIRED,
+} from './discovery.js';
 export type { ElfFunction } from './elf.js';
 export { dynamicFunctions, ElfError } from './elf.js';
 export type {

@@ -20,7 +20,7 @@ import {
 import { ProbeOptionError, ProbesError } from '../errors.js';
 import { type AttachedLibrary, UprobeAttacher } from './attach.js';
 import { decodeNetRecord, type NetEvent } from './decode.js';
-import { type LibraryKind, LibraryScanner, type LibraryTarget } from './discovery.js';
+import { fileKey, hostLibraries, type LibraryKind, LibraryScanner } from './discovery.js';
 import { NET_COUNTER_SLOT, type NetProbeName } from './layout.js';
 
 /** Options of {@link openNetProbes}. Every field is optional. */
@@ -47,6 +47,10 @@ export interface NetProbeOptions {
   libcPaths?: readonly string[];
   /** procfs mount to scan (default '/proc'). */
   procRoot?: string;
+  /** Probe the host's libc/libssl in the standard directories at start, mapped or not. Default true. */
+  hostLibraries?: boolean;
+  /** Called with every raw ring record before it is decoded (auditing: e.g. proving no payload bytes). */
+  onRawRecord?: (record: Buffer) => void;
   /** Ring buffer bytes: a power of two, at least 4096 (default 4 MiB). */
   ringBufferBytes?: number;
   /** Ring drain timer in ms (default 10). */
@@ -140,12 +144,17 @@ interface Resolved {
   sslPaths: string[];
   libcPaths: string[];
   procRoot: string;
+  hostLibraries: boolean;
+  onRawRecord: ((record: Buffer) => void) | undefined;
   ringBufferBytes: number;
   drainLatencyMs: number;
 }
 
 function resolve(o: NetProbeOptions): Resolved {
   if (o === null || typeof o !== 'object') throw new ProbeOptionError('options', 'must be an object');
+  if (o.onRawRecord !== undefined && typeof o.onRawRecord !== 'function') {
+    throw new ProbeOptionError('onRawRecord', 'must be a function');
+  }
   const probes = o.probes ?? ALL;
   for (const p of probes) {
     if (!ALL.includes(p))
@@ -201,6 +210,8 @@ function resolve(o: NetProbeOptions): Resolved {
     sslPaths: [...(o.sslPaths ?? [])],
     libcPaths: [...(o.libcPaths ?? [])],
     procRoot: o.procRoot ?? '/proc',
+    hostLibraries: o.hostLibraries ?? true,
+    onRawRecord: o.onRawRecord,
     ringBufferBytes: ring,
     drainLatencyMs: latency,
   };
@@ -315,6 +326,7 @@ class NetProbesImpl implements NetProbes {
     this.#attacher = new UprobeAttacher(obj, kinds);
     for (const p of o.libcPaths) this.#attachPath('libc', p);
     for (const p of o.sslPaths) this.#attachPath('libssl', p);
+    if (o.hostLibraries) for (const t of hostLibraries()) this.#attacher.attach(t);
     this.#reader = obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
     this.rescan();
     if (o.rescanIntervalMs > 0) {
@@ -324,8 +336,9 @@ class NetProbesImpl implements NetProbes {
   }
 
   #attachPath(kind: LibraryKind, path: string): void {
-    const target: LibraryTarget = { kind, key: `path:${path}`, path, mappedPath: path, pid: 0 };
-    this.#attacher.attach(target);
+    const key = fileKey(path);
+    if (!key) throw new ProbeOptionError(kind === 'libc' ? 'libcPaths' : 'sslPaths', `cannot stat ${path}`);
+    this.#attacher.attach({ kind, key, path, mappedPath: path, pid: 0 });
   }
 
   #safeRescan(pids?: readonly number[]): void {
@@ -413,7 +426,11 @@ class NetProbesImpl implements NetProbes {
     try {
       for await (const batch of this.#reader) {
         const events: NetEvent[] = [];
-        for (const rec of batch) events.push(decodeNetRecord(rec));
+        const audit = this.#o.onRawRecord;
+        for (const rec of batch) {
+          audit?.(rec);
+          events.push(decodeNetRecord(rec));
+        }
         this.#received += events.length;
         yield events;
       }
