@@ -169,6 +169,8 @@ const DEFAULT_MAX_AGE = 60 * 60 * 1000;
 export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
   readonly dir: string;
   readonly streamId: string;
+  /** What recovery at open did (empty lists when the previous run stopped cleanly). */
+  recovery: RecoveryReport = { recovered: [], endMarkers: [], removedTemps: [] };
   readonly #signer: Signer;
   readonly #meta: ChainMeta;
   readonly #maxSize: number;
@@ -243,6 +245,7 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
             })
           : undefined;
       const w = new EvidenceWriter(options, streamId, head, release, spool);
+      w.recovery = report;
       if (maxIndex !== undefined) w.#nextIndex = Math.max(w.#nextIndex, maxIndex + 1);
       if (spool) {
         spool.on('witnessed', (e) => w.emit('witnessed', e));
@@ -253,7 +256,8 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       if (report.recovered.length > 0 || report.endMarkers.length > 0) {
         for (const r of report.recovered) spool?.enqueue(bundleName(r.index));
         for (const e of report.endMarkers) spool?.enqueue(endBundleName(e));
-        queueMicrotask(() => w.emit('recovered', report));
+        // After the caller had a chance to subscribe; `recovery` holds it too.
+        setImmediate(() => w.emit('recovered', report));
       }
       return w;
     } catch (err) {

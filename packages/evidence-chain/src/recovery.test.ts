@@ -1,0 +1,181 @@
+import { appendFileSync, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { keyPair, META, record, tmp } from '../test/support/fixtures.js';
+import { parseBundle } from './bundle.js';
+import { bundleName, chunkName, endBundleName, openMarkerName, partialName } from './layout.js';
+import { recoverDirectory } from './recovery.js';
+import type { ChunkPredicate, Statement, StreamEndPredicate } from './statement.js';
+import { verifyChain } from './verify.js';
+import { type EvidenceWriter, openChunkWriter } from './writer.js';
+
+let t: ReturnType<typeof tmp>;
+let key: ReturnType<typeof keyPair>;
+let out: string;
+beforeEach(() => {
+  t = tmp();
+  key = keyPair(t.path);
+  out = join(t.path, 'ev');
+});
+afterEach(() => t.cleanup());
+
+function statement<P = ChunkPredicate>(file: string): Statement<P> {
+  const b = parseBundle(readFileSync(join(out, file), 'utf8'), file);
+  return JSON.parse(Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8'));
+}
+
+/** Stop a writer the way SIGKILL would: no seal, no close (timers are unref'd, the fd just leaks). */
+async function abandoned(n: number, seq0 = 0): Promise<EvidenceWriter> {
+  const w = await openChunkWriter({ dir: out, signer: key.signer, meta: META });
+  for (let i = 0; i < n; i++) {
+    const r = record(seq0 + i);
+    w.append(r.line, r.info);
+  }
+  return w;
+}
+
+const open = () => openChunkWriter({ dir: out, signer: key.signer, meta: META });
+
+describe('recovery at open', () => {
+  it('seals the unfinished chunk with every complete line, reports and keeps the partial last line', async () => {
+    const dead = await abandoned(5);
+    const partial = '{"mono_ns":"1","schema_version":1,"seq":"5","ty';
+    appendFileSync(join(out, chunkName(0)), partial);
+    const w = await open();
+    const recovered = await new Promise<import('./recovery.js').RecoveryReport>((r) =>
+      w.once('recovered', r),
+    );
+    expect(w.recovery).toEqual(recovered);
+    expect(recovered.recovered).toEqual([
+      {
+        index: 0,
+        file: chunkName(0),
+        crashedStreamId: dead.streamId,
+        records: 5,
+        partialLineBytes: partial.length,
+      },
+    ]);
+    expect(recovered.endMarkers).toEqual([0]);
+    const st = statement(bundleName(0));
+    expect(st.predicate.recovered).toBe(true);
+    expect(st.predicate.stream_id).toBe(dead.streamId);
+    expect(st.predicate.record_count).toBe('5');
+    expect(st.predicate.recovery).toMatchObject({
+      crashed_stream_id: dead.streamId,
+      recovered_by_stream_id: w.streamId,
+      partial_line_bytes: partial.length,
+    });
+    expect(readFileSync(join(out, partialName(0)), 'utf8')).toBe(partial);
+    expect(readFileSync(join(out, chunkName(0)), 'utf8').endsWith('\n')).toBe(true);
+    expect(existsSync(join(out, openMarkerName(0)))).toBe(false);
+    const end = statement<StreamEndPredicate>(endBundleName(0));
+    expect(end.predicate).toMatchObject({
+      reason: 'crash_recovery',
+      stream_id: dead.streamId,
+      last_chunk_index: 0,
+    });
+    // The new stream continues the chain at index 1.
+    const r = record(0);
+    w.append(r.line, r.info);
+    await w.close();
+    const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
+    expect(report.errors).toEqual([]);
+    expect(report.streams.map((s) => s.end)).toEqual(['crash_recovery', 'stop']);
+    expect(report.chunks[0]!.checks.find((c) => c.name === 'partial')).toMatchObject({ ok: true });
+  });
+
+  it('a kept partial line that is altered afterwards fails verification', async () => {
+    await abandoned(2);
+    appendFileSync(join(out, chunkName(0)), '{"trunc');
+    await (await open()).close();
+    writeFileSync(join(out, partialName(0)), '{"other');
+    const report = verifyChain(out, { keys: [key.publicKeyPem] });
+    expect(report.errors.some((e) => e.startsWith(`${chunkName(0)}: partial`))).toBe(true);
+  });
+
+  it('is idempotent when the previous recovery was itself killed after cutting the partial line', async () => {
+    await abandoned(3);
+    const partial = '{"half":';
+    appendFileSync(join(out, chunkName(0)), partial);
+    // Simulate the first recovery dying right after saving and cutting the partial line.
+    const data = readFileSync(join(out, chunkName(0)), 'utf8');
+    writeFileSync(join(out, partialName(0)), partial);
+    writeFileSync(join(out, chunkName(0)), data.slice(0, data.length - partial.length));
+    const report = await recoverDirectory(out, key.signer, 'recoverer', META);
+    expect(report.recovered[0]).toMatchObject({ index: 0, records: 3, partialLineBytes: partial.length });
+    expect(statement(bundleName(0)).predicate.recovery?.partial_line_bytes).toBe(partial.length);
+    expect(verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true }).errors).toEqual([]);
+    // Running it again changes nothing.
+    const before = readFileSync(join(out, bundleName(0)));
+    const again = await recoverDirectory(out, key.signer, 'recoverer-2', META);
+    expect(again).toEqual({ recovered: [], endMarkers: [], removedTemps: [] });
+    expect(readFileSync(join(out, bundleName(0)))).toEqual(before);
+  });
+
+  it('seals an empty chunk whose writer died between its open marker and its data file', async () => {
+    const w = await open();
+    const r = record(0);
+    w.append(r.line, r.info);
+    await w.rotate(); // chunk 0 sealed, chunk 1 open and empty
+    unlinkSync(join(out, chunkName(1)));
+    const w2 = await open();
+    await w2.close();
+    const st = statement(bundleName(1));
+    expect(st.predicate).toMatchObject({ recovered: true, record_count: '0', chunk_index: 1 });
+    expect(verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true }).errors).toEqual([]);
+  });
+
+  it('writes a crash end-of-stream statement when the writer died right after a seal', async () => {
+    const w = await open();
+    const r = record(0);
+    w.append(r.line, r.info);
+    await w.rotate();
+    // Died before chunk 1 got its data file and marker.
+    unlinkSync(join(out, chunkName(1)));
+    unlinkSync(join(out, openMarkerName(1)));
+    const rep = await recoverDirectory(out, key.signer, 'next', META);
+    expect(rep.recovered).toEqual([]);
+    expect(rep.endMarkers).toEqual([0]);
+    expect(verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true }).errors).toEqual([]);
+  });
+
+  it('removes temporary files of an interrupted atomic write', async () => {
+    const w = await open();
+    const r = record(0);
+    w.append(r.line, r.info);
+    await w.close();
+    writeFileSync(join(out, `.${bundleName(1)}.tmp-1-abcd`), '{"half');
+    const rep = await recoverDirectory(out, key.signer, 'x', META);
+    expect(rep.removedTemps).toEqual([`.${bundleName(1)}.tmp-1-abcd`]);
+  });
+
+  it('refuses a chunk that is neither sealed nor marked open, naming it', async () => {
+    const w = await open();
+    const r = record(0);
+    w.append(r.line, r.info);
+    await w.close();
+    writeFileSync(join(out, chunkName(1)), r.line);
+    await expect(open()).rejects.toMatchObject({
+      code: 'CHAIN_STATE_INVALID',
+      message: expect.stringContaining(chunkName(1)),
+    });
+  });
+
+  it('never rewrites a sealed chunk', async () => {
+    const w = await open();
+    for (let i = 0; i < 3; i++) {
+      const r = record(i);
+      w.append(r.line, r.info);
+    }
+    await w.rotate();
+    const sealedChunk = readFileSync(join(out, chunkName(0)));
+    const sealedBundle = readFileSync(join(out, bundleName(0)));
+    // Abandon with chunk 1 open, then recover twice.
+    const r = record(3);
+    w.append(r.line, r.info);
+    await (await open()).close();
+    await (await open()).close();
+    expect(readFileSync(join(out, chunkName(0)))).toEqual(sealedChunk);
+    expect(readFileSync(join(out, bundleName(0)))).toEqual(sealedBundle);
+  });
+});
