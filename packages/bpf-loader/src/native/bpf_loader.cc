@@ -231,6 +231,10 @@ class NativeRing : public Napi::ObjectWrap<NativeRing> {
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, offsets_.size() * sizeof(uint32_t));
     memcpy(ab.Data(), offsets_.data(), offsets_.size() * sizeof(uint32_t));
     Napi::Uint32Array offs = Napi::Uint32Array::New(env, offsets_.size(), ab, 0);
+    // JS may close this reader from inside the callback (a for-await that
+    // breaks runs in the microtasks MakeCallback drains): keep the callback
+    // and its async context alive until the call has returned.
+    delivering_ = true;
     try {
       onBatch_.MakeCallback(Value(), {buf, offs, Napi::Number::New(env, count_)}, *asyncContext_);
     } catch (const Napi::Error& e) {
@@ -238,6 +242,13 @@ class NativeRing : public Napi::ObjectWrap<NativeRing> {
       // exception, exactly as from any other event-loop callback.
       napi_fatal_exception(env, e.Value());
     }
+    delivering_ = false;
+    if (closed_) ReleaseCallback();
+  }
+
+  void ReleaseCallback() {
+    if (!onBatch_.IsEmpty()) onBatch_.Reset();
+    asyncContext_.reset();
   }
 
   Napi::Value Pause(const Napi::CallbackInfo& info) {
@@ -276,6 +287,7 @@ class NativeRing : public Napi::ObjectWrap<NativeRing> {
   uint32_t latencyMs_ = 10;
   bool paused_ = false;
   bool closed_ = true;
+  bool delivering_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -866,8 +878,7 @@ void NativeRing::Close() {
   // uv_close on the poll handle has already removed the epoll fd from the loop.
   if (rb_ != nullptr) ring_buffer__free(rb_);
   rb_ = nullptr;
-  if (!onBatch_.IsEmpty()) onBatch_.Reset();
-  asyncContext_.reset();
+  if (!delivering_) ReleaseCallback();
   if (owner_ != nullptr) owner_->ForgetRing(this);
   owner_ = nullptr;
 }
