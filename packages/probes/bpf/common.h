@@ -267,14 +267,15 @@ static __always_inline int stella_output(__u32 probe, void *data, __u64 size)
 static __always_inline void stella_fill_header(struct stella_event_header *h, __u32 kind,
 					       __u64 pid_tgid, __u64 cgroup_id, __u64 now)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	/* A BTF pointer: direct (fault-safe) loads, no helper call per field. */
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 ugid = bpf_get_current_uid_gid();
 	h->mono_ns = now;
 	h->cgroup_id = cgroup_id;
 	h->kind = kind;
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->ppid = task->real_parent->tgid;
 	h->uid = (__u32)ugid;
 	h->gid = ugid >> 32;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));

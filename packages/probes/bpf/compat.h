@@ -23,13 +23,24 @@
 #define NR_open_by_handle_at 304
 #define NR_openat 257
 #define NR_openat2 437
-/* User-space syscall arguments in the pt_regs seen by raw sys_enter. */
+/*
+ * User-space syscall arguments in the pt_regs seen by raw sys_enter.
+ * SYSCALL_*(regs) read through bpf_probe_read_kernel (any program type);
+ * SYSCALL_*_REG(regs, direct) load directly when `direct` (a compile-time
+ * constant) says regs is a BTF pointer, as in tp_btf: no helper call.
+ */
+#define STELLA_REG(regs, field, direct) ((direct) ? (regs)->field : BPF_CORE_READ((regs), field))
 #define SYSCALL_ARG1(regs) BPF_CORE_READ((regs), di)
+#define SYSCALL_ARG1_REG(regs, direct) STELLA_REG(regs, di, direct)
 #define SYSCALL_ARG2(regs) BPF_CORE_READ((regs), si)
+#define SYSCALL_ARG2_REG(regs, direct) STELLA_REG(regs, si, direct)
 #define SYSCALL_ARG3(regs) BPF_CORE_READ((regs), dx)
+#define SYSCALL_ARG3_REG(regs, direct) STELLA_REG(regs, dx, direct)
 #define SYSCALL_ARG4(regs) BPF_CORE_READ((regs), r10)
+#define SYSCALL_ARG4_REG(regs, direct) STELLA_REG(regs, r10, direct)
 /* At sys_exit the syscall number is only in orig_ax. */
 #define SYSCALL_NR(regs) BPF_CORE_READ((regs), orig_ax)
+#define SYSCALL_NR_REG(regs, direct) STELLA_REG(regs, orig_ax, direct)
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_open (-1)
 #define NR_creat (-1)
@@ -37,10 +48,15 @@
 #define NR_openat 56
 #define NR_openat2 437
 #define SYSCALL_ARG1(regs) BPF_CORE_READ((regs), orig_x0)
+#define SYSCALL_ARG1_REG(regs, direct) STELLA_REG(regs, orig_x0, direct)
 #define SYSCALL_ARG2(regs) BPF_CORE_READ((regs), regs[1])
+#define SYSCALL_ARG2_REG(regs, direct) STELLA_REG(regs, regs[1], direct)
 #define SYSCALL_ARG3(regs) BPF_CORE_READ((regs), regs[2])
+#define SYSCALL_ARG3_REG(regs, direct) STELLA_REG(regs, regs[2], direct)
 #define SYSCALL_ARG4(regs) BPF_CORE_READ((regs), regs[3])
+#define SYSCALL_ARG4_REG(regs, direct) STELLA_REG(regs, regs[3], direct)
 #define SYSCALL_NR(regs) BPF_CORE_READ((regs), syscallno)
+#define SYSCALL_NR_REG(regs, direct) STELLA_REG(regs, syscallno, direct)
 #else
 #error "unsupported architecture: define __TARGET_ARCH_x86 or __TARGET_ARCH_arm64"
 #endif

@@ -32,12 +32,15 @@ struct {
 	__type(value, struct fe_scratch);
 } fe_scratch SEC(".maps");
 
+/* Per-thread arguments between sys_enter and sys_exit: task storage is a
+ * direct per-task slot, cheaper than a hash keyed by tid and never full. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct fe_open_args);
 } open_args SEC(".maps");
+
 
 static __always_inline struct fe_scratch *scratch(void)
 {
@@ -45,35 +48,23 @@ static __always_inline struct fe_scratch *scratch(void)
 	return bpf_map_lookup_elem(&fe_scratch, &zero);
 }
 
-/* ---- hashing (bpf_loop: bounded work without unrolling 1024 iterations) ---- */
+/* ---- hashing: FNV-1a style over 8-byte words, tail masked ---- */
 
-struct hash_ctx {
-	__u64 h;
-	__u32 len;
-	__u32 which; /* 0: open.path, 1: exec.data */
-};
-
-static long hash_word(__u32 i, void *data)
+static __always_inline __u64 hash_bytes(const char *buf, __u32 len)
 {
-	struct hash_ctx *c = data;
-	struct fe_scratch *s = scratch();
-	if (!s)
-		return 1;
-	__u32 off = (i * 8) & (FE_PATH_MAX * 2 - 8);
-	__u64 w = c->which ? *(__u64 *)&s->exec.data[off] : *(__u64 *)&s->open.path[off];
-	__u32 left = c->len - i * 8;
-	if (left < 8)
-		w &= (1ULL << (left * 8)) - 1; /* bytes past the end are stale */
-	c->h = (c->h ^ w) * STELLA_FNV_PRIME;
-	c->h ^= c->h >> 29;
-	return 0;
-}
-
-static __always_inline __u64 hash_bytes(__u32 len, __u32 which)
-{
-	struct hash_ctx c = { .h = STELLA_FNV_OFFSET ^ len, .len = len, .which = which };
-	bpf_loop((len + 7) / 8, hash_word, &c, 0);
-	return c.h;
+	__u64 h = STELLA_FNV_OFFSET ^ len;
+	__u32 words = (len + 7) / 8;
+	for (__u32 i = 0; i < FE_PATH_MAX * 2 / 8; i++) {
+		if (i >= words)
+			break;
+		__u64 w = *(const __u64 *)&buf[(i * 8) & (FE_PATH_MAX * 2 - 8)];
+		__u32 left = len - i * 8;
+		if (left < 8)
+			w &= (1ULL << (left * 8)) - 1; /* bytes past the end are stale */
+		h = (h ^ w) * STELLA_FNV_PRIME;
+		h ^= h >> 29;
+	}
+	return h;
 }
 
 /* ---- path resolution ---- */
@@ -175,40 +166,40 @@ static __always_inline struct file *fd_file(int fd)
 
 /* ---- file open: enter ---- */
 
-static __always_inline int on_sys_enter(struct pt_regs *regs, long id)
+static __always_inline int on_sys_enter(struct pt_regs *regs, long id, const bool direct)
 {
 	struct fe_open_args a = {};
 	if (id == NR_openat) {
 		a.syscall = FE_SYS_OPENAT;
-		a.dirfd = (int)SYSCALL_ARG1(regs);
-		a.path_ptr = SYSCALL_ARG2(regs);
-		a.flags = (__u32)SYSCALL_ARG3(regs);
-		a.mode = (__u32)SYSCALL_ARG4(regs);
+		a.dirfd = (int)SYSCALL_ARG1_REG(regs, direct);
+		a.path_ptr = SYSCALL_ARG2_REG(regs, direct);
+		a.flags = (__u32)SYSCALL_ARG3_REG(regs, direct);
+		a.mode = (__u32)SYSCALL_ARG4_REG(regs, direct);
 	} else if (id == NR_open) {
 		a.syscall = FE_SYS_OPEN;
 		a.dirfd = FE_AT_FDCWD;
-		a.path_ptr = SYSCALL_ARG1(regs);
-		a.flags = (__u32)SYSCALL_ARG2(regs);
-		a.mode = (__u32)SYSCALL_ARG3(regs);
+		a.path_ptr = SYSCALL_ARG1_REG(regs, direct);
+		a.flags = (__u32)SYSCALL_ARG2_REG(regs, direct);
+		a.mode = (__u32)SYSCALL_ARG3_REG(regs, direct);
 	} else if (id == NR_openat2) {
 		struct open_how how = {};
 		a.syscall = FE_SYS_OPENAT2;
-		a.dirfd = (int)SYSCALL_ARG1(regs);
-		a.path_ptr = SYSCALL_ARG2(regs);
-		bpf_probe_read_user(&how, sizeof(how), (void *)SYSCALL_ARG3(regs));
+		a.dirfd = (int)SYSCALL_ARG1_REG(regs, direct);
+		a.path_ptr = SYSCALL_ARG2_REG(regs, direct);
+		bpf_probe_read_user(&how, sizeof(how), (void *)SYSCALL_ARG3_REG(regs, direct));
 		a.flags = how.flags;
 		a.mode = (__u32)how.mode;
 	} else if (id == NR_creat) {
 		a.syscall = FE_SYS_CREAT;
 		a.dirfd = FE_AT_FDCWD;
-		a.path_ptr = SYSCALL_ARG1(regs);
+		a.path_ptr = SYSCALL_ARG1_REG(regs, direct);
 		a.flags = 0100 | 01 | 01000; /* O_CREAT|O_WRONLY|O_TRUNC, fs/open.c */
-		a.mode = (__u32)SYSCALL_ARG2(regs);
+		a.mode = (__u32)SYSCALL_ARG2_REG(regs, direct);
 	} else if (id == NR_open_by_handle_at) {
 		a.syscall = FE_SYS_OPEN_BY_HANDLE_AT;
-		a.dirfd = (int)SYSCALL_ARG1(regs); /* mount_fd */
+		a.dirfd = (int)SYSCALL_ARG1_REG(regs, direct); /* mount_fd */
 		a.path_ptr = 0;
-		a.flags = (__u32)SYSCALL_ARG3(regs);
+		a.flags = (__u32)SYSCALL_ARG3_REG(regs, direct);
 	} else {
 		return 0;
 	}
@@ -218,25 +209,31 @@ static __always_inline int on_sys_enter(struct pt_regs *regs, long id)
 		stella_count(FE_PROBE_FILE_OPEN, STELLA_C_FILTERED);
 		return 0;
 	}
-	if (bpf_map_update_elem(&open_args, &pid_tgid, &a, BPF_ANY) != 0)
-		stella_count(FE_PROBE_FILE_OPEN, STELLA_C_LOST); /* table full: the open cannot be reported */
+	struct fe_open_args *slot = bpf_task_storage_get(&open_args, bpf_get_current_task_btf(), 0,
+							 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!slot) {
+		stella_count(FE_PROBE_FILE_OPEN, STELLA_C_LOST); /* no memory for the slot: cannot be reported */
+		return 0;
+	}
+	a.active = 1;
+	*slot = a;
 	return 0;
 }
 
 /* ---- file open: exit ---- */
 
-static __always_inline int on_sys_exit(struct pt_regs *regs, long ret)
+static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const bool direct)
 {
-	long id = SYSCALL_NR(regs);
+	long id = SYSCALL_NR_REG(regs, direct);
 	if (id != NR_openat && id != NR_open && id != NR_openat2 && id != NR_creat &&
 	    id != NR_open_by_handle_at)
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct fe_open_args *ap = bpf_map_lookup_elem(&open_args, &pid_tgid);
-	if (!ap)
+	struct fe_open_args *ap = bpf_task_storage_get(&open_args, bpf_get_current_task_btf(), 0, 0);
+	if (!ap || !ap->active)
 		return 0; /* filtered at enter, or enter ran before attach */
 	struct fe_open_args a = *ap;
-	bpf_map_delete_elem(&open_args, &pid_tgid);
+	ap->active = 0;
 
 	struct fe_scratch *s = scratch();
 	if (!s) {
@@ -349,7 +346,7 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret)
 			  ((a.flags & 01000) ? FE_FCLASS_TRUNC : 0) | (ret < 0 ? FE_FCLASS_FAILED : 0),
 	};
 	if (cfg_dedup) {
-		key.hash = hash_bytes(len, 0);
+		key.hash = hash_bytes(ev->path, len);
 		if (stella_dedup_seen(&key, now)) {
 			stella_count(FE_PROBE_FILE_OPEN, STELLA_C_DEDUPLICATED);
 			return 0;
@@ -364,25 +361,25 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(fe_enter_btf, struct pt_regs *regs, long id)
 {
-	return on_sys_enter(regs, id);
+	return on_sys_enter(regs, id, true);
 }
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fe_exit_btf, struct pt_regs *regs, long ret)
 {
-	return on_sys_exit(regs, ret);
+	return on_sys_exit(regs, ret, true);
 }
 
 SEC("?raw_tp/sys_enter")
 int BPF_PROG(fe_enter_raw, struct pt_regs *regs, long id)
 {
-	return on_sys_enter(regs, id);
+	return on_sys_enter(regs, id, false);
 }
 
 SEC("?raw_tp/sys_exit")
 int BPF_PROG(fe_exit_raw, struct pt_regs *regs, long ret)
 {
-	return on_sys_exit(regs, ret);
+	return on_sys_exit(regs, ret, false);
 }
 
 /* ---- exec ---- */
@@ -427,7 +424,7 @@ static __always_inline int on_exec(struct task_struct *p, int old_pid, struct li
 
 	struct stella_dedup_key key = { .cgroup_id = cg, .kind = STELLA_KIND_EXEC, .fclass = 0 };
 	if (cfg_dedup) {
-		key.hash = hash_bytes(flen, 1);
+		key.hash = hash_bytes(ev->data, flen);
 		if (stella_dedup_seen(&key, now)) {
 			stella_count(FE_PROBE_EXEC, STELLA_C_DEDUPLICATED);
 			return 0;
@@ -552,7 +549,7 @@ static __always_inline int on_file_open(struct file *file)
 		.fclass = (ev->flags & 3) | ((ev->flags & 0100) ? FE_FCLASS_CREAT : 0),
 	};
 	if (cfg_dedup) {
-		key.hash = hash_bytes(len, 0);
+		key.hash = hash_bytes(ev->path, len);
 		if (stella_dedup_seen(&key, now)) {
 			stella_count(FE_PROBE_FILE_OPEN_LSM, STELLA_C_DEDUPLICATED);
 			return 0;

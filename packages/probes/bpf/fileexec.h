@@ -97,7 +97,7 @@ struct fe_open_args {
 	__u32 mode;
 	__s32 dirfd;
 	__u32 syscall;
-	__u32 pad;
+	__u32 active; /* set at enter, cleared at exit */
 };
 
 #endif /* STELLA_FILEEXEC_H */
