@@ -74,6 +74,8 @@ export interface ContainerTrackerOptions {
   readonly requestTimeoutMs?: number;
   /** Subscribe to runtime events (default true). */
   readonly watch?: boolean;
+  /** List every runtime's containers at start (default true); false resolves each on first sight. */
+  readonly prepopulate?: boolean;
   /** Runtime clients to use instead of the socket ones (tests, custom runtimes). */
   readonly clients?: readonly RuntimeClient[];
 }
@@ -201,7 +203,7 @@ export class ContainerTracker {
       if (cr) clients.push(new CrioClient(cr, timeout));
     }
     const t = new ContainerTracker(clients, options);
-    await Promise.all(clients.map((c) => t.#list(c)));
+    if (options.prepopulate !== false) await Promise.all(clients.map((c) => t.#list(c)));
     if (options.watch !== false) for (const c of clients) t.#watch(c);
     return t;
   }
