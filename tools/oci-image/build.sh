@@ -2,7 +2,7 @@
 # Builds a small, reproducible container image from busybox-static, with no
 # registry: the tests here cannot pull anything.
 #
-#   tools/oci-image/build.sh <out-dir> [--ref <image-ref>] [--add <host-file>:<path-in-image>]...
+#   tools/oci-image/build.sh <out-dir> [--ref <image-ref>] [--cmd '<json array>'] [--add <host-file>:<path-in-image>]...
 #
 # Writes into <out-dir>:
 #   image.tar   one archive that is both an OCI image layout (oci-layout,
@@ -16,15 +16,18 @@
 # inputs always give the same digests. Import with `import.sh` next to this.
 set -euo pipefail
 
-usage() { echo "usage: $0 <out-dir> [--ref <image-ref>] [--add <host-file>:<path-in-image>]..." >&2; exit 2; }
+usage() { echo "usage: $0 <out-dir> [--ref <image-ref>] [--cmd '<json array>'] [--add <host-file>:<path-in-image>]..." >&2; exit 2; }
 [ $# -ge 1 ] || usage
 out=$1; shift
 ref=docker.io/stellaops/busybox:test
+cmd='["/bin/sh"]'
 adds=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --ref) [ $# -ge 2 ] || usage; ref=$2; shift 2 ;;
     --add) [ $# -ge 2 ] || usage; adds+=("$2"); shift 2 ;;
+    # The image's default command (a CRI pod sandbox runs it, e.g. '["/bin/sleep","2147483647"]').
+    --cmd) [ $# -ge 2 ] || usage; cmd=$2; shift 2 ;;
     *) usage ;;
   esac
 done
@@ -64,8 +67,9 @@ layer=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 layer_size=$(stat -c %s "$work/layer.tar")
 mv "$work/layer.tar" "$blobs/$layer"
 
-printf '{"architecture":"amd64","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"],"WorkingDir":"/"},"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"tools/oci-image/build.sh"}],"os":"linux","rootfs":{"diff_ids":["sha256:%s"],"type":"layers"}}' \
-  "$layer" > "$work/config.json"
+case "$cmd" in \[*\]) ;; *) echo "$0: --cmd must be a JSON array of strings, got: $cmd" >&2; exit 1 ;; esac
+printf '{"architecture":"amd64","config":{"Cmd":%s,"Env":["PATH=/bin"],"WorkingDir":"/"},"created":"1970-01-01T00:00:00Z","history":[{"created":"1970-01-01T00:00:00Z","created_by":"tools/oci-image/build.sh"}],"os":"linux","rootfs":{"diff_ids":["sha256:%s"],"type":"layers"}}' \
+  "$cmd" "$layer" > "$work/config.json"
 config=$(sha256sum "$work/config.json" | cut -d' ' -f1)
 config_size=$(stat -c %s "$work/config.json")
 mv "$work/config.json" "$blobs/$config"

@@ -26,6 +26,8 @@ export interface BuiltImage {
 export interface BuildOptions {
   readonly ref?: string;
   readonly add?: readonly { readonly src: string; readonly dst: string }[];
+  /** The image's default command (a CRI pod sandbox runs it). */
+  readonly cmd?: readonly string[];
   /** Output directory; default a fresh temp dir. */
   readonly outDir?: string;
 }
@@ -35,6 +37,7 @@ export function buildImage(options: BuildOptions = {}): BuiltImage {
   const out = options.outDir ?? mkdtempSync(join(tmpdir(), 'stella-oci-'));
   const args = [join(here, 'build.sh'), out];
   if (options.ref) args.push('--ref', options.ref);
+  if (options.cmd) args.push('--cmd', JSON.stringify(options.cmd));
   for (const a of options.add ?? []) args.push('--add', `${a.src}:${a.dst}`);
   execFileSync('bash', args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const meta = JSON.parse(readFileSync(join(out, 'image.json'), 'utf8')) as Omit<BuiltImage, 'tar'>;
