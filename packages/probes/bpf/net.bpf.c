@@ -523,6 +523,11 @@ static __always_inline struct net_session *session(__u32 tgid, __u64 ssl, __u64 
 static __always_inline int tls_enter(__u8 op, __u64 ssl, __s64 num, __u64 out_ptr)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_tls_args *outer = bpf_map_lookup_elem(&tls_args, &pid_tgid);
+	/* SSL_connect/SSL_accept call SSL_do_handshake on the same session: the
+	 * outermost call names the record (and the role); the inner return emits it. */
+	if (outer && outer->ssl == ssl)
+		return 0;
 	struct net_tls_args a = {};
 	a.ssl = ssl;
 	a.start_ns = bpf_ktime_get_ns();
