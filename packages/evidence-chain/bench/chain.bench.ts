@@ -1,0 +1,125 @@
+/**
+ * Benchmark of @stellaops/evidence-chain (run: `npm run bench -w packages/evidence-chain`).
+ *
+ * 1. Sustained write throughput with rotation: records appended through
+ *    EvidenceWriter.append with 32 MiB chunks (so several seals happen during
+ *    the run), fsync policy `interval` (the default), a real P-256 key.
+ * 2. Time to seal a 100 MB chunk: `rotate()` from the call to the bundle on
+ *    disk (fsync of the chunk, sha256 already incremental, statement, ECDSA
+ *    signature, atomic bundle write), under the `interval` and `seal` policies.
+ * 3. Offline verification time of that 100 MB chunk (verifyChain).
+ *
+ * Writes to a temporary directory under $BENCH_DIR (default /var/tmp) and
+ * removes it. Prints one JSON summary line at the end.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { type FsyncPolicy, generateKeyPair, LocalKeySigner, openChunkWriter, verifyChain } from '../src/index.js';
+
+const MB = 1024 * 1024;
+const base = mkdtempSync(join(process.env.BENCH_DIR ?? '/var/tmp', 'stella-chain-bench-'));
+const meta = {
+  hostId: 'bench-host',
+  kernelRelease: release(),
+  btfId: 'sha256:00',
+  collectorVersion: 'bench',
+  filterConfigDigest: 'sha256:00',
+};
+
+/** A canonical (JCS key order) file_open record of ~300 bytes. */
+function line(seq: number, wall: bigint, mono: bigint): string {
+  return `{"cgroup_id":"4242","comm":"python3","container":{"id":"3f2a9c0d1e5b7a8f","image_manifest_digest":"sha256:9b1c6f","runtime":"containerd","status":"resolved"},"filename":"/usr/lib/python3.11/site-packages/x${seq % 997}.py","flags":524288,"gid":0,"host_id":"bench-host","mono_ns":"${mono}","pid":4242,"ppid":1,"schema_version":1,"seq":"${seq}","tid":4242,"type":"file_open","uid":0,"wall_ns":"${wall}"}\n`;
+}
+
+async function throughput(records: number) {
+  const dir = join(base, 'throughput');
+  const key = generateKeyPair(join(base, 'k.pem'), join(base, 'k.pub'));
+  const signer = LocalKeySigner.fromPemFile(join(base, 'k.pem'));
+  const w = await openChunkWriter({ dir, signer, meta, rotation: { maxSizeBytes: 32 * MB } });
+  let sealed = 0;
+  w.on('sealed', () => sealed++);
+  let bytes = 0;
+  const wall0 = BigInt(Date.now()) * 1_000_000n;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < records; i++) {
+    const mono = process.hrtime.bigint();
+    const l = line(i, wall0 + BigInt(i), mono);
+    bytes += l.length;
+    w.append(l, { type: 'file_open', wallNs: wall0 + BigInt(i), monoNs: mono, seq: BigInt(i) });
+    if ((i & 0xfff) === 0) await new Promise((r) => setImmediate(r)); // let seals progress, as a collector's event loop would
+  }
+  await w.close();
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const v0 = process.hrtime.bigint();
+  const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
+  const verifySecs = Number(process.hrtime.bigint() - v0) / 1e9;
+  if (!report.ok) throw new Error(`bench chain does not verify: ${report.errors.slice(0, 3).join('; ')}`);
+  rmSync(dir, { recursive: true, force: true });
+  return {
+    records,
+    mb: bytes / MB,
+    seconds: secs,
+    recordsPerSec: records / secs,
+    mbPerSec: bytes / MB / secs,
+    chunksSealed: sealed,
+    verifySeconds: verifySecs,
+  };
+}
+
+async function sealBig(policy: FsyncPolicy, targetBytes: number) {
+  const dir = join(base, `seal-${policy.mode}`);
+  const keyPath = join(base, `k-${policy.mode}.pem`);
+  const key = generateKeyPair(keyPath, `${keyPath}.pub`);
+  const w = await openChunkWriter({
+    dir,
+    signer: LocalKeySigner.fromPemFile(keyPath),
+    meta,
+    fsync: policy,
+    rotation: { maxSizeBytes: 2 * targetBytes },
+  });
+  const wall0 = BigInt(Date.now()) * 1_000_000n;
+  let bytes = 0;
+  let i = 0;
+  while (bytes < targetBytes) {
+    const mono = process.hrtime.bigint();
+    const l = line(i, wall0 + BigInt(i), mono);
+    bytes += l.length;
+    w.append(l, { type: 'file_open', wallNs: wall0 + BigInt(i), monoNs: mono, seq: BigInt(i) });
+    i++;
+    if ((i & 0xfff) === 0) await new Promise((r) => setImmediate(r));
+  }
+  let sealMs = 0;
+  w.once('sealed', (s) => {
+    sealMs = s.sealMs;
+  });
+  const t0 = process.hrtime.bigint();
+  await w.rotate();
+  const rotateMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  await w.close();
+  const v0 = process.hrtime.bigint();
+  const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
+  const verifyMs = Number(process.hrtime.bigint() - v0) / 1e6;
+  if (!report.ok) throw new Error(`sealed chunk does not verify: ${report.errors.slice(0, 3).join('; ')}`);
+  rmSync(dir, { recursive: true, force: true });
+  return { policy: policy.mode, chunkMB: bytes / MB, records: i, rotateMs, sealMs, verifyMs };
+}
+
+try {
+  const machine = {
+    node: process.version,
+    kernel: release(),
+    cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
+    memGiB: Math.round(totalmem() / 1024 ** 3),
+  };
+  console.log('machine', machine);
+  const tp = await throughput(Number(process.env.BENCH_RECORDS ?? 800_000));
+  console.log('throughput', tp);
+  const sealInterval = await sealBig({ mode: 'interval', intervalMs: 1000 }, 100 * MB);
+  console.log('seal 100 MiB (fsync interval)', sealInterval);
+  const sealOnly = await sealBig({ mode: 'seal' }, 100 * MB);
+  console.log('seal 100 MiB (fsync seal)', sealOnly);
+  console.log(JSON.stringify({ machine, throughput: tp, seal: [sealInterval, sealOnly] }));
+} finally {
+  rmSync(base, { recursive: true, force: true });
+}
