@@ -119,6 +119,7 @@ struct net_scratch {
 	struct net_session zero_session;
 	struct net_tls_event tls;
 	struct net_sock_event sock;
+	struct net_tcp_state_event tcp;
 };
 
 struct {
@@ -260,8 +261,11 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 		bpf_map_update_elem(&sk_owner, &key, &fresh, BPF_NOEXIST);
 	}
 
-	struct net_tcp_state_event ev_buf = {};
-	struct net_tcp_state_event *e = &ev_buf;
+	struct net_scratch *s = scratch();
+	if (!s)
+		return 0;
+	struct net_tcp_state_event *e = &s->tcp;
+	__builtin_memset(e, 0, sizeof(*e));
 	e->hdr.mono_ns = now;
 	e->hdr.kind = NET_KIND_TCP_STATE;
 	if (o && o->pid != 0) {
