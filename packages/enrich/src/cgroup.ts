@@ -131,9 +131,12 @@ export class CgroupResolver {
   lookup(cgroupId: bigint, pid?: number): CgroupLocation | undefined {
     const cached = this.#cache.get(cgroupId);
     if (cached !== undefined) return { path: cached, hierarchy: 'v2' };
-    if (pid === undefined) return undefined;
-    const pc = this.procCgroups(pid);
-    if (pc === undefined) return undefined;
+    const pc = pid === undefined ? undefined : this.procCgroups(pid);
+    if (pc === undefined) {
+      // The v2 root is always known. A process there that is gone (or no pid)
+      // cannot be checked for v1-only placement: it is taken as the root.
+      return cgroupId === this.rootId ? { path: '/', hierarchy: 'v2' } : undefined;
+    }
     if (pc.v2 !== undefined && pc.v2 !== '/') {
       const ino = this.idOf(pc.v2);
       if (ino === cgroupId) {

@@ -103,6 +103,8 @@ export interface TrackerStats {
 }
 
 const HOST_TTL_MS = 5000;
+/** How long a root-cgroup process's answer is reused by pid (pid reuse within it is the risk). */
+const ROOT_PID_TTL_MS = 2000;
 
 function containerKey(runtime: RuntimeName, id: string, namespace?: string): string {
   return runtime === 'containerd' ? `containerd/${namespace ?? ''}/${id}` : `${runtime}//${id}`;
@@ -134,6 +136,11 @@ export class ContainerTracker {
   readonly #ttlMs: number;
   readonly #containers: LruCache<string, RuntimeContainer>;
   readonly #byCgroup: LruCache<bigint, Resolution>;
+  /**
+   * Processes at the v2 root (every host process on a hybrid host, and
+   * v1-only ones): the id says nothing, so answers are kept per pid, briefly.
+   */
+  readonly #rootByPid: LruCache<number, Resolution>;
   readonly #inflight = new Map<string, Promise<RuntimeContainer | undefined>>();
   readonly #status = new Map<RuntimeClient, { listed: boolean; containers: number; error?: string }>();
   readonly #unsubscribe: (() => void)[] = [];
@@ -158,6 +165,7 @@ export class ContainerTracker {
     });
     this.#containers = new LruCache(maxEntries);
     this.#byCgroup = new LruCache(maxEntries * 4);
+    this.#rootByPid = new LruCache(maxEntries * 4);
     for (const c of clients) this.#status.set(c, { listed: false, containers: 0 });
   }
 
@@ -347,6 +355,17 @@ export class ContainerTracker {
     this.#assertOpen();
     const hit = this.#byCgroup.get(cgroupId);
     if (hit !== undefined) return hit;
+    const atRoot = cgroupId === this.cgroups.rootId && pid !== undefined;
+    if (atRoot) {
+      const byPid = this.#rootByPid.get(pid);
+      if (byPid !== undefined) return byPid;
+    }
+    const r = this.#peekSlow(cgroupId, pid);
+    if (atRoot && r !== undefined) this.#rootByPid.set(pid, r, Date.now() + ROOT_PID_TTL_MS);
+    return r;
+  }
+
+  #peekSlow(cgroupId: bigint, pid: number | undefined): Resolution | undefined {
     const loc = this.cgroups.lookup(cgroupId, pid);
     if (loc === undefined) return undefined;
     const m = matchCgroupPath(loc.path);
