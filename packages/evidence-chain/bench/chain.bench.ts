@@ -15,7 +15,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { type FsyncPolicy, generateKeyPair, LocalKeySigner, openChunkWriter, verifyChain } from '../src/index.js';
+import {
+  type FsyncPolicy,
+  generateKeyPair,
+  LocalKeySigner,
+  openChunkWriter,
+  verifyChain,
+} from '../src/index.js';
 
 const MB = 1024 * 1024;
 const base = mkdtempSync(join(process.env.BENCH_DIR ?? '/var/tmp', 'stella-chain-bench-'));

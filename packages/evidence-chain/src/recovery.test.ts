@@ -5,6 +5,7 @@ import { keyPair, META, record, tmp } from '../test/support/fixtures.js';
 import { parseBundle } from './bundle.js';
 import { bundleName, chunkName, endBundleName, openMarkerName, partialName } from './layout.js';
 import { recoverDirectory } from './recovery.js';
+import { ExternalKeySigner } from './signer.js';
 import type { ChunkPredicate, Statement, StreamEndPredicate } from './statement.js';
 import { verifyChain } from './verify.js';
 import { type EvidenceWriter, openChunkWriter } from './writer.js';
@@ -159,6 +160,36 @@ describe('recovery at open', () => {
       code: 'CHAIN_STATE_INVALID',
       message: expect.stringContaining(chunkName(1)),
     });
+  });
+
+  it('a signer that keeps failing mid-sign: close gives up with SIGNING_FAILED, the next start seals the chunk', async () => {
+    let fail = true;
+    const flaky = new ExternalKeySigner({
+      publicKeyPem: key.publicKeyPem,
+      sign: async (d) => {
+        if (fail) throw new Error('KMS unavailable');
+        return key.signer.sign(d);
+      },
+    });
+    const w = await openChunkWriter({ dir: out, signer: flaky, meta: META });
+    const errors: string[] = [];
+    w.on('error', (e) => errors.push(e.message));
+    for (let i = 0; i < 4; i++) {
+      const r = record(i);
+      w.append(r.line, r.info);
+    }
+    await expect(w.close({ sealTimeoutMs: 500 })).rejects.toMatchObject({
+      code: 'SIGNING_FAILED',
+      message: expect.stringContaining('KMS unavailable'),
+    });
+    expect(errors[0]).toMatch(/KMS unavailable/);
+    expect(existsSync(join(out, bundleName(0)))).toBe(false);
+    expect(existsSync(join(out, openMarkerName(0)))).toBe(true);
+    fail = false;
+    const w2 = await openChunkWriter({ dir: out, signer: flaky, meta: META });
+    expect(w2.recovery.recovered.map((r) => [r.index, r.records])).toEqual([[0, 4]]);
+    await w2.close();
+    expect(verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true }).errors).toEqual([]);
   });
 
   it('never rewrites a sealed chunk', async () => {

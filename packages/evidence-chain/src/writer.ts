@@ -347,12 +347,12 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
    * witness submissions up to `witnessTimeoutMs` (default 5000; the rest stay
    * in the spool for the next run), release the directory. Idempotent.
    */
-  close(options: { witnessTimeoutMs?: number } = {}): Promise<void> {
-    this.#closing ??= this.#doClose(options.witnessTimeoutMs ?? 5000);
+  close(options: { witnessTimeoutMs?: number; sealTimeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#doClose(options.witnessTimeoutMs ?? 5000, options.sealTimeoutMs ?? 30_000);
     return this.#closing;
   }
 
-  async #doClose(witnessTimeoutMs: number): Promise<void> {
+  async #doClose(witnessTimeoutMs: number, sealTimeoutMs: number): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     try {
@@ -367,7 +367,15 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
         fsyncDir(this.dir);
         this.#cur = null;
       }
-      await this.#sealQueue;
+      if (!(await settlesWithin(this.#sealQueue, sealTimeoutMs))) {
+        // The signer (KMS, Fulcio) or the disk keeps failing: give up here and
+        // leave the chunks with their open markers; the next start seals them
+        // as recovered, so nothing written is lost.
+        throw new EvidenceChainError(
+          'SIGNING_FAILED',
+          `close: ${this.#pendingSeals} chunk(s) of stream ${this.streamId} could not be sealed within ${sealTimeoutMs} ms (${this.#lastError ?? 'no error recorded'}); they stay in ${this.dir} and are sealed as recovered at the next start`,
+        );
+      }
       const head = this.#lastSealed;
       if (head && this.#streamFirstIndex !== undefined) {
         await sealEndOfStream(
@@ -561,7 +569,14 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
         this.#lastError = `sealing ${cur.name} failed, retrying: ${e.message}`;
         if (e.code === 'DISK_FULL') this.#pause(e);
         if (this.listenerCount('error') > 0) this.emit('error', e);
-        if (this.#closed) return;
+        if (this.#closed) {
+          try {
+            fs.closeSync(cur.fd);
+          } catch {
+            // already closed
+          }
+          return;
+        }
         await sleep(delay);
         delay = Math.min(delay * 2, 30_000);
       }
@@ -625,6 +640,19 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
 /** Open a chunk writer: see `EvidenceWriter.open`. */
 export function openChunkWriter(options: ChunkWriterOptions): Promise<EvidenceWriter> {
   return EvidenceWriter.open(options);
+}
+
+/** True when `p` settles within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function fsyncFd(fd: number): Promise<void> {
