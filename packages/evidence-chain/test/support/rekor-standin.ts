@@ -35,8 +35,8 @@ export interface RekorStandIn {
   v1Bodies: () => string[];
   /** Number of POSTs seen on each endpoint (including rejected ones). */
   requests: { v1: number; v2: number; tsa: number; get: number };
-  /** Write a trusted_root.json holding this log's key and TSA chain. */
-  writeTrustedRoot(path: string): void;
+  /** Write a trusted_root.json holding this log's key and TSA chain (plus extra CAs / CT logs). */
+  writeTrustedRoot(path: string, extra?: { certificateAuthorities?: unknown[]; ctlogs?: unknown[] }): void;
   /** Close the listening socket (connections are refused) / listen again on the same port. */
   down(): Promise<void>;
   up(): Promise<void>;
@@ -173,7 +173,7 @@ export async function startRekorStandIn(): Promise<RekorStandIn> {
     url,
     requests,
     v1Bodies: () => [...v1ByBody.keys()],
-    writeTrustedRoot(path: string) {
+    writeTrustedRoot(path: string, extra = {}) {
       const t = tsa!;
       writeFileSync(
         path,
@@ -191,8 +191,8 @@ export async function startRekorStandIn(): Promise<RekorStandIn> {
               logId: { keyId: logId.toString('base64') },
             },
           ],
-          certificateAuthorities: [],
-          ctlogs: [],
+          certificateAuthorities: extra.certificateAuthorities ?? [],
+          ctlogs: extra.ctlogs ?? [],
           timestampAuthorities: [
             {
               subject: { organization: 'stand-in', commonName: 'stand-in TSA' },
