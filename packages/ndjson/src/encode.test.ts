@@ -97,6 +97,27 @@ describe('encodeRecord', () => {
     expect(encodeRecord(b64)).toBe(`${jcs(b64)}\n`);
   });
 
+  it('encodes a deeply frozen shared container once, and never serves stale text for a mutable one', () => {
+    const k8s = { pod: 'p1', namespace: 'ns' };
+    const container = Object.freeze({ id: 'c1', k8s });
+    const r = { ...fileOpen, container } as EvidenceRecord;
+    expect(encodeRecord(r)).toContain('"k8s":{"namespace":"ns","pod":"p1"}');
+    k8s.pod = 'p2'; // k8s is not frozen: the container text must not have been remembered
+    expect(encodeRecord(r)).toContain('"k8s":{"namespace":"ns","pod":"p2"}');
+    const frozen = Object.freeze({ id: 'c2', k8s: Object.freeze({ pod: 'p3' }) });
+    const a = encodeRecord({ ...fileOpen, container: frozen } as EvidenceRecord);
+    const b = encodeRecord({ ...fileOpen, pid: 1, container: frozen } as EvidenceRecord);
+    expect(a).toBe(`${jcs({ ...fileOpen, container: frozen })}\n`);
+    expect(b).toBe(`${jcs({ ...fileOpen, pid: 1, container: frozen })}\n`);
+    const invalid = Object.freeze({ id: '' });
+    expect(() => encodeRecord({ ...fileOpen, container: invalid } as EvidenceRecord)).toThrow(
+      /\$\.container\.id/,
+    );
+    expect(() => encodeRecord({ ...fileOpen, container: invalid } as EvidenceRecord)).toThrow(
+      /\$\.container\.id/,
+    );
+  });
+
   it('accepts null-prototype objects like plain ones', () => {
     const o = Object.assign(Object.create(null) as object, fileOpen) as EvidenceRecord;
     expect(encodeRecord(o)).toBe(encodeRecord(fileOpen));

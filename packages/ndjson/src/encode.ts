@@ -23,13 +23,16 @@ import { compareU64, isU64, validateRecord } from './validate.js';
 
 type Encoder = (o: unknown) => string | undefined;
 
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
 /** JSON text of a string as RFC 8785 writes it, or undefined for a lone surrogate. */
 function quote(v: string): string | undefined {
-  if (!NEEDS_ESCAPE.test(v)) return `"${v}"`;
-  if (!isWellFormed(v)) return undefined;
-  return JSON.stringify(v);
+  // A plain loop beats a regular expression on the short strings records hold.
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) {
+      return isWellFormed(v) ? JSON.stringify(v) : undefined;
+    }
+  }
+  return `"${v}"`;
 }
 
 /** Helpers the generated code reaches through `h`. */
@@ -46,6 +49,18 @@ interface Helpers {
   res: RegExp[];
   checks: ((s: string) => boolean)[];
   fns: Encoder[];
+  memos: WeakMap<object, string>[];
+  isFrozen: (o: object) => boolean;
+  deepFrozen: (o: object) => boolean;
+}
+
+/** True when `o` and every object or array inside it is frozen. */
+function deepFrozen(o: object): boolean {
+  if (!Object.isFrozen(o)) return false;
+  for (const v of Object.values(o)) {
+    if (v !== null && typeof v === 'object' && !deepFrozen(v)) return false;
+  }
+  return true;
 }
 
 class Compiler {
@@ -62,9 +77,13 @@ class Compiler {
     res: [],
     checks: [],
     fns: [],
+    memos: [],
+    isFrozen: Object.isFrozen,
+    deepFrozen,
   };
   private readonly objectIds = new Map<ObjectType, number>();
   private readonly sources: string[] = [];
+  private readonly epilogue = new Map<number, string>();
   private nextVar = 0;
 
   private fresh(prefix: string): string {
@@ -101,6 +120,11 @@ ${out} = ${JSON.stringify(JSON.stringify(t.value))};`;
         return `if (typeof ${v} !== 'string' || !${this.set(t.values)}.has(${v})) return undefined;
 ${out} = '"' + ${v} + '"';`;
       case 'pattern': {
+        if (t.fast) {
+          this.h.checks.push(t.fast);
+          return `if (typeof ${v} !== 'string' || !h.checks[${this.h.checks.length - 1}](${v})) return undefined;
+${out} = '"' + ${v} + '"';`;
+        }
         this.h.res.push(t.pattern);
         const re = `h.res[${this.h.res.length - 1}]`;
         let check = '';
@@ -137,8 +161,14 @@ ${out} += ']';`;
     }
   }
 
-  /** Compile an object type to `h.fns[id]`; returns the id. */
-  object(t: ObjectType): number {
+  /**
+   * Compile an object type to `h.fns[id]`; returns the id. Nested object
+   * types (container, k8s, connection…) remember the text of deeply frozen
+   * objects: the enricher attaches one frozen container object to every
+   * record of a cgroup, and a frozen object cannot change, so it is checked
+   * and encoded once.
+   */
+  object(t: ObjectType, memoize = true): number {
     const known = this.objectIds.get(t);
     if (known !== undefined) return known;
     const id = this.h.fns.length;
@@ -149,6 +179,19 @@ ${out} += ']';`;
       `const p = h.getProto(o); if (p !== h.OP && p !== null) return undefined;`,
       `let n = 0; let s = ''; let v; let x;`,
     ];
+    if (memoize) {
+      this.h.memos.push(new WeakMap());
+      const memo = `h.memos[${this.h.memos.length - 1}]`;
+      body.splice(
+        2,
+        0,
+        `const frozen = h.isFrozen(o); if (frozen) { const c = ${memo}.get(o); if (c !== undefined) return c; }`,
+      );
+      this.epilogue.set(
+        id,
+        `const text = '{' + s.slice(1) + '}'; if (frozen && h.deepFrozen(o)) ${memo}.set(o, text); return text;`,
+      );
+    }
     // RFC 8785 member order: UTF-16 code units, which is what Array.prototype.sort does.
     for (const key of Object.keys(t.fields).sort()) {
       const field = t.fields[key]!;
@@ -182,7 +225,7 @@ n++; s += ${prefix} + x;`;
     for (const [a, b] of t.u64Order) {
       body.push(`if (h.cmpU64(o[${JSON.stringify(a)}], o[${JSON.stringify(b)}]) > 0) return undefined;`);
     }
-    body.push(`return '{' + s.slice(1) + '}';`);
+    body.push(this.epilogue.get(id) ?? `return '{' + s.slice(1) + '}';`);
     this.sources.push(`h.fns[${id}] = function encode_${t.name}(o) {\n${body.join('\n')}\n};`);
     return id;
   }
@@ -197,7 +240,8 @@ n++; s += ${prefix} + x;`;
 function compile(): Map<string, Encoder> {
   const c = new Compiler();
   const ids = new Map<string, number>();
-  for (const [type, schema] of Object.entries(RECORD_SCHEMAS)) ids.set(type, c.object(schema as ObjectType));
+  for (const [type, schema] of Object.entries(RECORD_SCHEMAS))
+    ids.set(type, c.object(schema as ObjectType, false));
   c.link();
   return new Map([...ids].map(([type, id]) => [type, c.h.fns[id]!]));
 }

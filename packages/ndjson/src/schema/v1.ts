@@ -44,6 +44,16 @@ export const DIGEST = pattern(
   'digest',
   /^sha256:[0-9a-f]{64}$/,
   '"sha256:" followed by 64 lowercase hex digits',
+  {
+    fast: (s) => {
+      if (s.length !== 71 || !s.startsWith('sha256:')) return false;
+      for (let i = 7; i < 71; i++) {
+        const c = s.charCodeAt(i);
+        if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+      }
+      return true;
+    },
+  },
 );
 /** A user-space address or offset. */
 export const HEX64 = pattern(
@@ -61,14 +71,11 @@ const IPV6 = pattern(
   'ipv6',
   IPV6_SHAPE,
   'IPv6 in RFC 5952 form (lowercase, "::" for the longest zero run), IPv4-mapped as "::ffff:a.b.c.d"',
-  isCanonicalIPv6,
+  { check: isCanonicalIPv6 },
 );
-const IP = pattern(
-  'ip',
-  /^[0-9a-f:.]{2,45}$/,
-  'an IPv4 or IPv6 address in canonical text form',
-  (s) => IPV4_PATTERN.test(s) || isCanonicalIPv6(s),
-);
+const IP = pattern('ip', /^[0-9a-f:.]{2,45}$/, 'an IPv4 or IPv6 address in canonical text form', {
+  check: (s) => IPV4_PATTERN.test(s) || isCanonicalIPv6(s),
+});
 const ATTACH_TYPE = pattern(
   'attach_type',
   /^[a-z][a-z0-9_]{0,63}$/,
