@@ -243,7 +243,6 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const boo
 	struct fe_file_open_event *ev = &s->open;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 cg = bpf_get_current_cgroup_id();
-	stella_fill_header(&ev->hdr, STELLA_KIND_FILE_OPEN, pid_tgid, cg, now);
 	ev->ret = (__s32)ret;
 	ev->flags = (__u32)a.flags;
 	ev->mode = a.mode;
@@ -352,6 +351,8 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const boo
 			return 0;
 		}
 	}
+	/* The header last: a filtered or duplicate open does not pay for it. */
+	stella_fill_header(&ev->hdr, STELLA_KIND_FILE_OPEN, pid_tgid, cg, now);
 	__u64 size = offsetof(struct fe_file_open_event, path) + (len & (FE_PATH_MAX * 2 - 1));
 	if (stella_output(FE_PROBE_FILE_OPEN, ev, size) != 0)
 		stella_dedup_forget(&key);
@@ -490,7 +491,7 @@ static __always_inline int on_exit(struct task_struct *p)
 		ev->exit_status = BPF_CORE_READ(p, exit_code);
 	ev->pad = 0;
 	ev->start_ns = BPF_CORE_READ(p, start_time);
-	bpf_ringbuf_submit(ev, stella_rb_flags());
+	bpf_ringbuf_submit(ev, stella_rb_flags_reserved(sizeof(*ev)));
 	stella_count(FE_PROBE_EXIT, STELLA_C_EMITTED);
 	return 0;
 }
