@@ -1,0 +1,491 @@
+import {
+  ContainerTracker,
+  type ContainerTrackerOptions,
+  containerField,
+  EnrichmentStage,
+  type Resolution,
+  SymbolResolver,
+} from '@stellaops/enrich';
+import type { CollectorStatusRecord, EvidenceRecord, StackFrame } from '@stellaops/ndjson';
+import {
+  type NetEvent,
+  type NetProbes,
+  openNetProbes,
+  openProbeSet,
+  type ProbeEvent,
+  type ProbeName,
+  type ProbeSet,
+  TlsCorrelator,
+} from '@stellaops/probes';
+import { EventEmitter } from 'eventemitter3';
+import { CollectError } from './errors.js';
+import { type HostIdentity, hostIdentity } from './host.js';
+import { compilePathFilter } from './path-filter.js';
+import { AsyncQueue } from './queue.js';
+import { headerOf, type KernelEvent, probeNameOf, toRecord } from './records.js';
+
+/** The probe groups `collect()` can run, as stellaops.yaml names them. */
+export const COLLECT_PROBES = ['file_open', 'exec', 'tcp_state', 'libc_net', 'tls'] as const;
+export type CollectProbe = (typeof COLLECT_PROBES)[number];
+
+/** Options of {@link collect}. Every member is optional. */
+export interface CollectOptions {
+  /** Probe groups on (true) or off (false); all on by default. */
+  probes?: Partial<Record<CollectProbe, boolean>>;
+  filters?: {
+    /** cgroup v2 ids to trace (and their descendants); empty = all. In-kernel. */
+    cgroupIds?: bigint[];
+    /** Container ids (or unique prefixes) to keep; empty = every container and the host. */
+    targetContainers?: string[];
+    /** Path globs to keep (`/etc/**`); empty = all. Prefixes in-kernel, the rest exactly in user space. */
+    pathAllowlist?: string[];
+    /** Path globs never to keep. */
+    pathDenylist?: string[];
+    /** Process ids never traced; default: this process. */
+    excludePids?: number[];
+  };
+  /** In-kernel dedup of facts already reported (default on, 65536 entries). */
+  dedup?: { enabled?: boolean; maxEntries?: number };
+  /** Ring buffer size per probe object, bytes, a power of two (default 4 MiB). */
+  ringBufferBytes?: number;
+  /** How often rings are drained, ms (default 10). */
+  drainLatencyMs?: number;
+  /**
+   * Container attribution: runtime sockets and cache sizes, or false to skip
+   * it (records then carry no `container`). Default: auto-discover runtimes.
+   */
+  enrich?: false | (ContainerTrackerOptions & { waitMs?: number });
+  /** Capture and symbolize user stacks on network/TLS records (default true). */
+  userStacks?: boolean;
+  /** Interval of in-band collector_status records, ms (default 60000). */
+  statusIntervalMs?: number;
+  /** Host identity; read from the machine by default. */
+  host?: HostIdentity;
+  /** Path of the loader's native binding, when not in a default place. */
+  bindingPath?: string;
+  /** First sequence number of the stream (default 0). */
+  firstSeq?: bigint;
+}
+
+/** Exact accounting of one probe at a point of the stream. */
+export interface ProbeAccount {
+  name: string;
+  attached: boolean;
+  attachType: string;
+  reason?: string;
+  seen: bigint;
+  filtered: bigint;
+  deduplicated: bigint;
+  emitted: bigint;
+  lost: bigint;
+}
+
+/** Events of a {@link Collection}. */
+export interface CollectionEvents {
+  /** A collector_status record was produced (it is also in the record stream). */
+  status: [CollectorStatusRecord];
+  /** A probe lost records since the last check (ring full or reader too slow). */
+  drop: [{ probe: string; newlyLost: bigint; totalLost: bigint }];
+  /** Something degraded but collection goes on (a runtime unreachable, a stack unreadable). */
+  warning: [string];
+}
+
+interface Item {
+  readonly cgroupId: bigint;
+  readonly pid: number;
+  readonly k: KernelEvent;
+}
+
+interface ProbeRuntime {
+  status: ReadonlyArray<{ name: string; attached: boolean; attachType?: string; reason?: string }>;
+  counters(): Map<
+    string,
+    { seen: bigint; filtered: bigint; deduplicated: bigint; emitted: bigint; lost: bigint }
+  >;
+}
+
+/**
+ * A running collection: an async iterable of schema-valid evidence records
+ * (with `collector_status` records in-band), and an event emitter for
+ * status and drops. Breaking out of `for await`, `close()` and `await using`
+ * all stop the probes, drain what they produced, write a final status
+ * record and detach everything.
+ */
+export class Collection extends EventEmitter<CollectionEvents> implements AsyncIterable<EvidenceRecord> {
+  /** Resolves once every probe is attached; rejects with why collection cannot start. */
+  readonly ready: Promise<void>;
+  /** Unix-epoch ns when collection started. */
+  readonly startedWallNs: bigint;
+  /** Host the records are attributed to. */
+  readonly host: HostIdentity;
+
+  #options: CollectOptions;
+  #fileexec: ProbeSet | undefined;
+  #net: NetProbes | undefined;
+  #tracker: ContainerTracker | undefined;
+  #symbols = new SymbolResolver();
+  #correlator = new TlsCorrelator();
+  #input = new AsyncQueue<Item[]>();
+  #seq: bigint;
+  #wallOffset: bigint;
+  #userFiltered = new Map<string, bigint>();
+  #emitted = new Map<string, bigint>();
+  #lastLost = new Map<string, bigint>();
+  #pumps: Promise<void>[] = [];
+  #closing: Promise<void> | undefined;
+  #stopped = false;
+  #iterating = false;
+  #records = 0n;
+
+  constructor(options: CollectOptions = {}) {
+    super();
+    this.#options = options;
+    this.host = options.host ?? hostIdentity();
+    this.#seq = options.firstSeq ?? 0n;
+    // bpf_ktime_get_ns() and process.hrtime() both read CLOCK_MONOTONIC; one
+    // offset maps kernel times to wall clock for the whole run.
+    const mono = process.hrtime.bigint();
+    const wall = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+    this.#wallOffset = wall - mono;
+    this.startedWallNs = wall;
+    this.ready = this.#start();
+    this.ready.catch(() => undefined);
+  }
+
+  /** Records written to the stream so far (all types). */
+  get records(): bigint {
+    return this.#records;
+  }
+
+  /** Probe runtimes and attachment, for status displays. */
+  get attachedProbes(): ProbeAccount[] {
+    return this.#accounts();
+  }
+
+  /** The container tracker, when enrichment runs. */
+  get tracker(): ContainerTracker | undefined {
+    return this.#tracker;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#options;
+    const on = (p: CollectProbe) => o.probes?.[p] !== false;
+    const filter = compilePathFilter(o.filters?.pathAllowlist ?? [], o.filters?.pathDenylist ?? []);
+    const excludePids = o.filters?.excludePids ?? [process.pid];
+    const cgroupIds = o.filters?.cgroupIds ?? [];
+    const common = {
+      ...(o.ringBufferBytes !== undefined ? { ringBufferBytes: o.ringBufferBytes } : {}),
+      ...(o.drainLatencyMs !== undefined ? { drainLatencyMs: o.drainLatencyMs } : {}),
+    };
+    if (o.enrich !== false) {
+      try {
+        this.#tracker = await ContainerTracker.create(o.enrich ?? {});
+      } catch (e) {
+        throw new CollectError('ENRICH', `container attribution cannot start: ${(e as Error).message}`, {
+          cause: e,
+          hint: 'fix the runtime socket option, or pass enrich: false to collect without container attribution',
+        });
+      }
+    }
+    try {
+      const fileexecProbes: ProbeName[] = [];
+      if (on('file_open')) fileexecProbes.push('file_open', 'file_open_lsm');
+      if (on('exec')) fileexecProbes.push('exec', 'exit');
+      if (fileexecProbes.length > 0) {
+        this.#fileexec = openProbeSet({
+          probes: fileexecProbes,
+          filters: {
+            cgroupIds,
+            pathAllowPrefixes: [...filter.kernelAllowPrefixes],
+            pathDenyPrefixes: [...filter.kernelDenyPrefixes],
+            excludePids,
+          },
+          dedup: { enabled: o.dedup?.enabled ?? true, maxEntries: o.dedup?.maxEntries ?? 65536 },
+          ...common,
+          ...(o.bindingPath ? { bindingPath: o.bindingPath } : {}),
+        });
+      }
+      const netProbes = [
+        ...(on('tcp_state') ? (['tcp_state'] as const) : []),
+        ...(on('libc_net') ? (['net_connect', 'net_accept'] as const) : []),
+        ...(on('tls') ? (['tls_handshake', 'tls_io'] as const) : []),
+      ];
+      if (netProbes.length > 0) {
+        this.#net = openNetProbes({
+          probes: netProbes,
+          dedup: o.dedup?.enabled ?? true,
+          userStack: o.userStacks ?? true,
+          cgroupIds,
+          excludePids,
+          ...common,
+        });
+      }
+    } catch (e) {
+      await this.#teardown();
+      throw e;
+    }
+    if (this.#fileexec)
+      this.#pumps.push(this.#pump(this.#fileexec, (ev: ProbeEvent) => ({ source: 'fileexec', event: ev })));
+    if (this.#net) this.#pumps.push(this.#pump(this.#net, (ev: NetEvent) => ({ source: 'net', event: ev })));
+    void Promise.all(this.#pumps).then(
+      () => this.#input.end(),
+      (e) => this.#input.fail(e),
+    );
+    this.#userFilter = (k) => {
+      if (k.source === 'fileexec' && k.event.kind === 'file_open' && filter.needsUserCheck) {
+        return filter.allows(k.event.path.toString('utf8'));
+      }
+      return true;
+    };
+  }
+
+  #userFilter: (k: KernelEvent) => boolean = () => true;
+
+  async #pump<E>(source: AsyncIterable<E[]>, wrap: (e: E) => KernelEvent): Promise<void> {
+    for await (const batch of source) {
+      const items: Item[] = new Array(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const k = wrap(batch[i] as E);
+        const h = headerOf(k);
+        items[i] = { cgroupId: h.cgroupId, pid: h.pid, k };
+      }
+      this.#input.push(items);
+      if (this.#stopped) break;
+    }
+  }
+
+  #nextSeq(): bigint {
+    const s = this.#seq;
+    this.#seq += 1n;
+    return s;
+  }
+
+  #count(map: Map<string, bigint>, key: string): void {
+    map.set(key, (map.get(key) ?? 0n) + 1n);
+  }
+
+  #targetMatch(r: Resolution | undefined): boolean {
+    const targets = this.#options.filters?.targetContainers ?? [];
+    if (targets.length === 0) return true;
+    if (!r || r.status !== 'resolved') return false;
+    return targets.some((t) => r.container.id.startsWith(t));
+  }
+
+  #stack(pid: number, k: KernelEvent): StackFrame[] | undefined {
+    if (k.source !== 'net' || k.event.type === 'tcp_state' || k.event.stack.length === 0) return undefined;
+    const addresses = k.event.stack;
+    try {
+      return this.#symbols.resolve(pid, addresses).map(
+        (f): StackFrame => ({
+          // Unmapped addresses keep the absolute address under "[unknown]".
+          module: f.module ?? '[unknown]',
+          offset: `0x${(f.offset ?? f.address).toString(16)}`,
+          ...(f.symbol ? { symbol: f.symbol } : {}),
+          ...(f.buildId ? { build_id: f.buildId } : {}),
+        }),
+      );
+    } catch {
+      // The process is gone: keep the raw addresses rather than nothing.
+      return addresses.map(
+        (a: bigint): StackFrame => ({ module: '[unknown]', offset: `0x${a.toString(16)}` }),
+      );
+    }
+  }
+
+  /** Turn one enriched item into its record, or count why there is none. */
+  #record(item: Item & { enrichment?: Resolution }): EvidenceRecord | undefined {
+    const probe = probeNameOf(item.k);
+    const tls = item.k.source === 'net' ? this.#correlator.observe(item.k.event) : undefined;
+    if (!this.#userFilter(item.k) || !this.#targetMatch(item.enrichment)) {
+      this.#count(this.#userFiltered, probe);
+      return undefined;
+    }
+    const h = headerOf(item.k);
+    const rec = toRecord(
+      item.k,
+      {
+        seq: this.#seq,
+        wallNs: h.monoNs + this.#wallOffset,
+        hostId: this.host.hostId,
+        container: item.enrichment ? containerField(item.enrichment) : undefined,
+        stack: this.#stack(h.pid, item.k),
+      },
+      tls,
+    );
+    if (!rec) {
+      this.#count(this.#userFiltered, probe);
+      return undefined;
+    }
+    this.#nextSeq();
+    this.#count(this.#emitted, probe);
+    return rec;
+  }
+
+  #accounts(final = false): ProbeAccount[] {
+    const out: ProbeAccount[] = [];
+    const add = (rt: ProbeRuntime | undefined) => {
+      if (!rt) return;
+      let counters: ReturnType<ProbeRuntime['counters']>;
+      try {
+        counters = rt.counters();
+      } catch {
+        counters = new Map();
+      }
+      for (const st of rt.status) {
+        const c = counters.get(st.name);
+        const userFiltered = this.#userFiltered.get(st.name) ?? 0n;
+        const emitted = this.#emitted.get(st.name) ?? 0n;
+        const kEmitted = c?.emitted ?? 0n;
+        // Records the kernel emitted that have not reached the stream: in
+        // flight while running; lost if the run is over.
+        const pending = kEmitted > emitted + userFiltered ? kEmitted - emitted - userFiltered : 0n;
+        const filtered = (c?.filtered ?? 0n) + userFiltered;
+        const deduplicated = c?.deduplicated ?? 0n;
+        const lost = (c?.lost ?? 0n) + (final ? pending : 0n);
+        out.push({
+          name: st.name,
+          attached: st.attached,
+          attachType: st.attached ? (st.attachType ?? 'unknown') : 'none',
+          ...(st.reason ? { reason: st.reason } : {}),
+          seen: filtered + deduplicated + emitted + lost,
+          filtered,
+          deduplicated,
+          emitted,
+          lost,
+        });
+      }
+    };
+    add(this.#fileexec);
+    add(this.#net);
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Current accounting of every probe (exact: seen = filtered + deduplicated + emitted + lost). */
+  accounts(): ProbeAccount[] {
+    return this.#accounts();
+  }
+
+  #statusRecord(final: boolean): CollectorStatusRecord {
+    const now = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+    const accounts = this.#accounts(final);
+    for (const a of accounts) {
+      const before = this.#lastLost.get(a.name) ?? 0n;
+      if (a.lost > before)
+        this.emit('drop', { probe: a.name, newlyLost: a.lost - before, totalLost: a.lost });
+      this.#lastLost.set(a.name, a.lost);
+    }
+    const rec: CollectorStatusRecord = {
+      schema_version: 1,
+      type: 'collector_status',
+      seq: this.#nextSeq().toString(),
+      mono_ns: (now - this.#wallOffset).toString(),
+      wall_ns: now.toString(),
+      host_id: this.host.hostId,
+      window_start_wall_ns: this.startedWallNs.toString(),
+      window_end_wall_ns: now.toString(),
+      probes: accounts.map((a) => ({
+        name: a.name,
+        attached: a.attached,
+        attach_type: a.attachType,
+        ...(a.reason ? { reason: a.reason.slice(0, 1024) } : {}),
+        seen: a.seen.toString(),
+        filtered: a.filtered.toString(),
+        deduplicated: a.deduplicated.toString(),
+        emitted: a.emitted.toString(),
+        lost: a.lost.toString(),
+      })),
+      ...(final ? { final: true } : {}),
+    };
+    this.emit('status', rec);
+    return rec;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<EvidenceRecord> {
+    if (this.#iterating) throw new CollectError('USAGE', 'a Collection can be iterated only once');
+    this.#iterating = true;
+    try {
+      await this.ready;
+      const stage = this.#tracker
+        ? new EnrichmentStage(
+            this.#tracker,
+            this.#options.enrich ? { waitMs: this.#options.enrich.waitMs ?? 1000 } : {},
+          )
+        : undefined;
+      const batches: AsyncIterable<ReadonlyArray<Item & { enrichment?: Resolution }>> = stage
+        ? stage.run(this.#input)
+        : this.#input;
+      const iterator = batches[Symbol.asyncIterator]();
+      const interval = this.#options.statusIntervalMs ?? 60_000;
+      let nextStatus = Date.now() + interval;
+      let pending = iterator.next();
+      while (true) {
+        const wait = Math.max(0, nextStatus - Date.now());
+        let timer: NodeJS.Timeout | undefined;
+        const tick = new Promise<'tick'>((r) => {
+          timer = setTimeout(() => r('tick'), wait);
+        });
+        const winner = await Promise.race([pending, tick]);
+        clearTimeout(timer);
+        if (winner === 'tick') {
+          nextStatus = Date.now() + interval;
+          this.#records++;
+          yield this.#statusRecord(false);
+          continue;
+        }
+        if (winner.done) break;
+        pending = iterator.next();
+        for (const item of winner.value) {
+          const rec = this.#record(item);
+          if (rec) {
+            this.#records++;
+            yield rec;
+          }
+        }
+      }
+      this.#records++;
+      yield this.#statusRecord(true);
+    } finally {
+      await this.close();
+    }
+  }
+
+  /**
+   * Stop the probes, let the stream drain, and release everything. The
+   * iterator ends after the final collector_status record. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#stopped = true;
+      await this.ready.catch(() => undefined);
+      await this.#teardown();
+      await Promise.allSettled(this.#pumps);
+      this.#input.end();
+    })();
+    return this.#closing;
+  }
+
+  async #teardown(): Promise<void> {
+    await this.#fileexec?.close();
+    await this.#net?.close();
+    this.#tracker?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/**
+ * Start collecting runtime evidence: attaches the kernel probes, resolves
+ * containers, and yields schema v1 records (`@stellaops/ndjson`) in stream
+ * order, with in-band `collector_status` records every `statusIntervalMs`
+ * and a final one when the collection closes.
+ *
+ * Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN for uprobes) and a kernel
+ * with BTF (5.17+ for bpf_loop). Start-up failures reject `ready` (and the
+ * first iteration) with the loader's BpfError (code PRIVILEGE, LOAD, ...),
+ * a ProbeOptionError, or a CollectError, each with a hint.
+ */
+export function collect(options: CollectOptions = {}): Collection {
+  return new Collection(options);
+}

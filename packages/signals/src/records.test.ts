@@ -1,0 +1,220 @@
+import { validateRecord } from '@stellaops/ndjson';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { type KernelEvent, probeNameOf, type RecordEnvelope, recordTypeOf, toRecord } from './records.js';
+
+const header = {
+  pid: 4242,
+  tid: 4243,
+  ppid: 1,
+  uid: 1000,
+  gid: 1000,
+  comm: Buffer.from('curl'),
+  cgroupId: 123456789n,
+  monoNs: 5_000_000_000n,
+};
+const env: RecordEnvelope = {
+  seq: 7n,
+  wallNs: 1_764_000_000_000_000_000n,
+  hostId: 'host-a',
+  container: {
+    id: 'a'.repeat(64),
+    runtime: 'containerd',
+    image_ref: 'docker.io/library/busybox:1.36',
+    image_manifest_digest: `sha256:${'1'.repeat(64)}`,
+    image_config_digest: `sha256:${'2'.repeat(64)}`,
+    cgroup_path: '/default/abc',
+    status: 'resolved',
+  },
+};
+const tuple = {
+  family: 'inet6' as const,
+  local: { address: '::1', port: 50000 },
+  remote: { address: '::1', port: 8443 },
+};
+
+function valid(k: KernelEvent, e: RecordEnvelope = env) {
+  const rec = toRecord(k, e);
+  expect(rec).toBeDefined();
+  expect(validateRecord(rec)).toEqual([]);
+  expect(rec!.type).toBe(recordTypeOf(k));
+  return rec as unknown as Record<string, unknown>;
+}
+
+describe('kernel events become schema-valid evidence records', () => {
+  it('file_open keeps flags, dirfd, return value, resolution, and the container', () => {
+    const rec = valid({
+      source: 'fileexec',
+      event: {
+        ...header,
+        kind: 'file_open',
+        probe: 'file_open',
+        syscall: 'openat',
+        path: Buffer.from('/etc/ssl/openssl.cnf'),
+        flags: 0o2000000,
+        mode: 0,
+        dirfd: -100,
+        ret: 3,
+        resolution: 'absolute',
+        truncated: false,
+        pathFault: false,
+      },
+    });
+    expect(rec).toMatchObject({
+      path: '/etc/ssl/openssl.cnf',
+      ret: 3,
+      dirfd: -100,
+      seq: '7',
+      cgroup_id: '123456789',
+      container: { image_manifest_digest: `sha256:${'1'.repeat(64)}` },
+    });
+  });
+
+  it('file_open paths that are not UTF-8 round-trip as base64', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 300 }), (bytes) => {
+        const path = Buffer.concat([Buffer.from('/'), Buffer.from(bytes)]);
+        const rec = valid(
+          {
+            source: 'fileexec',
+            event: {
+              ...header,
+              kind: 'file_open',
+              probe: 'file_open',
+              syscall: 'open',
+              path,
+              flags: 0,
+              mode: 0,
+              dirfd: -100,
+              ret: -2,
+              resolution: 'absolute',
+              truncated: false,
+              pathFault: false,
+            },
+          },
+          { ...env, container: undefined },
+        );
+        const p = rec.path as string | { b64: string };
+        const back = typeof p === 'string' ? Buffer.from(p, 'utf8') : Buffer.from(p.b64, 'base64');
+        expect(back.equals(path)).toBe(true);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('process_exec and process_exit', () => {
+    valid({
+      source: 'fileexec',
+      event: {
+        ...header,
+        kind: 'exec',
+        filename: Buffer.from('/usr/bin/curl'),
+        filenameTruncated: false,
+        argv: [Buffer.from('curl'), Buffer.from('https://localhost')],
+        argc: 2,
+        argvTruncated: false,
+        exeDev: 2049n,
+        exeIno: 131_000n,
+        oldPid: 4242,
+      },
+    });
+    const exit = valid({
+      source: 'fileexec',
+      event: {
+        ...header,
+        kind: 'exit',
+        exitCode: 0,
+        signal: 9,
+        coreDumped: false,
+        status: 9,
+        startNs: 4_000_000_000n,
+      },
+    });
+    expect(exit.duration_ns).toBe('1000000000');
+  });
+
+  it('tcp_state with a tuple; without one there is no record', () => {
+    const tcp = {
+      type: 'tcp_state' as const,
+      header: { ...header, kind: 1 },
+      event: 'closed' as const,
+      direction: 'outbound' as const,
+      attributed: true,
+      oldState: 'FIN_WAIT1',
+      newState: 'CLOSE',
+      tuple,
+      durationNs: 1000n,
+      bytesAcked: 10n,
+      bytesReceived: 20n,
+    };
+    const rec = valid({ source: 'net', event: tcp });
+    expect(rec).toMatchObject({ event: 'closed', saddr: '::1', dport: 8443, bytes_received: '20' });
+    expect(toRecord({ source: 'net', event: { ...tcp, tuple: undefined } }, env)).toBeUndefined();
+    expect(valid({ source: 'net', event: { ...tcp, event: 'connect' } }).event).toBe('connect_attempt');
+  });
+
+  it('net_connect over AF_UNIX abstract and AF_INET with a stack', () => {
+    const sock = {
+      type: 'net_connect' as const,
+      header: { ...header, kind: 2 },
+      call: 'connect' as const,
+      fd: 5,
+      ret: -1,
+      errno: 111,
+      address: { family: 'unix' as const, path: Buffer.from('stella'), abstract: true, unnamed: false },
+      addressTruncated: false,
+      addressFault: false,
+      tuple: undefined,
+      acceptFlags: 0,
+      durationNs: 10n,
+      stack: [0x401000n],
+    };
+    expect(valid({ source: 'net', event: sock })).toMatchObject({
+      family: 'unix',
+      unix_abstract: true,
+      errno: 111,
+    });
+    const inet = valid(
+      { source: 'net', event: { ...sock, address: { family: 'inet', address: '127.0.0.1', port: 9 } } },
+      { ...env, stack: [{ module: '/usr/bin/app', offset: '0x1000', symbol: 'do_connect' }] },
+    );
+    expect(inet).toMatchObject({ addr: '127.0.0.1', port: 9, stack: [{ symbol: 'do_connect' }] });
+    expect(probeNameOf({ source: 'net', event: sock })).toBe('net_connect');
+  });
+
+  it('tls_io carries byte counts and the session, never payload; SSL_free makes no record', () => {
+    const tls = {
+      type: 'tls_io' as const,
+      header: { ...header, kind: 3 },
+      ssl: 0x5555deadbeefn,
+      op: 'SSL_write' as const,
+      result: undefined,
+      role: 'client' as const,
+      requested: 100n,
+      ret: 100,
+      bytes: 100n,
+      tuple,
+      fd: 3,
+      attempts: 1,
+      sni: undefined,
+      sniTruncated: false,
+      durationNs: 5n,
+      stack: [],
+    };
+    const rec = valid({ source: 'net', event: tls }, env);
+    expect(rec).toMatchObject({
+      direction: 'write',
+      ssl_ptr: '0x5555deadbeef',
+      requested: '100',
+      returned: '100',
+    });
+    const withSni = toRecord({ source: 'net', event: tls }, env, { sni: Buffer.from('api.example') });
+    expect(withSni).toMatchObject({ sni: 'api.example' });
+    expect(toRecord({ source: 'net', event: { ...tls, op: 'SSL_free' } }, env)).toBeUndefined();
+    const hs = valid({
+      source: 'net',
+      event: { ...tls, type: 'tls_handshake', op: 'SSL_connect', result: 'ok', ret: 1 },
+    });
+    expect(hs).toMatchObject({ result: 'ok', function: 'SSL_connect' });
+  });
+});

@@ -1,0 +1,238 @@
+import type { ContainerField } from '@stellaops/enrich';
+import { bytesField, type EvidenceRecord, type StackFrame } from '@stellaops/ndjson';
+import type { NetEvent, ProbeEvent, SockAddr, SocketTuple, TlsSessionInfo } from '@stellaops/probes';
+
+/**
+ * Kernel events → schema v1 evidence records. This is the one place where
+ * probe field names meet the evidence format (`@stellaops/ndjson` is the
+ * contract); every record built here is checked against the validator in
+ * tests.
+ */
+
+/** Envelope values the stream owns. */
+export interface RecordEnvelope {
+  seq: bigint;
+  wallNs: bigint;
+  hostId: string;
+  container: ContainerField | undefined;
+  /** Symbolized user stack for network/TLS records, when captured. */
+  stack?: StackFrame[] | undefined;
+  /** The file as seen inside the container root, when enrichment mapped it. */
+  containerPath?: Buffer | undefined;
+}
+
+/** A decoded event from either probe object. */
+export type KernelEvent = { source: 'fileexec'; event: ProbeEvent } | { source: 'net'; event: NetEvent };
+
+interface Header {
+  pid: number;
+  tid: number;
+  ppid: number;
+  uid: number;
+  gid: number;
+  comm: Buffer;
+  cgroupId: bigint;
+  monoNs: bigint;
+}
+
+function envelope(type: EvidenceRecord['type'], h: Header, env: RecordEnvelope) {
+  return {
+    schema_version: 1 as const,
+    type,
+    seq: env.seq.toString(),
+    mono_ns: h.monoNs.toString(),
+    wall_ns: env.wallNs.toString(),
+    host_id: env.hostId,
+    pid: h.pid,
+    tid: h.tid,
+    ppid: h.ppid,
+    uid: h.uid,
+    gid: h.gid,
+    comm: bytesField(h.comm),
+    cgroup_id: h.cgroupId.toString(),
+    ...(env.container ? { container: env.container } : {}),
+  };
+}
+
+/** The header of any kernel event (net events nest theirs). */
+export function headerOf(k: KernelEvent): Header {
+  return k.source === 'fileexec' ? k.event : k.event.header;
+}
+
+/** The evidence record type a kernel event becomes. */
+export function recordTypeOf(k: KernelEvent): EvidenceRecord['type'] {
+  if (k.source === 'net') return k.event.type;
+  switch (k.event.kind) {
+    case 'file_open':
+      return 'file_open';
+    case 'exec':
+      return 'process_exec';
+    case 'exit':
+      return 'process_exit';
+  }
+}
+
+/** The counter (probe) name a kernel event is accounted under. */
+export function probeNameOf(k: KernelEvent): string {
+  if (k.source === 'fileexec') return k.event.kind === 'file_open' ? k.event.probe : k.event.kind;
+  return k.event.type;
+}
+
+function tupleFields(t: SocketTuple) {
+  return {
+    family: t.family,
+    saddr: t.local.address,
+    sport: t.local.port,
+    daddr: t.remote.address,
+    dport: t.remote.port,
+  };
+}
+
+function sockaddrFields(a: SockAddr | undefined) {
+  if (!a) return { family: 'other' as const };
+  switch (a.family) {
+    case 'inet':
+    case 'inet6':
+      return { family: a.family, addr: a.address, port: a.port };
+    case 'unix':
+      return { family: 'unix' as const, unix_path: bytesField(a.path), unix_abstract: a.abstract };
+    default:
+      return { family: 'other' as const };
+  }
+}
+
+const TCP_EVENT: Record<string, string> = {
+  connect: 'connect_attempt',
+  established: 'established',
+  accepted: 'accepted',
+  closed: 'closed',
+  refused: 'refused',
+  reset: 'reset',
+  failed: 'failed',
+};
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** SNI is a DNS name: text or nothing (a non-UTF-8 name is left out, not mangled). */
+function sniText(b: Buffer): string | undefined {
+  try {
+    return utf8.decode(b);
+  } catch {
+    return undefined;
+  }
+}
+
+function hex(n: bigint): string {
+  return `0x${n.toString(16)}`;
+}
+
+/**
+ * Build the evidence record of one kernel event.
+ * @returns undefined for events that carry no evidence on their own
+ *   (a tcp_state without a socket tuple, SSL_free): the caller counts them.
+ */
+export function toRecord(
+  k: KernelEvent,
+  env: RecordEnvelope,
+  tls?: TlsSessionInfo,
+): EvidenceRecord | undefined {
+  if (k.source === 'fileexec') {
+    const e = k.event;
+    switch (e.kind) {
+      case 'file_open':
+        return {
+          ...envelope('file_open', e, env),
+          path: bytesField(e.path),
+          path_resolution: e.resolution,
+          path_truncated: e.truncated,
+          flags: e.flags >>> 0,
+          mode: e.mode >>> 0,
+          dirfd: e.dirfd,
+          ret: e.ret,
+          syscall: e.syscall,
+          ...(env.containerPath ? { container_path: bytesField(env.containerPath) } : {}),
+        } as EvidenceRecord;
+      case 'exec':
+        return {
+          ...envelope('process_exec', e, env),
+          filename: bytesField(e.filename),
+          argv: e.argv.map((a) => bytesField(a)),
+          argv_truncated: e.argvTruncated || e.filenameTruncated,
+          exe_dev: e.exeDev.toString(),
+          exe_ino: e.exeIno.toString(),
+          ...(env.containerPath ? { container_path: bytesField(env.containerPath) } : {}),
+        } as EvidenceRecord;
+      case 'exit':
+        return {
+          ...envelope('process_exit', e, env),
+          exit_code: e.exitCode,
+          signal: e.signal,
+          core_dumped: e.coreDumped,
+          ...(e.startNs > 0n && e.monoNs >= e.startNs
+            ? { duration_ns: (e.monoNs - e.startNs).toString() }
+            : {}),
+        } as EvidenceRecord;
+    }
+  }
+  const e = k.event;
+  const h = e.header;
+  const stack = env.stack && env.stack.length > 0 ? { stack: env.stack } : {};
+  switch (e.type) {
+    case 'tcp_state': {
+      if (!e.tuple) return undefined;
+      const closing = e.newState === 'CLOSE';
+      return {
+        ...envelope('tcp_state', h, env),
+        ...tupleFields(e.tuple),
+        old_state: e.oldState,
+        new_state: e.newState,
+        direction: e.direction,
+        event: TCP_EVENT[e.event] ?? 'failed',
+        attribution: e.attributed ? 'owner' : 'unknown',
+        ...(closing && e.durationNs > 0n ? { duration_ns: e.durationNs.toString() } : {}),
+        ...(closing
+          ? { bytes_sent: e.bytesAcked.toString(), bytes_received: e.bytesReceived.toString() }
+          : {}),
+      } as EvidenceRecord;
+    }
+    case 'net_connect':
+    case 'net_accept':
+      return {
+        ...envelope(e.type, h, env),
+        fd: e.fd,
+        ret: e.ret,
+        ...(e.ret < 0 && e.errno ? { errno: e.errno } : {}),
+        ...sockaddrFields(e.address),
+        syscall: e.call,
+        ...stack,
+      } as EvidenceRecord;
+    case 'tls_io':
+    case 'tls_handshake': {
+      if (e.op === 'SSL_free') return undefined;
+      const sniBytes = e.sni ?? tls?.sni;
+      const sni = sniBytes ? sniText(sniBytes) : undefined;
+      const tuple = e.tuple ?? tls?.tuple;
+      const common = {
+        ...envelope(e.type, h, env),
+        ssl_ptr: hex(e.ssl),
+        ret: e.ret,
+        function: e.op,
+        ...(tuple ? { connection: tupleFields(tuple) } : {}),
+        ...(sni ? { sni } : {}),
+        ...stack,
+      };
+      if (e.type === 'tls_handshake') {
+        return { ...common, result: e.result === 'failed' ? 'failed' : 'ok' } as EvidenceRecord;
+      }
+      const read = e.op === 'SSL_read' || e.op === 'SSL_read_ex';
+      return {
+        ...common,
+        direction: read ? 'read' : 'write',
+        requested: e.requested.toString(),
+        returned: e.bytes.toString(),
+      } as EvidenceRecord;
+    }
+    default:
+      return undefined;
+  }
+}
