@@ -7,7 +7,9 @@
  *   BENCH_CONTAINERS=100 BENCH_RECORDS=1000000 to change the sizes.
  */
 import { execFile, spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { buildImage, cgroupIdOf, ctrUnavailableReason, importImage } from '../../../tools/oci-image/ctr.js';
 import { CgroupResolver, ContainerTracker, EnrichmentStage, type Resolution } from '../src/index.js';
@@ -180,6 +182,7 @@ async function main(): Promise<void> {
       await run('ctr', ['-n', ns, 'container', 'rm', ids[i]!]).catch(() => undefined);
     });
     spawnSync('ctr', ['-n', ns, 'image', 'rm', image.ref], { stdio: 'ignore' });
+    rmSync(dirname(image.tar), { recursive: true, force: true });
     for (let i = 0; i < 30; i++) {
       if (spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' }).status === 0) break;
       spawnSync('sleep', ['0.2']);

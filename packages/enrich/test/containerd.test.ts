@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import {
   type ContainerInfo,
   ContainerTracker,
@@ -34,6 +34,7 @@ describe.runIf(gate('containerd (ctr) container attribution', ctrUnavailableReas
     let staticVaddr: number;
     const started: CtrContainer[] = [];
     const trackers: ContainerTracker[] = [];
+    const cleanup: string[] = [];
 
     const run = (o: Partial<Parameters<typeof runCtr>[0]> = {}) => {
       const c = runCtr({ namespace: ns, image, ...o });
@@ -48,17 +49,24 @@ describe.runIf(gate('containerd (ctr) container attribution', ctrUnavailableReas
 
     beforeAll(() => {
       const progs = buildConnectPrograms();
+      cleanup.push(progs.dir);
       const elf = readElf(progs.static);
       staticVaddr = elf.symbols.find((s) => s.name === 'stella_named_connect')!.value;
       image = buildImage({ add: [{ src: progs.static, dst: '/usr/bin/stella-connect' }] });
       importImage(image, ns);
+      cleanup.push(dirname(image.tar));
     });
 
     afterAll(() => {
       for (const t of trackers) t.close();
       for (const c of started) c.stop();
       spawnSync('ctr', ['-n', ns, 'image', 'rm', image.ref], { stdio: 'ignore' });
-      spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' });
+      // containerd collects the image's content asynchronously; the namespace empties shortly after.
+      for (let i = 0; i < 30; i++) {
+        if (spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' }).status === 0) break;
+        spawnSync('sleep', ['0.2']);
+      }
+      for (const d of cleanup) rmSync(d, { recursive: true, force: true });
     });
 
     it("maps the init pid's cgroup id to container id, image ref, manifest and config digests (listed at start)", async () => {

@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ContainerTracker, containerField } from '@stellaops/enrich';
 import { gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +26,7 @@ describe.runIf(gate('containerd CRI pod attribution', reason()))('containerd CRI
     image = buildImage();
     const pause = buildImage({ ref: PAUSE_REF, cmd: ['/bin/sleep', '2147483647'] });
     cri = await startCriContainerd([pause, image]);
+    for (const i of [pause, image]) rmSync(dirname(i.tar), { recursive: true, force: true });
     client = new CriClient(cri.socket);
   }, 120_000);
 

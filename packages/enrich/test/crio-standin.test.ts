@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ContainerTracker, containerField } from '@stellaops/enrich';
 import { gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,6 +70,7 @@ describe.runIf(gate('CRI-O attribution (stand-in API, real cgroup)', reason))(
       rmdirSync(scope);
       rmdirSync(slice);
       server.close();
+      rmSync(dirname(socket), { recursive: true, force: true });
     });
 
     it('resolves a crio-<id>.scope cgroup to id, image ref and manifest digest, naming what CRI-O cannot give', async () => {

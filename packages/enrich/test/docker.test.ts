@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ContainerTracker, containerField, EnrichmentStage } from '@stellaops/enrich';
 import { gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +38,7 @@ describe.runIf(gate('dockerd container attribution', dockerdUnavailableReason())
     afterAll(async () => {
       for (const t of trackers) t.close();
       await dockerd?.stop();
+      if (image) rmSync(dirname(image.tar), { recursive: true, force: true });
     }, 60_000);
 
     it('maps a container process to its id, image ref and config digest, and says why the manifest digest is missing', async () => {

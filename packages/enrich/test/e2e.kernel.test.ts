@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ContainerTracker, type Enriched, EnrichmentStage } from '@stellaops/enrich';
 import { openProbeSet, type ProbeEvent } from '@stellaops/probes';
 import { canRunBpf, gate } from '@stellaops/testing';
@@ -40,6 +40,8 @@ describe.runIf(runs)('file opens and execs from the kernel, attributed to contai
     writeFileSync(hostFile, 'on the host\n');
     image = buildImage({ add: [{ src: marker, dst: '/etc/stella-e2e.txt' }] });
     importImage(image, ns);
+    rmSync(marker);
+    rmSync(dirname(image.tar), { recursive: true, force: true });
     tracker = await ContainerTracker.create({ docker: false, podman: false, crio: false });
     probes = openProbeSet({
       probes: ['file_open', 'exec'],
@@ -57,6 +59,7 @@ describe.runIf(runs)('file opens and execs from the kernel, attributed to contai
     await pump?.catch(() => undefined);
     tracker?.close();
     for (const c of started) c.stop();
+    rmSync(hostFile, { force: true });
     spawnSync('ctr', ['-n', ns, 'image', 'rm', image.ref], { stdio: 'ignore' });
     for (let i = 0; i < 30; i++) {
       if (spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' }).status === 0) break;

@@ -1,3 +1,5 @@
+import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ContainerTracker, EnrichmentStage, readProcessInfo } from '@stellaops/enrich';
 import { gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +44,7 @@ describe.runIf(gate('podman container attribution', podmanUnavailableReason()))(
     afterAll(async () => {
       for (const t of trackers) t.close();
       await podman?.stop();
+      if (image) rmSync(dirname(image.tar), { recursive: true, force: true });
     }, 60_000);
 
     it('maps a container process to its id, image ref, manifest and config digests', async () => {

@@ -1,5 +1,5 @@
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +52,9 @@ describe.runIf(gate('ELF reader and symbolizer (C test program)', reason))(
     afterAll(() => {
       for (const c of children) c.kill('SIGKILL');
       server?.close();
+      if (progs) rmSync(progs.dir, { recursive: true, force: true });
+      for (const f of [`stella-not-elf-${process.pid}`, `stella-cut-elf-${process.pid}`])
+        rmSync(join(tmpdir(), f), { force: true });
     });
 
     it('reads .symtab, segments and the GNU build id (checked against readelf)', () => {
