@@ -245,8 +245,8 @@ const tcpStateFields = {
   new_state: req(tcpState, 'TCP state after the transition.'),
   direction: req(enumOf(['outbound', 'inbound', 'unknown']), 'Who opened the connection.'),
   event: req(
-    enumOf(['connect_attempt', 'established', 'accepted', 'closed', 'refused', 'reset']),
-    'What the transition means for the connection.',
+    enumOf(['connect_attempt', 'established', 'accepted', 'closed', 'refused', 'reset', 'failed']),
+    'What the transition means: "connect_attempt" (CLOSE→SYN_SENT), "established" (outbound SYN_SENT→ESTABLISHED), "accepted" (inbound SYN_RECV→ESTABLISHED), "closed" (an established connection reached CLOSE), "refused" (SYN_SENT→CLOSE on RST), "reset" (an established connection reset), "failed" (an attempt that ended otherwise, e.g. a timeout).',
   ),
   attribution: req(
     enumOf(['owner', 'current', 'unknown']),
