@@ -48,9 +48,9 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   },
   {
     key: 'rotation.fsync',
-    type: { kind: 'string', oneOf: ['none', 'seal', 'interval'] },
+    type: { kind: 'string', oneOf: ['seal', 'interval', 'always'] },
     default: 'seal',
-    doc: 'When chunk data reaches the disk: only at seal, on a timer too, or left to the OS.',
+    doc: 'When chunk data is fsynced: at seal only, also every second, or after every record.',
   },
   { key: 'signing.enabled', type: bool, default: true, doc: 'Sign every sealed chunk (DSSE).' },
   {

@@ -10,6 +10,7 @@ export type CliErrorCode =
   | 'TARGET'
   | 'NOT_RUNNING'
   | 'NO_EVIDENCE'
+  | 'IO'
   | 'VERIFY_FAILED';
 
 /** Process exit codes, documented in every command's --help. */

@@ -1,5 +1,10 @@
 import { type CommandSpec, helpText, type Parsed, parseCommand } from './args.js';
 import { configCommand, configSpec } from './commands/config.js';
+import { inspectCommand, inspectSpec } from './commands/inspect.js';
+import { keygenCommand, keygenSpec } from './commands/keygen.js';
+import { startCommand, startSpec } from './commands/start.js';
+import { statusCommand, statusSpec } from './commands/status.js';
+import { verifyCommand, verifySpec } from './commands/verify.js';
 import { CliError, EXIT } from './errors.js';
 import { type Io, processIo } from './io.js';
 import { VERSION } from './version.js';
@@ -9,12 +14,14 @@ interface Command {
   run(p: Parsed, io: Io): Promise<number>;
 }
 
-const COMMANDS: Command[] = [{ spec: configSpec, run: configCommand }];
-
-/** Register a subcommand (used by the modules that implement them). */
-export function registerCommand(cmd: Command): void {
-  COMMANDS.push(cmd);
-}
+const COMMANDS: Command[] = [
+  { spec: startSpec, run: startCommand },
+  { spec: statusSpec, run: statusCommand },
+  { spec: inspectSpec, run: inspectCommand },
+  { spec: verifySpec, run: verifyCommand },
+  { spec: configSpec, run: configCommand },
+  { spec: keygenSpec, run: keygenCommand },
+];
 
 function topHelp(): string {
   const w = Math.max(...COMMANDS.map((c) => c.spec.name.length));
@@ -102,7 +109,37 @@ function toCliError(e: unknown): CliError | undefined {
     case 'NotSupportedError':
       return new CliError(any.code === 'PRIVILEGE' ? 'PRIVILEGE' : 'KERNEL', any.message ?? String(e), opts);
     case 'PathGlobError':
+      return new CliError('CONFIG_INVALID', `filters: ${any.message}`, opts);
+    case 'ProbeOptionError':
       return new CliError('CONFIG_INVALID', any.message ?? String(e), opts);
+    case 'ProbesError':
+      return any.code === 'OBJECT_MISSING'
+        ? new CliError('KERNEL', any.message ?? String(e), opts)
+        : undefined;
+    case 'StatusSocketError':
+      return new CliError(
+        any.code === 'ALREADY_RUNNING' ? 'TARGET' : 'NOT_RUNNING',
+        any.message ?? String(e),
+        opts,
+      );
+    case 'CollectError':
+      return any.code === 'USAGE' ? undefined : new CliError('KERNEL', any.message ?? String(e), opts);
+    case 'EvidenceChainError':
+      switch (any.code) {
+        case 'SYMLINK_REFUSED':
+        case 'NOT_A_DIRECTORY':
+        case 'DIRECTORY_LOCKED':
+        case 'INVALID_OPTION':
+          return new CliError('TARGET', any.message ?? String(e), opts);
+        case 'KEY_ERROR':
+        case 'SIGNING_FAILED':
+          return new CliError('KEY', any.message ?? String(e), opts);
+        case 'DISK_FULL':
+        case 'IO_ERROR':
+          return new CliError('IO', any.message ?? String(e), opts);
+        default:
+          return undefined;
+      }
     default:
       if (typeof any.message === 'string' && /^E[A-Z]+$/.test(any.code)) {
         // Node system errors from user-supplied paths (ENOENT, EACCES, ...).

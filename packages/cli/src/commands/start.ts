@@ -1,0 +1,262 @@
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { preflight } from '@stellaops/bpf-loader';
+import {
+  FulcioSigner,
+  LocalKeySigner,
+  RekorV1Witness,
+  type Signer,
+  type Witness,
+} from '@stellaops/evidence-chain';
+import { type CollectOptions, Collector, type CollectorSnapshot } from '@stellaops/signals';
+import { type CommandSpec, type Parsed, parseDuration } from '../args.js';
+import { type EffectiveConfig, loadConfig } from '../config.js';
+import { CliError, EXIT } from '../errors.js';
+import type { Io } from '../io.js';
+import { configFlags } from './shared.js';
+
+export const startSpec: CommandSpec = {
+  name: 'start',
+  summary: 'Run the collector in the foreground until SIGINT/SIGTERM (or --duration), sealing signed chunks.',
+  usage: 'stella signals start [--target DIR] [--config FILE] [--set KEY=VALUE]... [--duration 30s]',
+  options: {
+    target: { type: 'string', short: 't', value: 'DIR', help: 'output directory (signals.output_directory)' },
+    config: { type: 'string', short: 'c', value: 'FILE', help: 'stellaops.yaml' },
+    set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key' },
+    key: { type: 'string', value: 'PEM', help: 'private signing key (signals.signing.key_path)' },
+    duration: { type: 'string', value: 'TIME', help: 'stop by itself after this long (30s, 5m, 1h)' },
+  },
+  positionals: [],
+  examples: [
+    'stella signals start --target /var/lib/stellaops/evidence',
+    'stella signals start --config /etc/stellaops/stellaops.yaml --duration 10m',
+    'stella signals start -t ./evidence --key ./signals-key.pem --set filters.path_denylist=/proc/**,/sys/**',
+  ],
+  exitCodes: [
+    '0  stopped cleanly: drained, last chunk and end-of-stream statement sealed',
+    '2  bad flags or configuration, unusable --target, or no signing key',
+    '3  missing privileges or kernel features (the message says which and how to fix)',
+  ],
+};
+
+/** Map the effective config onto collect() options. */
+export function collectOptions(cfg: EffectiveConfig): CollectOptions {
+  return {
+    probes: {
+      file_open: cfg.get<boolean>('probes.file_open'),
+      exec: cfg.get<boolean>('probes.exec'),
+      tcp_state: cfg.get<boolean>('probes.tcp_state'),
+      libc_net: cfg.get<boolean>('probes.libc_net'),
+      tls: cfg.get<boolean>('probes.tls'),
+    },
+    filters: {
+      targetContainers: cfg.get<string[]>('filters.target_containers'),
+      pathAllowlist: cfg.get<string[]>('filters.path_allowlist'),
+      pathDenylist: cfg.get<string[]>('filters.path_denylist'),
+    },
+    dedup: { enabled: cfg.get<boolean>('dedup.enabled'), maxEntries: cfg.get<number>('dedup.max_entries') },
+    ringBufferBytes: cfg.get<number>('ring_buffer.size_mb') * 1024 * 1024,
+    drainLatencyMs: cfg.get<number>('ring_buffer.drain_latency_ms'),
+    statusIntervalMs: cfg.get<number>('status_interval_seconds') * 1000,
+  };
+}
+
+/** The signer the config asks for, or a CliError saying what to fix. */
+export async function makeSigner(cfg: EffectiveConfig, env: NodeJS.ProcessEnv): Promise<Signer> {
+  if (!cfg.get<boolean>('signing.enabled')) {
+    throw new CliError('KEY', 'signing.enabled is false, but evidence is always sealed with a signature', {
+      hint: 'enable signing with a local key (stella signals keygen) so verify-chain can check the evidence',
+    });
+  }
+  const keyId = cfg.get<string>('signing.key_id');
+  if (keyId === 'fulcio') {
+    const token = env.SIGSTORE_ID_TOKEN;
+    if (!token) {
+      throw new CliError('KEY', 'signing.key_id is "fulcio" but no OIDC token is available', {
+        hint: 'set SIGSTORE_ID_TOKEN to an OIDC identity token, or use key_id: local with signing.key_path',
+      });
+    }
+    return new FulcioSigner({ getToken: async () => token });
+  }
+  if (keyId !== 'local') {
+    throw new CliError('KEY', `signing.key_id "${keyId}": this CLI signs with "local" keys or "fulcio"`, {
+      hint: 'KMS keys are plugged in by embedding @stellaops/signals with an ExternalKeySigner',
+    });
+  }
+  const path = cfg.get<string>('signing.key_path');
+  if (!existsSync(path)) {
+    throw new CliError('KEY', `signing key ${path} does not exist`, {
+      hint: `create one: stella signals keygen --out ${path}`,
+    });
+  }
+  return LocalKeySigner.fromPemFile(path);
+}
+
+function witnesses(cfg: EffectiveConfig): Witness[] {
+  return cfg.get<boolean>('signing.submit_to_rekor')
+    ? [new RekorV1Witness({ baseURL: cfg.get<string>('signing.rekor_url') })]
+    : [];
+}
+
+function statusLine(s: CollectorSnapshot): string {
+  const lost = s.probes.reduce((n, p) => n + BigInt(p.lost), 0n);
+  return (
+    `records ${s.records} (${s.recordsPerSecond}/s) | lost ${lost} | chunks sealed ${s.writer.sealedChunks}` +
+    ` | pending log ${s.writer.pendingSubmissions} | containers ${s.containers.tracked}`
+  );
+}
+
+function jsonLog(
+  io: Io,
+  level: 'info' | 'warn' | 'error',
+  msg: string,
+  fields: Record<string, unknown> = {},
+): void {
+  io.err(
+    `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }, (_k, v) =>
+      typeof v === 'bigint' ? v.toString() : v,
+    )}\n`,
+  );
+}
+
+export async function startCommand(p: Parsed, io: Io): Promise<number> {
+  const flags = configFlags(p);
+  if (typeof p.values.key === 'string')
+    flags.push({ key: 'signing.key_path', value: p.values.key, flag: '--key' });
+  const cfg = loadConfig({
+    ...(typeof p.values.config === 'string' ? { file: p.values.config } : {}),
+    env: io.env,
+    flags,
+  });
+  const durationMs =
+    typeof p.values.duration === 'string' ? parseDuration('--duration', p.values.duration) : undefined;
+  if (!cfg.get<boolean>('enabled')) {
+    throw new CliError('DISABLED', 'signals.enabled is false: nothing to start', {
+      hint: 'set signals.enabled: true (or STELLA_ENABLED=true)',
+    });
+  }
+  const dir = cfg.get<string>('output_directory');
+  const pf = preflight();
+  if (!pf.ok) {
+    throw new CliError(
+      pf.problems.some((x) => /CAP_|root/.test(x)) ? 'PRIVILEGE' : 'KERNEL',
+      `cannot trace here: ${pf.problems[0]}`,
+      {
+        hint:
+          pf.problems.slice(1).join('; ') || 'run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN',
+      },
+    );
+  }
+  const signer = await makeSigner(cfg, io.env);
+  if (existsSync(dir) && !statSync(dir).isDirectory())
+    throw new CliError('TARGET', `--target ${dir} is not a directory`);
+  mkdirSync(dir, { recursive: true, mode: 0o750 });
+
+  const collector = await Collector.start({
+    dir,
+    signer,
+    collect: collectOptions(cfg),
+    rotation: {
+      maxSizeBytes: cfg.get<number>('rotation.max_size_mb') * 1024 * 1024,
+      maxAgeMs: Math.round(cfg.get<number>('rotation.max_age_hours') * 3_600_000),
+    },
+    fsync: { mode: cfg.get<'seal' | 'interval' | 'always'>('rotation.fsync') },
+    witnesses: witnesses(cfg),
+    filterConfig: {
+      target_containers: cfg.get('filters.target_containers'),
+      path_allowlist: cfg.get('filters.path_allowlist'),
+      path_denylist: cfg.get('filters.path_denylist'),
+      probes: cfg.toObject().signals,
+    },
+  });
+
+  const tty = io.isTTY;
+  const started = collector.status();
+  if (tty) {
+    io.err(`stella: collecting into ${dir} (pid ${process.pid}); Ctrl-C stops and seals\n`);
+  } else {
+    jsonLog(io, 'info', 'collector started', {
+      dir,
+      pid: process.pid,
+      probes: started.probes.map((x) => ({
+        name: x.name,
+        attached: x.attached,
+        attach_type: x.attachType,
+        reason: x.reason,
+      })),
+    });
+  }
+  for (const probe of started.probes.filter((x) => !x.attached)) {
+    if (tty) io.err(`stella: probe ${probe.name} not attached: ${probe.reason ?? 'unknown reason'}\n`);
+  }
+  collector.on('sealed', (s) => {
+    if (!tty)
+      jsonLog(io, 'info', 'chunk sealed', {
+        file: s.file,
+        records: s.records,
+        bytes: s.bytes,
+        seal_ms: s.sealMs,
+      });
+  });
+  collector.on('drop', (d) => {
+    if (tty) io.err(`\nstella: probe ${d.probe} lost ${d.newlyLost} records (total ${d.totalLost})\n`);
+    else
+      jsonLog(io, 'warn', 'records lost', {
+        probe: d.probe,
+        newly_lost: d.newlyLost,
+        total_lost: d.totalLost,
+      });
+  });
+  collector.on('warning', (w) => (tty ? io.err(`\nstella: ${w}\n`) : jsonLog(io, 'warn', w)));
+
+  const ticker = setInterval(
+    () => {
+      const s = collector.status();
+      if (tty) io.err(`\r\x1b[K${statusLine(s)}`);
+      else
+        jsonLog(io, 'info', 'status', {
+          records: s.records,
+          records_per_second: s.recordsPerSecond,
+          sealed: s.writer.sealedChunks,
+        });
+    },
+    tty ? 1000 : 30_000,
+  );
+
+  let stopping = false;
+  const stop = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (tty) io.err(`\nstella: ${why}: draining and sealing...\n`);
+    else jsonLog(io, 'info', 'stopping', { reason: why });
+    void collector.stop();
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      io.err('stella: second signal: exiting now; the unfinished chunk is recovered on the next start\n');
+      process.exit(130);
+    }
+    stop(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const timer =
+    durationMs !== undefined
+      ? setTimeout(() => stop(`--duration ${p.values.duration} elapsed`), durationMs)
+      : undefined;
+  try {
+    await collector.done;
+  } finally {
+    clearInterval(ticker);
+    if (timer) clearTimeout(timer);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const end = collector.status();
+  if (tty)
+    io.err(
+      `\r\x1b[K${statusLine(end)}\nstella: stopped; ${end.writer.sealedChunks} chunks sealed in ${dir}\n`,
+    );
+  else
+    jsonLog(io, 'info', 'collector stopped', { dir, records: end.records, sealed: end.writer.sealedChunks });
+  return EXIT.OK;
+}
