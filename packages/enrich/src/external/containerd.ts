@@ -31,6 +31,26 @@ function protoDir(): string {
   );
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: grpc's generated package object is untyped.
+let loaded: any;
+
+/** The service constructors, from the vendored protos parsed once per process. */
+// biome-ignore lint/suspicious/noExplicitAny: as above.
+function services(): any {
+  if (loaded === undefined) {
+    const def = protoLoader.loadSync(PROTO_FILES, {
+      includeDirs: [protoDir()],
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: as above.
+    loaded = (grpc.loadPackageDefinition(def) as any).containerd.services;
+  }
+  return loaded;
+}
+
 type Unary<Req, Res> = (
   req: Req,
   md: grpc.Metadata,
@@ -107,16 +127,7 @@ export class ContainerdClient implements RuntimeClient {
     /** Namespaces to search; default: all namespaces containerd lists. */
     readonly namespaces?: readonly string[],
   ) {
-    const def = protoLoader.loadSync(PROTO_FILES, {
-      includeDirs: [protoDir()],
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-    });
-    // biome-ignore lint/suspicious/noExplicitAny: grpc's generated package object is untyped.
-    const pkg = grpc.loadPackageDefinition(def) as any;
-    const s = pkg.containerd.services;
+    const s = services();
     const target = `unix://${socket}`;
     const creds = grpc.credentials.createInsecure();
     // Every service shares one channel: grpc-js pools subchannels per target and options.

@@ -1,0 +1,115 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gate } from '@stellaops/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultCgroupRoot } from './cgroup.js';
+import type { RuntimeClient, RuntimeContainer } from './external/types.js';
+import { ContainerTracker } from './tracker.js';
+
+const none = { containerd: false, docker: false, podman: false, crio: false } as const;
+
+describe('ContainerTracker options', () => {
+  it.each([
+    [{ ttlMs: -1 }, /ttlMs must be a number of ms >= 0/],
+    [{ maxEntries: 0 }, /maxEntries must be an integer >= 1/],
+    [{ requestTimeoutMs: Number.NaN }, /requestTimeoutMs/],
+    [{ docker: { socket: '' } }, /docker\.socket must be a socket path/],
+    [
+      { podman: { socket: '/nonexistent/podman.sock' } },
+      /podman\.socket: \/nonexistent\/podman\.sock does not exist/,
+    ],
+  ])('%o is rejected with INVALID_OPTION', async (opt, msg) => {
+    await expect(ContainerTracker.create({ ...none, ...opt })).rejects.toMatchObject({
+      code: 'INVALID_OPTION',
+      message: expect.stringMatching(msg),
+    });
+  });
+
+  it('reports use after close as CLOSED and closes twice harmlessly', async () => {
+    const t = await ContainerTracker.create(none);
+    t.close();
+    t.close();
+    expect(() => t.lookup(1n)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+  });
+});
+
+const HEX = 'feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface';
+const reason = process.getuid?.() !== 0 ? 'needs root to create cgroups' : undefined;
+
+// Real cgroups; the runtime behind them is a stand-in RuntimeClient (the
+// real runtimes are exercised in test/): this checks the tracker's own rules.
+describe.runIf(gate('ContainerTracker rules on real cgroups', reason))(
+  'ContainerTracker on a real docker-shaped cgroup',
+  () => {
+    const slice = join(defaultCgroupRoot(), `stella-tracker-test-${process.pid}.slice`);
+    const scope = join(slice, `docker-${HEX}.scope`);
+    let child: ReturnType<typeof spawn>;
+    let cgroupId: bigint;
+
+    beforeAll(async () => {
+      mkdirSync(scope, { recursive: true });
+      child = spawn('sleep', ['60'], { stdio: 'ignore' });
+      await new Promise((r) => child.once('spawn', r));
+      writeFileSync(join(scope, 'cgroup.procs'), String(child.pid));
+      const { statSync } = await import('node:fs');
+      cgroupId = statSync(scope, { bigint: true }).ino;
+    });
+
+    afterAll(async () => {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      rmdirSync(scope);
+      rmdirSync(slice);
+    });
+
+    it('names the container from its cgroup when no runtime API is connected, saying so', async () => {
+      const t = await ContainerTracker.create(none);
+      const r = await t.resolveDetailed(cgroupId, child.pid);
+      expect(r).toEqual({
+        status: 'resolved',
+        cgroupPath: `/stella-tracker-test-${process.pid}.slice/docker-${HEX}.scope`,
+        container: {
+          id: HEX,
+          runtime: 'docker',
+          cgroupPath: `/stella-tracker-test-${process.pid}.slice/docker-${HEX}.scope`,
+          missing: ['image_ref: no docker API connected (socket not found; pass docker.socket)'],
+        },
+      });
+      t.close();
+    });
+
+    it('asks the runtime once per container, however many lookups race', async () => {
+      let calls = 0;
+      const standIn: RuntimeClient = {
+        runtime: 'docker',
+        socket: '(stand-in)',
+        async inspect(id): Promise<RuntimeContainer | undefined> {
+          calls++;
+          await new Promise((r) => setTimeout(r, 50));
+          return {
+            id,
+            runtime: 'docker',
+            imageRef: 'x:1',
+            imageConfigDigest: 'sha256:aa',
+            labels: {},
+            missing: [],
+          };
+        },
+        async list() {
+          return [];
+        },
+        subscribe() {
+          return () => {};
+        },
+        close() {},
+      };
+      const t = await ContainerTracker.create({ clients: [standIn] });
+      const rs = await Promise.all(Array.from({ length: 20 }, () => t.resolve(cgroupId, child.pid)));
+      expect(calls).toBe(1);
+      expect(new Set(rs.map((r) => r?.imageRef))).toEqual(new Set(['x:1']));
+      expect(t.lookup(cgroupId)?.imageConfigDigest).toBe('sha256:aa'); // now cached by id alone
+      t.close();
+    });
+  },
+);
