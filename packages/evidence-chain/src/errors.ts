@@ -10,7 +10,6 @@ export type EvidenceChainErrorCode =
   | 'DISK_FULL'
   | 'IO_ERROR'
   | 'WRITER_CLOSED'
-  | 'WRITER_PAUSED'
   | 'DIRECTORY_LOCKED'
   | 'KEY_ERROR'
   | 'SIGNING_FAILED'

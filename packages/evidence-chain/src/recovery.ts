@@ -195,7 +195,8 @@ async function recoverChunk(
     previous_chunk_digest: head?.chunkDigest ?? null,
     opened_wall_ns: marker.opened_wall_ns,
     opened_mono_ns: marker.opened_mono_ns,
-    closed_wall_ns: maxBig(st.mtimeNs, BigInt(marker.opened_wall_ns)).toString(),
+    // Millisecond resolution like every other wall time the writer records.
+    closed_wall_ns: maxBig((st.mtimeNs / 1_000_000n) * 1_000_000n, BigInt(marker.opened_wall_ns)).toString(),
     closed_mono_ns: null,
     first_record_wall_ns: scan.firstWall,
     last_record_wall_ns: scan.lastWall,
