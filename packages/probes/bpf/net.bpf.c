@@ -647,6 +647,29 @@ int BPF_KPROBE(net_ssl_ctrl_enter, void *ssl, int cmd, long larg, const char *pa
 	return 0;
 }
 
+/* The session's role, as the application declares it (BIO-driven servers
+ * such as `openssl s_server -www` never call SSL_accept). */
+static __always_inline int set_role(__u64 ssl, __u8 flag)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct net_session *sess = session(pid_tgid >> 32, ssl, bpf_ktime_get_ns());
+	if (sess)
+		sess->flags = (sess->flags & ~(NET_TLS_SERVER | NET_TLS_CLIENT)) | flag;
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_set_accept_state_enter, void *ssl)
+{
+	return set_role((__u64)ssl, NET_TLS_SERVER);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(net_ssl_set_connect_state_enter, void *ssl)
+{
+	return set_role((__u64)ssl, NET_TLS_CLIENT);
+}
+
 SEC("uprobe")
 int BPF_KPROBE(net_ssl_set_fd_enter, void *ssl, int fd)
 {
@@ -746,7 +769,9 @@ int BPF_KRETPROBE(net_ssl_exit, long rax)
 	if (a.op == NET_TLS_DO_HANDSHAKE || a.op == NET_TLS_CONNECT || a.op == NET_TLS_ACCEPT) {
 		sess->attempts++;
 		if (a.op == NET_TLS_ACCEPT)
-			sess->flags |= NET_TLS_SERVER;
+			sess->flags = (sess->flags & ~NET_TLS_CLIENT) | NET_TLS_SERVER;
+		else if (a.op == NET_TLS_CONNECT)
+			sess->flags = (sess->flags & ~NET_TLS_SERVER) | NET_TLS_CLIENT;
 		if (ret == 1) {
 			if (sess->handshake_done)
 				return 0; /* renegotiation or a repeated call: not a new fact */

@@ -162,7 +162,8 @@ enum net_tls_result {
 #define NET_TLS_SNI_SET 0x1       /* sni[] holds the client's server name */
 #define NET_TLS_SNI_TRUNCATED 0x2
 #define NET_TLS_TUPLE_KNOWN 0x4   /* t was read from a socket used during this session */
-#define NET_TLS_SERVER 0x8        /* SSL_accept seen on this session */
+#define NET_TLS_SERVER 0x8        /* SSL_accept or SSL_set_accept_state seen on this session */
+#define NET_TLS_CLIENT 0x10       /* SSL_connect or SSL_set_connect_state seen on this session */
 
 struct net_tls_event {
 	struct stella_event_header hdr;

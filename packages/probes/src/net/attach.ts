@@ -31,6 +31,8 @@ export const SSL_UPROBES: readonly UprobeSpec[] = [
   { symbol: 'SSL_accept', enter: 'net_ssl_accept_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_ctrl', enter: 'net_ssl_ctrl_enter' },
   { symbol: 'SSL_set_fd', enter: 'net_ssl_set_fd_enter' },
+  { symbol: 'SSL_set_accept_state', enter: 'net_ssl_set_accept_state_enter' },
+  { symbol: 'SSL_set_connect_state', enter: 'net_ssl_set_connect_state_enter' },
   { symbol: 'SSL_free', enter: 'net_ssl_free_enter' },
 ];
 

@@ -15,6 +15,7 @@ import {
   NET_SA_TRUNCATED,
   NET_SOCKADDR_MAX,
   NET_STACK_MAX,
+  NET_TLS_CLIENT,
   NET_TLS_SERVER,
   NET_TLS_SNI_SET,
   NET_TLS_SNI_TRUNCATED,
@@ -363,10 +364,10 @@ function decodeTls(b: Buffer, kind: number): TlsEvent {
   const resultNum = b.readUInt8(L.result[0]);
   const sniLen = Math.min(b.readUInt32LE(L.sni_len[0]), L.sni[1]);
   const fd = b.readInt32LE(L.fd[0]);
-  const role =
+  const role: TlsEvent['role'] =
     flags & NET_TLS_SERVER
       ? 'server'
-      : op === 'SSL_connect' || (flags & NET_TLS_SNI_SET) !== 0
+      : flags & NET_TLS_CLIENT || op === 'SSL_connect' || (flags & NET_TLS_SNI_SET) !== 0
         ? 'client'
         : 'unknown';
   return {

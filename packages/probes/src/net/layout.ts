@@ -183,6 +183,7 @@ export const NET_TLS_SNI_SET = 0x1;
 export const NET_TLS_SNI_TRUNCATED = 0x2;
 export const NET_TLS_TUPLE_KNOWN = 0x4;
 export const NET_TLS_SERVER = 0x8;
+export const NET_TLS_CLIENT = 0x10;
 
 /** Address families (include/linux/socket.h). */
 export const AF = { UNSPEC: 0, UNIX: 1, INET: 2, INET6: 10 } as const;
