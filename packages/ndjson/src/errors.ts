@@ -108,6 +108,10 @@ export class NdjsonError extends Error {
   }
 }
 
+// Bundlers may rename the class (esbuild emits `_NdjsonError`); pin the name
+// so `error.name` and `constructor.name` stay "NdjsonError" in dist builds.
+Object.defineProperty(NdjsonError, 'name', { value: 'NdjsonError' });
+
 /** A SCHEMA error from a non-empty list of issues. */
 export function schemaError(issues: readonly ValidationIssue[], location: LineLocation = {}): NdjsonError {
   const first = issues[0]!;
