@@ -192,6 +192,15 @@ describe('recovery at open', () => {
     expect(verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true }).errors).toEqual([]);
   });
 
+  it('standalone recovery refuses a directory a live writer (another process) holds', async () => {
+    await abandoned(2);
+    writeFileSync(join(out, '.lock'), `${process.ppid}\n`);
+    await expect(recoverDirectory(out, key.signer, 'x', META)).rejects.toMatchObject({
+      code: 'DIRECTORY_LOCKED',
+    });
+    expect(existsSync(join(out, bundleName(0)))).toBe(false);
+  });
+
   it('never rewrites a sealed chunk', async () => {
     const w = await open();
     for (let i = 0; i < 3; i++) {

@@ -2,7 +2,9 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { EvidenceChainError, ioError } from './errors.js';
 import {
+  acquireDirLock,
   createNewFile,
+  ensureEvidenceDir,
   fsyncDir,
   openExistingRw,
   readFileNoFollow,
@@ -65,10 +67,28 @@ export interface RecoveryReport {
  *    reason `crash_recovery`.
  *
  * Idempotent: a crash during recovery is recovered by the next run. A sealed
- * chunk is never modified. Throws CHAIN_STATE_INVALID when the directory
+ * chunk is never modified. Takes the directory lock (DIRECTORY_LOCKED while a
+ * live writer holds it). Throws CHAIN_STATE_INVALID when the directory
  * holds an unsealed chunk with no open marker (not written by this package).
  */
 export async function recoverDirectory(
+  dir: string,
+  signer: Signer,
+  recoveredByStreamId: string,
+  meta: ChainMeta,
+): Promise<RecoveryReport> {
+  ensureEvidenceDir(dir);
+  // Never seal chunks a live writer (another process) is still writing.
+  const release = acquireDirLock(dir);
+  try {
+    return await recoverLocked(dir, signer, recoveredByStreamId, meta);
+  } finally {
+    release();
+  }
+}
+
+/** `recoverDirectory` for a caller that already holds the directory lock. */
+export async function recoverLocked(
   dir: string,
   signer: Signer,
   recoveredByStreamId: string,

@@ -252,6 +252,19 @@ describe('tamper matrix: each must fail and name the chunk', () => {
     verifyFails(dir, chunkName(2), 'end-of-stream signature');
   });
 
+  it('a statement signed by the trusted key but with a malformed predicate is reported, not thrown', async () => {
+    const dir = copy();
+    const b = readBundle(dir, bundleName(1));
+    const st = JSON.parse(Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8'));
+    st.predicate.opened_wall_ns = 'yesterday';
+    writeFileSync(
+      join(dir, bundleName(1)),
+      serializeBundle(await signPayload(Buffer.from(JSON.stringify(st)), key.signer)),
+    );
+    verifyFails(dir, chunkName(1), 'predicate');
+    verifyFails(dir, chunkName(2), 'link');
+  });
+
   it('a bundle that is not JSON', () => {
     const dir = copy();
     writeFileSync(join(dir, bundleName(0)), '{ nope');

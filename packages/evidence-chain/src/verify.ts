@@ -181,259 +181,269 @@ export function verifyChain(dir: string, options: VerifyChainOptions): ChainRepo
         errors.push(`${file}: ${name}: ${message}`);
       }
     };
-    const hasChunk = l.chunks.has(i);
-    const hasBundle = l.bundles.has(i);
-    if (!hasChunk && !hasBundle && !(l.open.has(i) && i >= openTailStart)) {
-      if (l.open.has(i)) {
-        add('present', false, `chunk ${i} has an open marker but no data file`);
-      } else if (l.ends.has(i)) {
-        add(
-          'present',
-          false,
-          `chunk ${i} and its bundle are missing but its end-of-stream statement remains: the last chunk was deleted`,
-        );
-      } else {
-        add(
-          'present',
-          false,
-          `chunk ${i} and its bundle are missing (deleted?); indexes must run from 0 without gaps`,
-        );
+    try {
+      const hasChunk = l.chunks.has(i);
+      const hasBundle = l.bundles.has(i);
+      if (!hasChunk && !hasBundle && !(l.open.has(i) && i >= openTailStart)) {
+        if (l.open.has(i)) {
+          add('present', false, `chunk ${i} has an open marker but no data file`);
+        } else if (l.ends.has(i)) {
+          add(
+            'present',
+            false,
+            `chunk ${i} and its bundle are missing but its end-of-stream statement remains: the last chunk was deleted`,
+          );
+        } else {
+          add(
+            'present',
+            false,
+            `chunk ${i} and its bundle are missing (deleted?); indexes must run from 0 without gaps`,
+          );
+        }
+        prev = undefined;
+        continue;
       }
-      prev = undefined;
-      continue;
-    }
-    if (!hasBundle) {
-      // Seals run in the background, so a running (or killed) writer can leave
-      // several unsealed chunks at the tail; each still has its open marker.
-      const isTail = i >= openTailStart;
-      if (isTail) {
-        const closedRequired = options.requireEnd !== undefined && options.requireEnd !== false;
-        add(
-          'sealed',
-          !closedRequired,
-          closedRequired
-            ? `chunk ${i} is not sealed (the collector is running or crashed; its next start seals it) and requireEnd is set`
-            : `chunk ${i} is not sealed yet (collector running, or crashed and not yet restarted); its lines are not verified yet`,
-        );
-      } else {
-        add('bundle', false, `${bundleName(i)} is missing: chunk ${i} is not sealed`);
+      if (!hasBundle) {
+        // Seals run in the background, so a running (or killed) writer can leave
+        // several unsealed chunks at the tail; each still has its open marker.
+        const isTail = i >= openTailStart;
+        if (isTail) {
+          const closedRequired = options.requireEnd !== undefined && options.requireEnd !== false;
+          add(
+            'sealed',
+            !closedRequired,
+            closedRequired
+              ? `chunk ${i} is not sealed (the collector is running or crashed; its next start seals it) and requireEnd is set`
+              : `chunk ${i} is not sealed yet (collector running, or crashed and not yet restarted); its lines are not verified yet`,
+          );
+        } else {
+          add('bundle', false, `${bundleName(i)} is missing: chunk ${i} is not sealed`);
+        }
+        prev = undefined;
+        continue;
       }
-      prev = undefined;
-      continue;
-    }
-    if (!hasChunk) add('subject', false, `${file} is missing but its bundle exists (chunk deleted)`);
+      if (!hasChunk) add('subject', false, `${file} is missing but its bundle exists (chunk deleted)`);
 
-    // Bundle, signature, payload.
-    const decoded = decodeBundle<ChunkPredicate>(dir, bundleName(i), trust, CHUNK_PREDICATE_TYPE, add);
-    if (!decoded) {
-      prev = undefined;
-      continue;
-    }
-    const p = decoded.statement.predicate;
-    r.streamId = p.stream_id;
-    r.recovered = p.recovered === true;
-
-    // Subject.
-    let data: Buffer | undefined;
-    if (hasChunk) {
-      data = readFileNoFollow(join(dir, file));
-      const digest = createHash('sha256').update(data).digest('hex');
-      const subj = decoded.statement.subject?.[0];
-      if (!subj || subj.name !== file) {
-        add(
-          'subject',
-          false,
-          `statement names ${subj?.name ?? 'no file'}, not ${file} (chunks swapped or renamed?)`,
-        );
-      } else if (subj.digest?.sha256 !== digest) {
-        add(
-          'subject',
-          false,
-          `sha256 of ${file} is ${digest}, the signed statement says ${subj.digest?.sha256} (content altered)`,
-        );
-      } else {
-        add('subject', true, `sha256 ${digest}`);
+      // Bundle, signature, payload.
+      const decoded = decodeBundle<ChunkPredicate>(dir, bundleName(i), trust, CHUNK_PREDICATE_TYPE, add);
+      if (!decoded) {
+        prev = undefined;
+        continue;
       }
-    }
+      const p = decoded.statement.predicate;
+      r.streamId = p.stream_id;
+      r.recovered = p.recovered === true;
 
-    // Index and links.
-    add(
-      'index',
-      p.chunk_index === i,
-      p.chunk_index === i ? `index ${i}` : `statement says index ${p.chunk_index}, file is ${i}`,
-    );
-    if (i === 0) {
-      const ok = p.previous_statement_digest === null && p.previous_chunk_digest === null;
-      add('link', ok, ok ? 'first chunk' : 'chunk 0 claims a predecessor: earlier chunks were removed');
-    } else if (!prev) {
-      add('link', false, `cannot check the link: chunk ${i - 1} is missing or invalid`);
-    } else {
-      const okS = p.previous_statement_digest === prev.statementDigest;
-      const okC = p.previous_chunk_digest === prev.chunkDigest;
+      // Subject.
+      let data: Buffer | undefined;
+      if (hasChunk) {
+        data = readFileNoFollow(join(dir, file));
+        const digest = createHash('sha256').update(data).digest('hex');
+        const subj = decoded.statement.subject?.[0];
+        if (!subj || subj.name !== file) {
+          add(
+            'subject',
+            false,
+            `statement names ${subj?.name ?? 'no file'}, not ${file} (chunks swapped or renamed?)`,
+          );
+        } else if (subj.digest?.sha256 !== digest) {
+          add(
+            'subject',
+            false,
+            `sha256 of ${file} is ${digest}, the signed statement says ${subj.digest?.sha256} (content altered)`,
+          );
+        } else {
+          add('subject', true, `sha256 ${digest}`);
+        }
+      }
+
+      // Index and links.
       add(
-        'link',
-        okS && okC,
-        okS && okC
-          ? `follows chunk ${i - 1}`
-          : `${!okS ? `previous_statement_digest ${p.previous_statement_digest} is not chunk ${i - 1}'s statement ${prev.statementDigest}` : ''}${!okS && !okC ? '; ' : ''}${!okC ? `previous_chunk_digest ${p.previous_chunk_digest} is not chunk ${i - 1}'s digest ${prev.chunkDigest}` : ''}`,
+        'index',
+        p.chunk_index === i,
+        p.chunk_index === i ? `index ${i}` : `statement says index ${p.chunk_index}, file is ${i}`,
       );
-    }
-
-    // Times.
-    const timeProblems: string[] = [];
-    const opened = BigInt(p.opened_wall_ns);
-    const closed = BigInt(p.closed_wall_ns);
-    if (closed < opened) timeProblems.push('closed before it was opened (wall clock)');
-    if (p.closed_mono_ns !== null && BigInt(p.closed_mono_ns) < BigInt(p.opened_mono_ns)) {
-      timeProblems.push('closed before it was opened (monotonic clock)');
-    }
-    if (prev) {
-      const pp = prev.predicate;
-      if (pp.stream_id === p.stream_id) {
-        if (pp.closed_mono_ns !== null && BigInt(p.opened_mono_ns) < BigInt(pp.closed_mono_ns)) {
-          timeProblems.push(
-            `opened (mono ${p.opened_mono_ns}) before chunk ${i - 1} closed (mono ${pp.closed_mono_ns})`,
-          );
-        }
-      } else if (opened < BigInt(pp.closed_wall_ns)) {
-        timeProblems.push(
-          `new stream opened (wall ${p.opened_wall_ns}) before chunk ${i - 1} closed (wall ${pp.closed_wall_ns})`,
-        );
-      }
-    }
-    add(
-      'times',
-      timeProblems.length === 0,
-      timeProblems.length === 0 ? 'monotonic' : timeProblems.join('; '),
-    );
-
-    // Records.
-    if (data) {
-      const s = scanChunk(data);
-      records += s.recordCount;
-      r.records = s.recordCount;
-      const probs: string[] = [];
-      if (s.partial.length > 0) probs.push(`${s.partial.length} bytes after the last newline`);
-      for (const x of s.problems.slice(0, 5)) probs.push(`line ${x.line}: ${x.message}`);
-      if (s.problems.length > 5) probs.push(`and ${s.problems.length - 5} more line problems`);
-      const counts: Record<string, string> = {};
-      for (const k of [...s.recordCounts.keys()].sort()) counts[k] = String(s.recordCounts.get(k));
-      if (String(s.recordCount) !== p.record_count)
-        probs.push(`${s.recordCount} records, statement says ${p.record_count}`);
-      if (String(data.length) !== p.byte_count)
-        probs.push(`${data.length} bytes, statement says ${p.byte_count}`);
-      if (JSON.stringify(counts) !== JSON.stringify(p.record_counts)) {
-        probs.push(
-          `per-type counts ${JSON.stringify(counts)} differ from the statement's ${JSON.stringify(p.record_counts)}`,
-        );
-      }
-      for (const [k, v] of [
-        ['first_record_wall_ns', s.firstWall],
-        ['last_record_wall_ns', s.lastWall],
-      ] as const) {
-        if (p[k] !== v) probs.push(`${k} ${p[k]} but the records say ${v}`);
-      }
-      if (p.first_seq !== null && p.first_seq !== s.firstSeq)
-        probs.push(`first_seq ${p.first_seq} but records start at ${s.firstSeq}`);
-      if (p.last_seq !== null && p.last_seq !== s.lastSeq)
-        probs.push(`last_seq ${p.last_seq} but records end at ${s.lastSeq}`);
-      if (prevSeq && prevSeq.stream === p.stream_id && prevSeq.last !== null && s.firstSeq !== null) {
-        if (BigInt(s.firstSeq) !== prevSeq.last + 1n) {
-          probs.push(`first seq ${s.firstSeq} does not follow chunk ${i - 1}'s last seq ${prevSeq.last}`);
-        }
-      }
-      add('records', probs.length === 0, probs.length === 0 ? `${s.recordCount} records` : probs.join('; '));
-      if (prevSeq?.stream !== p.stream_id || s.lastSeq !== null) {
-        prevSeq = {
-          stream: p.stream_id,
-          last:
-            s.lastSeq !== null ? BigInt(s.lastSeq) : prevSeq?.stream === p.stream_id ? prevSeq.last : null,
-        };
-      }
-    }
-
-    // Recovery: the kept incomplete line must be the one the statement names.
-    if (p.recovered && p.recovery && p.recovery.partial_line_bytes > 0) {
-      let ok = false;
-      let msg = `${partialName(i)} is missing`;
-      if (l.partials.has(i)) {
-        const part = readFileNoFollow(join(dir, partialName(i)));
-        const h = createHash('sha256').update(part).digest('hex');
-        ok = h === p.recovery.partial_line_sha256 && part.length === p.recovery.partial_line_bytes;
-        msg = ok
-          ? `recovered after a crash; ${part.length}-byte incomplete last line kept in ${partialName(i)}`
-          : `${partialName(i)} does not match the signed recovery record`;
-      }
-      add('partial', ok, msg);
-    } else if (p.recovered) {
-      add('partial', true, 'recovered after a crash; no incomplete line', true);
-    }
-
-    // Transparency log.
-    tlogEntries += decoded.bundle.verificationMaterial.tlogEntries.length;
-    checkTlog(decoded.bundle, trust, options, add);
-
-    // Stream bookkeeping.
-    const last = streams[streams.length - 1];
-    if (last && last.streamId === p.stream_id && last.lastChunk === i - 1) {
-      last.lastChunk = i;
-    } else {
-      if (seenStreams.has(p.stream_id))
-        add('stream', false, `stream ${p.stream_id} reappears after another stream`);
-      seenStreams.add(p.stream_id);
-      streams.push({ streamId: p.stream_id, firstChunk: i, lastChunk: i, end: null });
-    }
-
-    // End of stream.
-    if (l.ends.has(i)) {
-      const end = decodeBundle<StreamEndPredicate>(
-        dir,
-        endBundleName(i),
-        trust,
-        STREAM_END_PREDICATE_TYPE,
-        add,
-        'end-of-stream',
-      );
-      if (end) {
-        const e = end.statement.predicate;
-        const probs: string[] = [];
-        const subj = end.statement.subject?.[0];
-        if (
-          subj?.name !== file ||
-          subj.digest?.sha256 !== (decoded.statement.subject?.[0]?.digest?.sha256 ?? '')
-        ) {
-          probs.push('its subject is not this chunk');
-        }
-        if (e.last_statement_digest !== decoded.digest)
-          probs.push(`it ends at statement ${e.last_statement_digest}, not this chunk's`);
-        if (e.stream_id !== p.stream_id)
-          probs.push(`it ends stream ${e.stream_id}, this chunk is in ${p.stream_id}`);
-        if (e.last_chunk_index !== i) probs.push(`it names chunk ${e.last_chunk_index}`);
-        const cur = streams[streams.length - 1]!;
-        if (e.first_chunk_index !== cur.firstChunk || e.chunk_count !== i - cur.firstChunk + 1) {
-          probs.push(
-            `it says the stream spans ${e.first_chunk_index}..${e.last_chunk_index}, found ${cur.firstChunk}..${i}`,
-          );
-        }
-        tlogEntries += end.bundle.verificationMaterial.tlogEntries.length;
-        checkTlog(end.bundle, trust, options, add, 'end-of-stream tlog');
+      if (i === 0) {
+        const ok = p.previous_statement_digest === null && p.previous_chunk_digest === null;
+        add('link', ok, ok ? 'first chunk' : 'chunk 0 claims a predecessor: earlier chunks were removed');
+      } else if (!prev) {
+        add('link', false, `cannot check the link: chunk ${i - 1} is missing or invalid`);
+      } else {
+        const okS = p.previous_statement_digest === prev.statementDigest;
+        const okC = p.previous_chunk_digest === prev.chunkDigest;
         add(
-          'end-of-stream',
-          probs.length === 0,
-          probs.length === 0 ? `stream ${e.stream_id} ended (${e.reason})` : probs.join('; '),
+          'link',
+          okS && okC,
+          okS && okC
+            ? `follows chunk ${i - 1}`
+            : `${!okS ? `previous_statement_digest ${p.previous_statement_digest} is not chunk ${i - 1}'s statement ${prev.statementDigest}` : ''}${!okS && !okC ? '; ' : ''}${!okC ? `previous_chunk_digest ${p.previous_chunk_digest} is not chunk ${i - 1}'s digest ${prev.chunkDigest}` : ''}`,
         );
-        if (probs.length === 0) cur.end = e.reason;
       }
-    }
 
-    prev =
-      hasChunk && decoded.statement.subject?.[0]
-        ? {
-            statementDigest: decoded.digest,
-            chunkDigest: `sha256:${decoded.statement.subject[0].digest.sha256}`,
-            predicate: p,
+      // Times.
+      const timeProblems: string[] = [];
+      const opened = BigInt(p.opened_wall_ns);
+      const closed = BigInt(p.closed_wall_ns);
+      if (closed < opened) timeProblems.push('closed before it was opened (wall clock)');
+      if (p.closed_mono_ns !== null && BigInt(p.closed_mono_ns) < BigInt(p.opened_mono_ns)) {
+        timeProblems.push('closed before it was opened (monotonic clock)');
+      }
+      if (prev) {
+        const pp = prev.predicate;
+        if (pp.stream_id === p.stream_id) {
+          if (pp.closed_mono_ns !== null && BigInt(p.opened_mono_ns) < BigInt(pp.closed_mono_ns)) {
+            timeProblems.push(
+              `opened (mono ${p.opened_mono_ns}) before chunk ${i - 1} closed (mono ${pp.closed_mono_ns})`,
+            );
           }
-        : undefined;
+        } else if (opened < BigInt(pp.closed_wall_ns)) {
+          timeProblems.push(
+            `new stream opened (wall ${p.opened_wall_ns}) before chunk ${i - 1} closed (wall ${pp.closed_wall_ns})`,
+          );
+        }
+      }
+      add(
+        'times',
+        timeProblems.length === 0,
+        timeProblems.length === 0 ? 'monotonic' : timeProblems.join('; '),
+      );
+
+      // Records.
+      if (data) {
+        const s = scanChunk(data);
+        records += s.recordCount;
+        r.records = s.recordCount;
+        const probs: string[] = [];
+        if (s.partial.length > 0) probs.push(`${s.partial.length} bytes after the last newline`);
+        for (const x of s.problems.slice(0, 5)) probs.push(`line ${x.line}: ${x.message}`);
+        if (s.problems.length > 5) probs.push(`and ${s.problems.length - 5} more line problems`);
+        const counts: Record<string, string> = {};
+        for (const k of [...s.recordCounts.keys()].sort()) counts[k] = String(s.recordCounts.get(k));
+        if (String(s.recordCount) !== p.record_count)
+          probs.push(`${s.recordCount} records, statement says ${p.record_count}`);
+        if (String(data.length) !== p.byte_count)
+          probs.push(`${data.length} bytes, statement says ${p.byte_count}`);
+        if (JSON.stringify(counts) !== JSON.stringify(p.record_counts)) {
+          probs.push(
+            `per-type counts ${JSON.stringify(counts)} differ from the statement's ${JSON.stringify(p.record_counts)}`,
+          );
+        }
+        for (const [k, v] of [
+          ['first_record_wall_ns', s.firstWall],
+          ['last_record_wall_ns', s.lastWall],
+        ] as const) {
+          if (p[k] !== v) probs.push(`${k} ${p[k]} but the records say ${v}`);
+        }
+        if (p.first_seq !== null && p.first_seq !== s.firstSeq)
+          probs.push(`first_seq ${p.first_seq} but records start at ${s.firstSeq}`);
+        if (p.last_seq !== null && p.last_seq !== s.lastSeq)
+          probs.push(`last_seq ${p.last_seq} but records end at ${s.lastSeq}`);
+        if (prevSeq && prevSeq.stream === p.stream_id && prevSeq.last !== null && s.firstSeq !== null) {
+          if (BigInt(s.firstSeq) !== prevSeq.last + 1n) {
+            probs.push(`first seq ${s.firstSeq} does not follow chunk ${i - 1}'s last seq ${prevSeq.last}`);
+          }
+        }
+        add(
+          'records',
+          probs.length === 0,
+          probs.length === 0 ? `${s.recordCount} records` : probs.join('; '),
+        );
+        if (prevSeq?.stream !== p.stream_id || s.lastSeq !== null) {
+          prevSeq = {
+            stream: p.stream_id,
+            last:
+              s.lastSeq !== null ? BigInt(s.lastSeq) : prevSeq?.stream === p.stream_id ? prevSeq.last : null,
+          };
+        }
+      }
+
+      // Recovery: the kept incomplete line must be the one the statement names.
+      if (p.recovered && p.recovery && p.recovery.partial_line_bytes > 0) {
+        let ok = false;
+        let msg = `${partialName(i)} is missing`;
+        if (l.partials.has(i)) {
+          const part = readFileNoFollow(join(dir, partialName(i)));
+          const h = createHash('sha256').update(part).digest('hex');
+          ok = h === p.recovery.partial_line_sha256 && part.length === p.recovery.partial_line_bytes;
+          msg = ok
+            ? `recovered after a crash; ${part.length}-byte incomplete last line kept in ${partialName(i)}`
+            : `${partialName(i)} does not match the signed recovery record`;
+        }
+        add('partial', ok, msg);
+      } else if (p.recovered) {
+        add('partial', true, 'recovered after a crash; no incomplete line', true);
+      }
+
+      // Transparency log.
+      tlogEntries += decoded.bundle.verificationMaterial.tlogEntries.length;
+      checkTlog(decoded.bundle, trust, options, add);
+
+      // Stream bookkeeping.
+      const last = streams[streams.length - 1];
+      if (last && last.streamId === p.stream_id && last.lastChunk === i - 1) {
+        last.lastChunk = i;
+      } else {
+        if (seenStreams.has(p.stream_id))
+          add('stream', false, `stream ${p.stream_id} reappears after another stream`);
+        seenStreams.add(p.stream_id);
+        streams.push({ streamId: p.stream_id, firstChunk: i, lastChunk: i, end: null });
+      }
+
+      // End of stream.
+      if (l.ends.has(i)) {
+        const end = decodeBundle<StreamEndPredicate>(
+          dir,
+          endBundleName(i),
+          trust,
+          STREAM_END_PREDICATE_TYPE,
+          add,
+          'end-of-stream',
+        );
+        if (end) {
+          const e = end.statement.predicate;
+          const probs: string[] = [];
+          const subj = end.statement.subject?.[0];
+          if (
+            subj?.name !== file ||
+            subj.digest?.sha256 !== (decoded.statement.subject?.[0]?.digest?.sha256 ?? '')
+          ) {
+            probs.push('its subject is not this chunk');
+          }
+          if (e.last_statement_digest !== decoded.digest)
+            probs.push(`it ends at statement ${e.last_statement_digest}, not this chunk's`);
+          if (e.stream_id !== p.stream_id)
+            probs.push(`it ends stream ${e.stream_id}, this chunk is in ${p.stream_id}`);
+          if (e.last_chunk_index !== i) probs.push(`it names chunk ${e.last_chunk_index}`);
+          const cur = streams[streams.length - 1]!;
+          if (e.first_chunk_index !== cur.firstChunk || e.chunk_count !== i - cur.firstChunk + 1) {
+            probs.push(
+              `it says the stream spans ${e.first_chunk_index}..${e.last_chunk_index}, found ${cur.firstChunk}..${i}`,
+            );
+          }
+          tlogEntries += end.bundle.verificationMaterial.tlogEntries.length;
+          checkTlog(end.bundle, trust, options, add, 'end-of-stream tlog');
+          add(
+            'end-of-stream',
+            probs.length === 0,
+            probs.length === 0 ? `stream ${e.stream_id} ended (${e.reason})` : probs.join('; '),
+          );
+          if (probs.length === 0) cur.end = e.reason;
+        }
+      }
+
+      prev =
+        hasChunk && decoded.statement.subject?.[0]
+          ? {
+              statementDigest: decoded.digest,
+              chunkDigest: `sha256:${decoded.statement.subject[0].digest.sha256}`,
+              predicate: p,
+            }
+          : undefined;
+    } catch (err) {
+      // Only reachable with a validly signed but malformed statement: report, never throw.
+      add('predicate', false, `malformed statement content (${(err as Error).message})`);
+      prev = undefined;
+    }
   }
 
   // Streams: every stream but the last must have ended; the last too when required.

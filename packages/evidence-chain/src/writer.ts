@@ -14,13 +14,7 @@ import {
 } from './fsx.js';
 import { bundleName, chunkName, endBundleName, listDir, openMarkerName } from './layout.js';
 import { normalizeProbes } from './records.js';
-import {
-  nowWallNs,
-  type OpenMarker,
-  type RecoveryReport,
-  recoverDirectory,
-  sortedCounts,
-} from './recovery.js';
+import { nowWallNs, type OpenMarker, type RecoveryReport, recoverLocked, sortedCounts } from './recovery.js';
 import { type ChainHead, chainHeadAt, sealEndOfStream, sealToDisk } from './seal.js';
 import type { Signer } from './signer.js';
 import {
@@ -230,7 +224,7 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
     const release = acquireDirLock(options.dir);
     try {
       const streamId = options.streamId ?? randomUUID();
-      const report = await recoverDirectory(options.dir, options.signer, streamId, options.meta);
+      const report = await recoverLocked(options.dir, options.signer, streamId, options.meta);
       const l = listDir(options.dir);
       const last = [...l.bundles].sort((a, b) => b - a)[0];
       const head = last === undefined ? undefined : chainHeadAt(options.dir, last);
