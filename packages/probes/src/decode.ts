@@ -1,5 +1,5 @@
 import { DecodeError } from './errors.js';
-import type { EventHeader, ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent } from './events.js';
+import type { ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent } from './events.js';
 import {
   EXEC_BASE,
   EXIT_SIZE,
@@ -20,19 +20,18 @@ const F = LAYOUT.fe_file_open_event.members;
 const E = LAYOUT.fe_exec_event.members;
 const X = LAYOUT.fe_exit_event.members;
 
-function header(r: Buffer): EventHeader {
-  const comm = r.subarray(H.comm[0], H.comm[0] + H.comm[1]);
-  const nul = comm.indexOf(0);
-  return {
-    pid: r.readUInt32LE(H.pid[0]),
-    tid: r.readUInt32LE(H.tid[0]),
-    ppid: r.readUInt32LE(H.ppid[0]),
-    uid: r.readUInt32LE(H.uid[0]),
-    gid: r.readUInt32LE(H.gid[0]),
-    comm: Buffer.from(nul >= 0 ? comm.subarray(0, nul) : comm),
-    cgroupId: r.readBigUInt64LE(H.cgroup_id[0]),
-    monoNs: r.readBigUInt64LE(H.mono_ns[0]),
-  };
+function comm(r: Buffer): Buffer {
+  const start = H.comm[0];
+  let end = start;
+  while (end < start + H.comm[1] && r[end] !== 0) end++;
+  return copy(r, start, end);
+}
+
+/** An owned copy of r[start, end): small copies come from Node's pool slab. */
+function copy(r: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafe(end - start);
+  r.copy(out, 0, start, end);
+  return out;
 }
 
 function fail(what: string, r: Buffer, kind: number | undefined, expected?: number): never {
@@ -58,12 +57,20 @@ function decodeFileOpen(r: Buffer, kind: number): FileOpenEvent {
   if (!syscall) fail(`file_open record with unknown syscall ${sc}`, r, kind);
   if (!resolution) fail(`file_open record with unknown resolution ${res}`, r, kind);
   const pflags = r.readUInt8(F.path_flags[0]);
+  // One literal per kind, header fields first in a fixed order: one hidden class per kind.
   return {
     kind: 'file_open',
+    pid: r.readUInt32LE(H.pid[0]),
+    tid: r.readUInt32LE(H.tid[0]),
+    ppid: r.readUInt32LE(H.ppid[0]),
+    uid: r.readUInt32LE(H.uid[0]),
+    gid: r.readUInt32LE(H.gid[0]),
+    comm: comm(r),
+    cgroupId: r.readBigUInt64LE(H.cgroup_id[0]),
+    monoNs: r.readBigUInt64LE(H.mono_ns[0]),
     probe: kind === KIND.FILE_OPEN_LSM ? 'file_open_lsm' : 'file_open',
-    ...header(r),
     syscall,
-    path: Buffer.from(r.subarray(FILE_OPEN_BASE, FILE_OPEN_BASE + pathLen)),
+    path: copy(r, FILE_OPEN_BASE, FILE_OPEN_BASE + pathLen),
     flags: r.readUInt32LE(F.flags[0]),
     mode: r.readUInt32LE(F.mode[0]),
     dirfd: r.readInt32LE(F.dirfd[0]),
@@ -79,12 +86,12 @@ function splitArgv(block: Buffer): Buffer[] {
   let start = 0;
   for (let i = 0; i < block.length; i++) {
     if (block[i] === 0) {
-      out.push(Buffer.from(block.subarray(start, i)));
+      out.push(copy(block, start, i));
       start = i + 1;
     }
   }
   // A block cut short by the byte limit ends inside an argument: keep that prefix.
-  if (start < block.length) out.push(Buffer.from(block.subarray(start)));
+  if (start < block.length) out.push(copy(block, start, block.length));
   return out;
 }
 
@@ -98,8 +105,15 @@ function decodeExec(r: Buffer): ExecEvent {
   const xf = r.readUInt32LE(E.exec_flags[0]);
   return {
     kind: 'exec',
-    ...header(r),
-    filename: Buffer.from(r.subarray(EXEC_BASE, EXEC_BASE + flen)),
+    pid: r.readUInt32LE(H.pid[0]),
+    tid: r.readUInt32LE(H.tid[0]),
+    ppid: r.readUInt32LE(H.ppid[0]),
+    uid: r.readUInt32LE(H.uid[0]),
+    gid: r.readUInt32LE(H.gid[0]),
+    comm: comm(r),
+    cgroupId: r.readBigUInt64LE(H.cgroup_id[0]),
+    monoNs: r.readBigUInt64LE(H.mono_ns[0]),
+    filename: copy(r, EXEC_BASE, EXEC_BASE + flen),
     filenameTruncated: (xf & FE_EXEC_FILENAME_TRUNCATED) !== 0,
     argv: splitArgv(r.subarray(EXEC_BASE + flen, EXEC_BASE + flen + alen)),
     argc: r.readUInt32LE(E.argc[0]),
@@ -116,7 +130,14 @@ function decodeExit(r: Buffer): ExitEvent {
   const signal = status & 0x7f;
   return {
     kind: 'exit',
-    ...header(r),
+    pid: r.readUInt32LE(H.pid[0]),
+    tid: r.readUInt32LE(H.tid[0]),
+    ppid: r.readUInt32LE(H.ppid[0]),
+    uid: r.readUInt32LE(H.uid[0]),
+    gid: r.readUInt32LE(H.gid[0]),
+    comm: comm(r),
+    cgroupId: r.readBigUInt64LE(H.cgroup_id[0]),
+    monoNs: r.readBigUInt64LE(H.mono_ns[0]),
     exitCode: signal === 0 ? (status >> 8) & 0xff : 0,
     signal,
     coreDumped: (status & 0x80) !== 0,

@@ -13,13 +13,13 @@ function optionError(opts: unknown): ProbeOptionError {
 }
 
 describe('openProbeSet options', () => {
-  it('defaults: all probes, dedup on, own pid excluded, 4 MiB ring, 10 ms drain', () => {
+  it('defaults: all probes, dedup on, own pid excluded, 16 MiB ring, 10 ms drain', () => {
     const o = resolveOptions(undefined);
     expect(o.probes).toEqual(['file_open', 'exec', 'exit', 'file_open_lsm']);
     expect(o.dedup).toBe(true);
     expect(o.dedupEntries).toBe(65536);
     expect(o.excludePids).toEqual([process.pid]);
-    expect(o.ringBufferBytes).toBe(4 * 1024 * 1024);
+    expect(o.ringBufferBytes).toBe(16 * 1024 * 1024);
     expect(o.drainLatencyMs).toBe(10);
   });
 

@@ -184,6 +184,33 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
     expect(x).toMatchObject({ signal: 9, exitCode: 0 });
   });
 
+  it('close: counters() then throws CLOSED, a second close is harmless, iteration ends', async () => {
+    const set = openProbeSet({ probes: ['exit'] });
+    expect(set.counters().get('exit')).toMatchObject({ lost: 0n });
+    await set.close();
+    await set.close();
+    expect(() => set.counters()).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    const batches: unknown[] = [];
+    for await (const b of set) batches.push(b);
+    expect(batches).toEqual([]);
+  });
+
+  it('breaking out of for-await and `await using` both detach the programs', async () => {
+    const a = openProbeSet({ probes: ['exit'] });
+    const pending = (async () => {
+      for await (const _ of a) break;
+    })();
+    run(bin, ['exit', '0']);
+    await pending;
+    expect(() => a.counters()).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    let b: ProbeSet | undefined;
+    {
+      await using s = openProbeSet({ probes: ['exit'] });
+      b = s;
+    }
+    expect(() => b!.counters()).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+  });
+
   it('does not report the collector itself (excludePids defaults to its own pid)', async () => {
     writeFileSync(join(dir, 'self.txt'), 'me');
     await new Promise((r) => setTimeout(r, 100));
@@ -241,6 +268,26 @@ describe.runIf(runs)('in-kernel filters, dedup and exact accounting', () => {
       );
     } finally {
       cg.remove();
+    }
+  });
+
+  it('cgroup allow-list: a listed parent cgroup admits processes in its child cgroups', async () => {
+    const parent = new TestCgroup('stella-probes-parent');
+    const child = TestCgroup.inside(parent, 'child');
+    try {
+      await withSet(
+        { probes: ['file_open'], filters: { cgroupIds: [parent.id] }, dedup: { enabled: false } },
+        async (c) => {
+          const target = join(dir, 'other', 'b');
+          const [inside] = await runInCgroup(bin, child, [['openat', target]]);
+          const m = await c.waitFor(isOpen(inside!.pid), atLeast(1));
+          expect(m[0]!.cgroupId).toBe(child.id);
+          expect(m[0]!.path.toString()).toBe(target);
+        },
+      );
+    } finally {
+      child.remove();
+      parent.remove();
     }
   });
 

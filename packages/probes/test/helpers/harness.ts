@@ -75,7 +75,18 @@ export class TestCgroup {
   readonly path: string;
   readonly id: bigint;
 
-  constructor(name: string) {
+  /** A cgroup directory under `parent`. */
+  static inside(parent: TestCgroup, name: string): TestCgroup {
+    return new TestCgroup(name, parent.path);
+  }
+
+  constructor(name: string, under?: string) {
+    if (under !== undefined) {
+      this.path = join(under, name);
+      mkdirSync(this.path);
+      this.id = statSync(this.path, { bigint: true }).ino;
+      return;
+    }
     const root = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup'].find((p) => {
       try {
         return statSync(join(p, 'cgroup.procs')).isFile() && statSync(join(p, 'cgroup.controllers')).isFile();
