@@ -7,12 +7,21 @@ describe('@stellaops/probes public surface', () => {
   it('exports exactly these runtime names (a rename is a deliberate change)', () => {
     expect(Object.keys(api).sort()).toEqual([
       'DecodeError',
+      'ElfError',
       'LAYOUT',
+      'NET_KIND',
+      'NET_LAYOUT',
       'ProbeOptionError',
       'ProbesError',
+      'TlsCorrelator',
       'decodeEvent',
+      'decodeNetRecord',
+      'decodeSockaddr',
+      'netObjectPath',
       'objectPath',
+      'openNetProbes',
       'openProbeSet',
+      'toNetRecord',
     ]);
   });
 

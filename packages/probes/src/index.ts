@@ -13,6 +13,32 @@ export type {
 } from './events.js';
 export type { Field, StructLayout } from './layout.js';
 export { LAYOUT } from './layout.js';
+export type {
+  Endpoint,
+  NetEvent,
+  NetProbeCounters,
+  NetProbeName,
+  NetProbeOptions,
+  NetProbeStatus,
+  NetProbes,
+  NetRecord,
+  SockAddr,
+  SockEvent,
+  SocketTuple,
+  TcpStateEvent,
+  TlsEvent,
+} from './net/index.js';
+export {
+  decodeNetRecord,
+  decodeSockaddr,
+  ElfError,
+  NET_KIND,
+  NET_LAYOUT,
+  netObjectPath,
+  openNetProbes,
+  TlsCorrelator,
+  toNetRecord,
+} from './net/index.js';
 export type { ObjectName } from './objects.js';
 export { objectPath } from './objects.js';
 export type { ProbeFilters, ProbeSetOptions } from './options.js';
