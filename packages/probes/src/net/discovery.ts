@@ -109,7 +109,7 @@ export class LibraryScanner {
       const path = sameNs ? e.path : `${this.#proc}/${pid}/root${e.path}`;
       const key = fileKey(path);
       // Gone, or replaced on disk since it was mapped: the mapped inode is not reachable by path.
-      if (!key || !key.endsWith(`:${e.inode}`)) continue;
+      if (!key?.endsWith(`:${e.inode}`)) continue;
       out.push({ kind, key, path, mappedPath: e.path, pid });
     }
     if (this.#staticSsl && !hasSsl) {
