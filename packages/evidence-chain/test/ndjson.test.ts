@@ -123,7 +123,9 @@ describe('@stellaops/ndjson records through the chain', () => {
         .filter(Boolean),
     );
     expect(lines).toEqual(written);
-    lines.forEach((l, i) => expect(() => decodeLine(l, { lineNumber: i + 1 })).not.toThrow());
+    for (const [i, l] of lines.entries()) {
+      expect(() => decodeLine(l, { lineNumber: i + 1 })).not.toThrow();
+    }
 
     const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
     expect(report.errors).toEqual([]);
