@@ -3,11 +3,12 @@
  * File opens (open, openat, openat2, creat, open_by_handle_at), exec and
  * process exit, with in-kernel filters, dedup and exact counters.
  *
- * Attach: the generic sys_enter/sys_exit tracepoints through tp_btf (or
- * raw_tp where tp_btf is missing). Neither needs tracefs, which a fresh boot
- * may not mount; per-syscall classic tracepoints would. Arguments are kept
- * per thread at enter and the record is built at exit, when the path string
- * has been faulted in by getname() and the result is known.
+ * Attach: the generic sys_exit tracepoint through tp_btf (or raw_tp where
+ * tp_btf is missing). Neither needs tracefs, which a fresh boot may not
+ * mount; per-syscall classic tracepoints would, and cost more (the kernel
+ * builds a perf record before running the program). The record is built at
+ * exit, when the result is known and getname() has faulted the path in; the
+ * arguments come from the saved registers (read_open_args).
  * Programs whose section starts with '?' are not loaded unless user space
  * turns them on (src/probeset.ts picks one variant per probe).
  */
@@ -32,14 +33,6 @@ struct {
 	__type(value, struct fe_scratch);
 } fe_scratch SEC(".maps");
 
-/* Per-thread arguments between sys_enter and sys_exit: task storage is a
- * direct per-task slot, cheaper than a hash keyed by tid and never full. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct fe_open_args);
-} open_args SEC(".maps");
 
 
 static __always_inline struct fe_scratch *scratch(void)
@@ -164,63 +157,56 @@ static __always_inline struct file *fd_file(int fd)
 	return f;
 }
 
-/* ---- file open: enter ---- */
+/* ---- file open ---- */
 
-static __always_inline int on_sys_enter(struct pt_regs *regs, long id, const bool direct)
+/*
+ * The open's arguments, read at sys_exit from the saved user registers: the
+ * kernel does not write the argument registers of a syscall back (x86_64:
+ * di/si/dx/r10; arm64 keeps the first in orig_x0, compat.h), so no sys_enter
+ * program and no per-thread state are needed. Measured: a sys_enter program
+ * that stashes the arguments costs ~6% of an open+close loop (see
+ * docs/performance.md). A ptrace/seccomp rewrite of the arguments at entry
+ * is seen here as executed, not as first requested.
+ */
+static __always_inline bool read_open_args(struct pt_regs *regs, long id, const bool direct,
+					   struct fe_open_args *a)
 {
-	struct fe_open_args a = {};
 	if (id == NR_openat) {
-		a.syscall = FE_SYS_OPENAT;
-		a.dirfd = (int)SYSCALL_ARG1_REG(regs, direct);
-		a.path_ptr = SYSCALL_ARG2_REG(regs, direct);
-		a.flags = (__u32)SYSCALL_ARG3_REG(regs, direct);
-		a.mode = (__u32)SYSCALL_ARG4_REG(regs, direct);
+		a->syscall = FE_SYS_OPENAT;
+		a->dirfd = (int)SYSCALL_ARG1_REG(regs, direct);
+		a->path_ptr = SYSCALL_ARG2_REG(regs, direct);
+		a->flags = (__u32)SYSCALL_ARG3_REG(regs, direct);
+		a->mode = (__u32)SYSCALL_ARG4_REG(regs, direct);
 	} else if (id == NR_open) {
-		a.syscall = FE_SYS_OPEN;
-		a.dirfd = FE_AT_FDCWD;
-		a.path_ptr = SYSCALL_ARG1_REG(regs, direct);
-		a.flags = (__u32)SYSCALL_ARG2_REG(regs, direct);
-		a.mode = (__u32)SYSCALL_ARG3_REG(regs, direct);
+		a->syscall = FE_SYS_OPEN;
+		a->dirfd = FE_AT_FDCWD;
+		a->path_ptr = SYSCALL_ARG1_REG(regs, direct);
+		a->flags = (__u32)SYSCALL_ARG2_REG(regs, direct);
+		a->mode = (__u32)SYSCALL_ARG3_REG(regs, direct);
 	} else if (id == NR_openat2) {
 		struct open_how how = {};
-		a.syscall = FE_SYS_OPENAT2;
-		a.dirfd = (int)SYSCALL_ARG1_REG(regs, direct);
-		a.path_ptr = SYSCALL_ARG2_REG(regs, direct);
+		a->syscall = FE_SYS_OPENAT2;
+		a->dirfd = (int)SYSCALL_ARG1_REG(regs, direct);
+		a->path_ptr = SYSCALL_ARG2_REG(regs, direct);
 		bpf_probe_read_user(&how, sizeof(how), (void *)SYSCALL_ARG3_REG(regs, direct));
-		a.flags = how.flags;
-		a.mode = (__u32)how.mode;
+		a->flags = how.flags;
+		a->mode = (__u32)how.mode;
 	} else if (id == NR_creat) {
-		a.syscall = FE_SYS_CREAT;
-		a.dirfd = FE_AT_FDCWD;
-		a.path_ptr = SYSCALL_ARG1_REG(regs, direct);
-		a.flags = 0100 | 01 | 01000; /* O_CREAT|O_WRONLY|O_TRUNC, fs/open.c */
-		a.mode = (__u32)SYSCALL_ARG2_REG(regs, direct);
+		a->syscall = FE_SYS_CREAT;
+		a->dirfd = FE_AT_FDCWD;
+		a->path_ptr = SYSCALL_ARG1_REG(regs, direct);
+		a->flags = 0100 | 01 | 01000; /* O_CREAT|O_WRONLY|O_TRUNC, fs/open.c */
+		a->mode = (__u32)SYSCALL_ARG2_REG(regs, direct);
 	} else if (id == NR_open_by_handle_at) {
-		a.syscall = FE_SYS_OPEN_BY_HANDLE_AT;
-		a.dirfd = (int)SYSCALL_ARG1_REG(regs, direct); /* mount_fd */
-		a.path_ptr = 0;
-		a.flags = (__u32)SYSCALL_ARG3_REG(regs, direct);
+		a->syscall = FE_SYS_OPEN_BY_HANDLE_AT;
+		a->dirfd = (int)SYSCALL_ARG1_REG(regs, direct); /* mount_fd */
+		a->path_ptr = 0;
+		a->flags = (__u32)SYSCALL_ARG3_REG(regs, direct);
 	} else {
-		return 0;
+		return false;
 	}
-
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (stella_task_filtered(pid_tgid >> 32, bpf_get_current_cgroup_id())) {
-		stella_count(FE_PROBE_FILE_OPEN, STELLA_C_FILTERED);
-		return 0;
-	}
-	struct fe_open_args *slot = bpf_task_storage_get(&open_args, bpf_get_current_task_btf(), 0,
-							 BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!slot) {
-		stella_count(FE_PROBE_FILE_OPEN, STELLA_C_LOST); /* no memory for the slot: cannot be reported */
-		return 0;
-	}
-	a.active = 1;
-	*slot = a;
-	return 0;
+	return true;
 }
-
-/* ---- file open: exit ---- */
 
 static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const bool direct)
 {
@@ -229,11 +215,12 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const boo
 	    id != NR_open_by_handle_at)
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct fe_open_args *ap = bpf_task_storage_get(&open_args, bpf_get_current_task_btf(), 0, 0);
-	if (!ap || !ap->active)
-		return 0; /* filtered at enter, or enter ran before attach */
-	struct fe_open_args a = *ap;
-	ap->active = 0;
+	if (stella_task_filtered(pid_tgid >> 32, bpf_get_current_cgroup_id())) {
+		stella_count(FE_PROBE_FILE_OPEN, STELLA_C_FILTERED);
+		return 0;
+	}
+	struct fe_open_args a = {};
+	read_open_args(regs, id, direct, &a);
 
 	struct fe_scratch *s = scratch();
 	if (!s) {
@@ -359,22 +346,10 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const boo
 	return 0;
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(fe_enter_btf, struct pt_regs *regs, long id)
-{
-	return on_sys_enter(regs, id, true);
-}
-
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fe_exit_btf, struct pt_regs *regs, long ret)
 {
 	return on_sys_exit(regs, ret, true);
-}
-
-SEC("?raw_tp/sys_enter")
-int BPF_PROG(fe_enter_raw, struct pt_regs *regs, long id)
-{
-	return on_sys_enter(regs, id, false);
 }
 
 SEC("?raw_tp/sys_exit")

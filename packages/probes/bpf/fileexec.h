@@ -90,14 +90,14 @@ struct fe_exit_event {
 	__u64 start_ns;     /* task start, CLOCK_MONOTONIC ns */
 };
 
-/* Arguments kept between sys_enter and sys_exit of one thread. */
+/* Arguments of an open, as read from the registers at sys_exit. */
 struct fe_open_args {
 	__u64 path_ptr;
 	__u64 flags;
 	__u32 mode;
 	__s32 dirfd;
 	__u32 syscall;
-	__u32 active; /* set at enter, cleared at exit */
+	__u32 pad;
 };
 
 #endif /* STELLA_FILEEXEC_H */

@@ -21,6 +21,7 @@ describe('openProbeSet options', () => {
     expect(o.excludePids).toEqual([process.pid]);
     expect(o.ringBufferBytes).toBe(16 * 1024 * 1024);
     expect(o.drainLatencyMs).toBe(10);
+    expect(o.attach).toBe('auto');
   });
 
   it('keeps explicit filters as kernel-ready bytes', () => {
@@ -55,6 +56,7 @@ describe('openProbeSet options', () => {
     [{ dedup: { maxEntries: 1.5 } }, 'dedup.maxEntries', /integer/],
     [{ drainLatencyMs: 0 }, 'drainLatencyMs', /from 1 to 60000/],
     [{ bindingPath: 3 }, 'bindingPath', /string/],
+    [{ attach: 'kprobe' }, 'attach', /'auto', 'tp_btf' or 'raw_tp'/],
   ])('rejects %j naming the option', (opts, option, message) => {
     const e = optionError(opts);
     expect(e.code).toBe('INVALID_OPTION');

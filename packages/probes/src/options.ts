@@ -31,6 +31,11 @@ export interface ProbeSetOptions {
   bindingPath?: string;
   /** BPF object to load instead of the shipped one (tests, custom builds). */
   objectPath?: string;
+  /**
+   * Attach type of the syscall and sched probes: 'auto' (default) tries tp_btf, then raw_tp;
+   * naming one forces it, without fallback.
+   */
+  attach?: 'auto' | 'tp_btf' | 'raw_tp';
 }
 
 export const ALL_PROBES: readonly ProbeName[] = ['file_open', 'exec', 'exit', 'file_open_lsm'];
@@ -47,6 +52,7 @@ export interface ResolvedOptions {
   drainLatencyMs: number;
   bindingPath: string | undefined;
   objectPath: string | undefined;
+  attach: 'auto' | 'tp_btf' | 'raw_tp';
 }
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -107,7 +113,15 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     'drainLatencyMs',
     'bindingPath',
     'objectPath',
+    'attach',
   ]);
+  const attach = opts.attach ?? 'auto';
+  if (attach !== 'auto' && attach !== 'tp_btf' && attach !== 'raw_tp') {
+    throw new ProbeOptionError(
+      'attach',
+      `must be 'auto', 'tp_btf' or 'raw_tp', got ${JSON.stringify(attach)}`,
+    );
+  }
   const probes =
     opts.probes === undefined
       ? [...ALL_PROBES]
@@ -175,5 +189,6 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
       opts.drainLatencyMs === undefined ? 10 : intIn('drainLatencyMs', opts.drainLatencyMs, 1, 60000),
     bindingPath: opts.bindingPath as string | undefined,
     objectPath: opts.objectPath as string | undefined,
+    attach,
   };
 }

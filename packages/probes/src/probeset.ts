@@ -71,7 +71,7 @@ type Variant = 'tp_btf' | 'raw_tp';
 type SyscallProbe = Exclude<ProbeName, 'file_open_lsm'>;
 
 const PROGRAMS: Record<SyscallProbe, Record<Variant, string[]>> = {
-  file_open: { tp_btf: ['fe_enter_btf', 'fe_exit_btf'], raw_tp: ['fe_enter_raw', 'fe_exit_raw'] },
+  file_open: { tp_btf: ['fe_exit_btf'], raw_tp: ['fe_exit_raw'] },
   exec: { tp_btf: ['fe_exec_btf'], raw_tp: ['fe_exec_raw'] },
   exit: { tp_btf: ['fe_exit_proc_btf'], raw_tp: ['fe_exit_proc_raw'] },
 };
@@ -307,7 +307,7 @@ class ProbeSetImpl implements ProbeSet {
 
 /**
  * Opens, configures, loads and attaches the file/exec probes, choosing per
- * kernel: tp_btf on the generic sys_enter/sys_exit and sched tracepoints,
+ * kernel: tp_btf on the generic sys_exit and the sched tracepoints,
  * else raw_tp (neither needs tracefs); file_open_lsm via lsm/file_open, else
  * fentry/security_file_open, else reported as not attached with the reason.
  * @throws ProbeOptionError for invalid options (before touching the kernel);
@@ -325,14 +325,19 @@ export function openProbeSet(opts?: ProbeSetOptions): ProbeSet {
   }
   const notes = new Map<string, string>();
   const variants: Variant[] = [];
-  const btf = probeFeature('tp_btf');
-  if (btf.supported) variants.push('tp_btf');
-  const raw = probeFeature('raw_tp');
-  if (raw.supported) {
-    variants.push('raw_tp');
-    if (!btf.supported) notes.set('raw_tp', `tp_btf unsupported (${btf.reason ?? 'unknown'}); using raw_tp`);
+  if (o.attach !== 'auto') {
+    variants.push(o.attach); // forced: no fallback, the loader's error says why it fails
+  } else {
+    const btf = probeFeature('tp_btf');
+    if (btf.supported) variants.push('tp_btf');
+    const raw = probeFeature('raw_tp');
+    if (raw.supported) {
+      variants.push('raw_tp');
+      if (!btf.supported)
+        notes.set('raw_tp', `tp_btf unsupported (${btf.reason ?? 'unknown'}); using raw_tp`);
+    }
+    if (variants.length === 0) variants.push('tp_btf'); // let the loader say precisely why it fails
   }
-  if (variants.length === 0) variants.push('tp_btf'); // let the loader say precisely why it fails
 
   let lsm: LsmVariant | undefined;
   if (o.probes.includes('file_open_lsm')) {

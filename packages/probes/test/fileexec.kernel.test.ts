@@ -211,6 +211,31 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
     expect(() => b!.counters()).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
 
+  it('the raw_tp variant (where tp_btf is missing) reports the same open, exec and exit', async () => {
+    await withSet(
+      { attach: 'raw_tp', probes: ['file_open', 'exec', 'exit'], dedup: { enabled: false } },
+      async (c, s) => {
+        expect(s.status.map((x) => [x.name, x.attached, x.attachType])).toEqual([
+          ['exec', true, 'raw_tp'],
+          ['exit', true, 'raw_tp'],
+          ['file_open', true, 'raw_tp'],
+        ]);
+        const target = join(dir, 'sub', 'target.txt');
+        const r = run(bin, ['rel', join(dir, 'sub'), 'target.txt']);
+        const m = await c.waitFor(isOpen(r.pid), (x) => x.some((e) => e.resolution === 'cwd'));
+        expect(m.find((e) => e.resolution === 'cwd')).toMatchObject({
+          ret: Number(r.out),
+          flags: 0,
+          dirfd: AT_FDCWD,
+        });
+        expect(m.find((e) => e.resolution === 'cwd')!.path.toString()).toBe(target);
+        await c.waitFor(isExec(r.pid), atLeast(1));
+        const [x] = await c.waitFor(isExit(r.pid), atLeast(1));
+        expect(x).toMatchObject({ exitCode: 0, signal: 0 });
+      },
+    );
+  });
+
   it('does not report the collector itself (excludePids defaults to its own pid)', async () => {
     writeFileSync(join(dir, 'self.txt'), 'me');
     await new Promise((r) => setTimeout(r, 100));
