@@ -1,4 +1,13 @@
-import { cpSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -263,6 +272,32 @@ describe('tamper matrix: each must fail and name the chunk', () => {
     );
     verifyFails(dir, chunkName(1), 'predicate');
     verifyFails(dir, chunkName(2), 'link');
+  });
+
+  it('a chunk replaced by a symlink', () => {
+    const dir = copy();
+    renameSync(join(dir, chunkName(2)), join(dir, 'elsewhere.ndjson'));
+    symlinkSync(join(dir, 'elsewhere.ndjson'), join(dir, chunkName(2)));
+    verifyFails(dir, chunkName(2), 'subject');
+  });
+
+  it('an end-of-stream statement planted in the middle of a stream', async () => {
+    const dir = copy();
+    // Chunk 1's stream continues at chunk 2: a (validly signed) end statement at 1 is a lie.
+    const src = readBundle(dir, endBundleName(2));
+    const st = JSON.parse(Buffer.from(src.dsseEnvelope.payload, 'base64').toString('utf8'));
+    const b1 = readBundle(dir, bundleName(1));
+    const s1 = JSON.parse(Buffer.from(b1.dsseEnvelope.payload, 'base64').toString('utf8'));
+    const { createHash } = await import('node:crypto');
+    st.subject = s1.subject;
+    st.predicate.last_chunk_index = 1;
+    st.predicate.chunk_count = 2;
+    st.predicate.last_statement_digest = `sha256:${createHash('sha256').update(Buffer.from(b1.dsseEnvelope.payload, 'base64')).digest('hex')}`;
+    writeFileSync(
+      join(dir, endBundleName(1)),
+      serializeBundle(await signPayload(Buffer.from(JSON.stringify(st)), key.signer)),
+    );
+    verifyFails(dir, chunkName(2), 'stream');
   });
 
   it('a bundle that is not JSON', () => {

@@ -237,7 +237,13 @@ export function verifyChain(dir: string, options: VerifyChainOptions): ChainRepo
       // Subject.
       let data: Buffer | undefined;
       if (hasChunk) {
-        data = readFileNoFollow(join(dir, file));
+        try {
+          data = readFileNoFollow(join(dir, file));
+        } catch (err) {
+          add('subject', false, `cannot read ${file}: ${(err as Error).message}`);
+        }
+      }
+      if (data) {
         const digest = createHash('sha256').update(data).digest('hex');
         const subj = decoded.statement.subject?.[0];
         if (!subj || subj.name !== file) {
@@ -381,6 +387,13 @@ export function verifyChain(dir: string, options: VerifyChainOptions): ChainRepo
       // Stream bookkeeping.
       const last = streams[streams.length - 1];
       if (last && last.streamId === p.stream_id && last.lastChunk === i - 1) {
+        if (last.end !== null) {
+          add(
+            'stream',
+            false,
+            `stream ${p.stream_id} continues after its end-of-stream statement at chunk ${i - 1}`,
+          );
+        }
         last.lastChunk = i;
       } else {
         if (seenStreams.has(p.stream_id))

@@ -217,6 +217,8 @@ describe('EvidenceWriter', () => {
     const r = record(0);
     expect(code(() => w.append('{"a":1}', r.info))).toBe('INVALID_RECORD');
     expect(code(() => w.append('{"a":1}\n{"b":2}\n', r.info))).toBe('INVALID_RECORD');
+    expect(code(() => w.append('[1,2]\n', r.info))).toBe('INVALID_RECORD');
+    expect(code(() => w.append('\n', r.info))).toBe('INVALID_RECORD');
     expect(code(() => w.append(r.line, { type: '', wallNs: 1n }))).toBe('INVALID_RECORD');
     expect(code(() => w.append(r.line, { type: 'x', wallNs: 1 as unknown as bigint }))).toBe(
       'INVALID_RECORD',

@@ -273,10 +273,15 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       throw new EvidenceChainError('WRITER_CLOSED', `append after close on stream ${this.streamId}`);
     }
     const buf = typeof line === 'string' ? Buffer.from(line, 'utf8') : line;
-    if (buf.length === 0 || buf[buf.length - 1] !== 10 || buf.indexOf(10) !== buf.length - 1) {
+    if (
+      buf.length < 3 ||
+      buf[0] !== 0x7b ||
+      buf[buf.length - 1] !== 10 ||
+      buf.indexOf(10) !== buf.length - 1
+    ) {
       throw new EvidenceChainError(
         'INVALID_RECORD',
-        'append: a record must be exactly one line ending in "\\n" (encode it with @stellaops/ndjson encodeRecord)',
+        'append: a record must be one JSON object on exactly one line ending in "\\n" (encode it with @stellaops/ndjson encodeRecord)',
       );
     }
     if (typeof info?.type !== 'string' || info.type.length === 0 || typeof info.wallNs !== 'bigint') {
