@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { VALID_CASES } from '../test/golden-cases.js';
-import { type DecodeResult, decodeLine, decodeStream } from './decode.js';
+import { type DecodeResult, decodeLine, decodeStream, nextU64 } from './decode.js';
 import { encodeRecord } from './encode.js';
 import { NdjsonError } from './errors.js';
 import type { EvidenceRecord } from './records.js';
@@ -241,5 +241,18 @@ describe('decodeStream', () => {
     await expect(drain([], { maxLineBytes: 0 })).rejects.toThrow(RangeError);
     await expect(drain(42 as never)).rejects.toThrow(/source must be a readable stream/);
     await expect(drain([42 as never])).rejects.toThrow(/chunks must be Uint8Array/);
+  });
+});
+
+describe('nextU64', () => {
+  it('adds one to any u64 decimal string', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), (n) => {
+        expect(nextU64(n.toString())).toBe((n + 1n).toString());
+      }),
+      { numRuns: 1000 },
+    );
+    expect(nextU64('9')).toBe('10');
+    expect(nextU64('1999')).toBe('2000');
   });
 });

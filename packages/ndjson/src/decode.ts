@@ -23,6 +23,14 @@ function firstInvalidUtf8(buf: Uint8Array): number {
   return -1;
 }
 
+/** The decimal string of `s` + 1 for a valid u64 string `s` (2^64 for the maximum, which no seq can equal). */
+export function nextU64(s: string): string {
+  let i = s.length - 1;
+  while (i >= 0 && s.charCodeAt(i) === 0x39) i--;
+  if (i < 0) return `1${'0'.repeat(s.length)}`;
+  return s.slice(0, i) + String.fromCharCode(s.charCodeAt(i) + 1) + '0'.repeat(s.length - 1 - i);
+}
+
 /** Byte length of the first `chars` UTF-16 units of `s`. */
 function byteColumn(s: string, chars: number): number {
   return Buffer.byteLength(s.slice(0, chars), 'utf8');
@@ -219,7 +227,7 @@ export async function* decodeStream(
       const seq = record.seq;
       const prev = prevSeq;
       prevSeq = seq;
-      if (prev !== undefined && compareU64(seq, (BigInt(prev) + 1n).toString()) !== 0) {
+      if (prev !== undefined && seq !== nextU64(prev)) {
         const expected = (BigInt(prev) + 1n).toString();
         const what =
           compareU64(seq, prev) <= 0
