@@ -50,14 +50,31 @@ describe.runIf(gate('cgroup v2 resolution (real cgroupfs)', reason))(
       expect(r.lookup(ino + 1000000n, child.pid)).toBeUndefined();
     });
 
-    it('finds an id without a pid by scanning the tree, at most once per interval', async () => {
-      const r = new CgroupResolver({ cgroupRoot: root, scanIntervalMs: 60_000 });
+    it('finds an id without a pid by scanning the tree, starting scans at most once per interval', async () => {
+      const r = new CgroupResolver({ cgroupRoot: root, scanIntervalMs: 300 });
       expect(r.lookup(ino)).toBeUndefined();
       expect(await r.resolve(ino)).toEqual({ path: `/${name}/inner`, hierarchy: 'v2' });
       expect(r.scans).toBe(1);
-      expect(await r.resolve(123456789012n)).toBeUndefined();
-      expect(r.scans).toBe(1); // rate-limited
+      // Unknown ids: each call needs a scan newer than itself; concurrent calls share it.
+      const t0 = performance.now();
+      const misses = await Promise.all([1, 2, 3, 4, 5].map((i) => r.resolve(123456789000n + BigInt(i))));
+      expect(misses).toEqual([undefined, undefined, undefined, undefined, undefined]);
+      expect(r.scans).toBe(2);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(250); // waited for its turn
       expect(r.idOf(`/${name}/inner`)).toBe(ino);
+    });
+
+    it('sees a cgroup created right after a scan', async () => {
+      const r = new CgroupResolver({ cgroupRoot: root, scanIntervalMs: 200 });
+      await r.resolve(987654321n); // a scan just ran
+      const fresh = join(root, name, `fresh-${Date.now()}`);
+      mkdirSync(fresh);
+      try {
+        const id = statSync(fresh, { bigint: true }).ino;
+        expect((await r.resolve(id))?.path).toBe(`/${name}/${fresh.split('/').pop()}`);
+      } finally {
+        rmdirSync(fresh);
+      }
     });
 
     it('falls back to the v1 path for a process that is in no v2 cgroup', async (ctx) => {

@@ -22,7 +22,7 @@ export interface CgroupResolverOptions {
   readonly cgroupRoot?: string;
   /** procfs mount; default `/proc`. */
   readonly procRoot?: string;
-  /** Minimum time between two full scans of the v2 tree; default 1000 ms. */
+  /** Minimum time between the starts of two full scans of the v2 tree; default 500 ms. */
   readonly scanIntervalMs?: number;
   /** Cache bound; default 16384 ids. */
   readonly maxEntries?: number;
@@ -79,14 +79,14 @@ export class CgroupResolver {
   readonly #scanIntervalMs: number;
   readonly #maxScanDirs: number;
   readonly #cache: LruCache<bigint, string>;
-  #lastScan = Number.NEGATIVE_INFINITY;
+  #lastScanStart = Number.NEGATIVE_INFINITY;
   #scanning: Promise<void> | undefined;
   #rootId: bigint | undefined;
   /** Number of full tree scans done (exposed for tests and stats). */
   scans = 0;
 
   constructor(options: CgroupResolverOptions = {}) {
-    const { scanIntervalMs = 1000, maxEntries = 16384, maxScanDirs = 200_000 } = options;
+    const { scanIntervalMs = 500, maxEntries = 16384, maxScanDirs = 200_000 } = options;
     if (!Number.isFinite(scanIntervalMs) || scanIntervalMs < 0) {
       throw new EnrichError(
         'INVALID_OPTION',
@@ -154,11 +154,16 @@ export class CgroupResolver {
     return undefined;
   }
 
-  /** Like {@link lookup}, then a scan of the v2 tree if the last one is older than `scanIntervalMs`. */
+  /**
+   * Like {@link lookup}, then a scan of the v2 tree that started after this
+   * call (so a cgroup made just now is seen). Scans start at most once per
+   * `scanIntervalMs`: a call may wait up to that long for its turn, and
+   * concurrent calls share one scan.
+   */
   async resolve(cgroupId: bigint, pid?: number): Promise<CgroupLocation | undefined> {
     const quick = this.lookup(cgroupId, pid);
     if (quick !== undefined) return quick;
-    await this.#scan();
+    await this.#scanSince(performance.now());
     const path = this.#cache.get(cgroupId);
     return path === undefined ? undefined : { path, hierarchy: 'v2' };
   }
@@ -172,14 +177,26 @@ export class CgroupResolver {
     return this.#cache.size;
   }
 
-  #scan(): Promise<void> {
-    if (this.#scanning) return this.#scanning;
-    if (performance.now() - this.#lastScan < this.#scanIntervalMs) return Promise.resolve();
-    this.#scanning = this.#walk().finally(() => {
-      this.#lastScan = performance.now();
-      this.#scanning = undefined;
-    });
-    return this.#scanning;
+  /** Resolves once a scan that started at or after `t` has finished. */
+  async #scanSince(t: number): Promise<void> {
+    for (;;) {
+      if (this.#scanning) {
+        const started = this.#lastScanStart;
+        await this.#scanning;
+        if (started >= t) return;
+        continue;
+      }
+      if (this.#lastScanStart >= t) return;
+      const wait = this.#lastScanStart + this.#scanIntervalMs - performance.now();
+      if (wait > 0) {
+        await new Promise((r) => setTimeout(r, wait));
+        continue; // another caller may have started the scan meanwhile
+      }
+      this.#lastScanStart = performance.now();
+      this.#scanning = this.#walk().finally(() => {
+        this.#scanning = undefined;
+      });
+    }
   }
 
   async #walk(): Promise<void> {

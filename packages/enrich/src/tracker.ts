@@ -221,7 +221,10 @@ export class ContainerTracker {
     try {
       this.#runtimeCalls++;
       const all = await c.list();
-      for (const rc of all) this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc);
+      for (const rc of all) {
+        this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc);
+        if (rc.pid !== undefined) this.#rememberCgroupOf(rc.pid);
+      }
       st.listed = true;
       st.containers = all.length;
       delete st.error;
@@ -256,6 +259,7 @@ export class ContainerTracker {
   #onEvent(c: RuntimeClient, e: RuntimeEvent): void {
     this.#events++;
     const key = containerKey(e.runtime, e.id, e.namespace);
+    if (e.pid !== undefined) this.#rememberCgroupOf(e.pid);
     if (e.kind === 'create' || e.kind === 'start') {
       // Fetch now so the container's first records find it in the cache.
       if (this.#containers.peek(key) === undefined)
@@ -275,6 +279,17 @@ export class ContainerTracker {
     }
   }
 
+  /**
+   * A runtime told us a container's init pid: learn its cgroup id → path now,
+   * so records of short-lived first processes need no tree scan.
+   */
+  #rememberCgroupOf(pid: number): void {
+    const v2 = this.cgroups.procCgroups(pid)?.v2;
+    if (v2 === undefined || v2 === '/') return;
+    const id = this.cgroups.idOf(v2);
+    if (id !== undefined) this.cgroups.remember(id, v2);
+  }
+
   #fetch(c: RuntimeClient, id: string, namespace?: string): Promise<RuntimeContainer | undefined> {
     const key = containerKey(c.runtime, id, namespace);
     const running = this.#inflight.get(key);
@@ -283,7 +298,10 @@ export class ContainerTracker {
     const p = c
       .inspect(id, namespace)
       .then((rc) => {
-        if (rc) this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc);
+        if (rc) {
+          this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc);
+          if (rc.pid !== undefined) this.#rememberCgroupOf(rc.pid);
+        }
         return rc;
       })
       .finally(() => this.#inflight.delete(key));

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { EnrichError } from '../errors.js';
-import { protoStringField } from './protowire.js';
+import { protoStringField, protoVarintField } from './protowire.js';
 import type { RuntimeClient, RuntimeContainer, RuntimeEvent } from './types.js';
 
 /** Default containerd socket. */
@@ -286,7 +286,9 @@ export class ContainerdClient implements RuntimeClient {
       const id = protoStringField(env.event.value, 1);
       // TaskExit also fires for exec'd processes: only the init (exec id = container id) ends the container.
       if (env.topic === '/tasks/exit' && protoStringField(env.event.value, 2) !== id) return;
-      if (id) onEvent({ runtime: 'containerd', kind, id, namespace: env.namespace });
+      if (!id) return;
+      const pid = env.topic === '/tasks/start' ? protoVarintField(env.event.value, 2) : undefined;
+      onEvent({ runtime: 'containerd', kind, id, namespace: env.namespace, ...(pid ? { pid } : {}) });
     });
     call.on('error', (err: grpc.ServiceError) => {
       if (!stopped && err.code !== grpc.status.CANCELLED) onError(this.#error(err));

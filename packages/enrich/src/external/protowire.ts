@@ -8,6 +8,17 @@
  * avoids vendoring every event type.
  */
 export function protoStringField(buf: Uint8Array, field: number): string | undefined {
+  const v = scanField(buf, field, 2);
+  return v instanceof Uint8Array ? new TextDecoder().decode(v) : undefined;
+}
+
+/** Reads one varint field (uint32/uint64 as a number), e.g. `TaskStart.pid` (field 2). */
+export function protoVarintField(buf: Uint8Array, field: number): number | undefined {
+  const v = scanField(buf, field, 0);
+  return typeof v === 'number' ? v : undefined;
+}
+
+function scanField(buf: Uint8Array, field: number, wireType: 0 | 2): Uint8Array | number | undefined {
   let i = 0;
   const varint = (): number => {
     let result = 0;
@@ -26,13 +37,15 @@ export function protoStringField(buf: Uint8Array, field: number): string | undef
       const key = varint();
       const f = Math.floor(key / 8);
       const wt = key & 7;
-      if (wt === 0) varint();
-      else if (wt === 1) i += 8;
+      if (wt === 0) {
+        const v = varint();
+        if (f === field && wireType === 0) return v;
+      } else if (wt === 1) i += 8;
       else if (wt === 5) i += 4;
       else if (wt === 2) {
         const len = varint();
         if (i + len > buf.length) return undefined;
-        if (f === field) return new TextDecoder().decode(buf.subarray(i, i + len));
+        if (f === field && wireType === 2) return buf.subarray(i, i + len);
         i += len;
       } else return undefined; // groups (3, 4) are not used by containerd
     }

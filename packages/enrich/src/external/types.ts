@@ -27,6 +27,8 @@ export interface RuntimeEvent {
   readonly kind: 'create' | 'start' | 'stop' | 'delete';
   readonly id: string;
   readonly namespace?: string;
+  /** Init pid, when the event carries it (containerd `/tasks/start`). */
+  readonly pid?: number;
 }
 
 /**
