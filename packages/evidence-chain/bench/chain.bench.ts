@@ -2,7 +2,8 @@
  * Benchmark of @stellaops/evidence-chain (run: `npm run bench -w packages/evidence-chain`).
  *
  * 1. Sustained write throughput with rotation: records appended through
- *    EvidenceWriter.append with 32 MiB chunks (so several seals happen during
+ *    EvidenceWriter.append (one at a time) and appendMany (batches of 256)
+ *    with 32 MiB chunks (so several seals happen during
  *    the run), fsync policy `interval` (the default), a real P-256 key.
  * 2. Time to seal a 100 MB chunk: `rotate()` from the call to the bundle on
  *    disk (fsync of the chunk, sha256 already incremental, statement, ECDSA
@@ -38,23 +39,34 @@ function line(seq: number, wall: bigint, mono: bigint): string {
   return `{"cgroup_id":"4242","comm":"python3","container":{"id":"3f2a9c0d1e5b7a8f","image_manifest_digest":"sha256:9b1c6f","runtime":"containerd","status":"resolved"},"filename":"/usr/lib/python3.11/site-packages/x${seq % 997}.py","flags":524288,"gid":0,"host_id":"bench-host","mono_ns":"${mono}","pid":4242,"ppid":1,"schema_version":1,"seq":"${seq}","tid":4242,"type":"file_open","uid":0,"wall_ns":"${wall}"}\n`;
 }
 
-async function throughput(records: number) {
-  const dir = join(base, 'throughput');
-  const key = generateKeyPair(join(base, 'k.pem'), join(base, 'k.pub'));
-  const signer = LocalKeySigner.fromPemFile(join(base, 'k.pem'));
+async function throughput(records: number, batch: number) {
+  const dir = join(base, `throughput-${batch}`);
+  const key = generateKeyPair(join(base, `k${batch}.pem`), join(base, `k${batch}.pub`));
+  const signer = LocalKeySigner.fromPemFile(join(base, `k${batch}.pem`));
   const w = await openChunkWriter({ dir, signer, meta, rotation: { maxSizeBytes: 32 * MB } });
   let sealed = 0;
   w.on('sealed', () => sealed++);
   let bytes = 0;
   const wall0 = BigInt(Date.now()) * 1_000_000n;
   const t0 = process.hrtime.bigint();
+  let pending: { line: string; info: { type: string; wallNs: bigint; monoNs: bigint; seq: bigint } }[] = [];
   for (let i = 0; i < records; i++) {
     const mono = process.hrtime.bigint();
     const l = line(i, wall0 + BigInt(i), mono);
     bytes += l.length;
-    w.append(l, { type: 'file_open', wallNs: wall0 + BigInt(i), monoNs: mono, seq: BigInt(i) });
+    const info = { type: 'file_open', wallNs: wall0 + BigInt(i), monoNs: mono, seq: BigInt(i) };
+    if (batch === 1) {
+      w.append(l, info);
+    } else {
+      pending.push({ line: l, info });
+      if (pending.length === batch) {
+        w.appendMany(pending);
+        pending = [];
+      }
+    }
     if ((i & 0xfff) === 0) await new Promise((r) => setImmediate(r)); // let seals progress, as a collector's event loop would
   }
+  if (pending.length > 0) w.appendMany(pending);
   await w.close();
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const v0 = process.hrtime.bigint();
@@ -63,6 +75,7 @@ async function throughput(records: number) {
   if (!report.ok) throw new Error(`bench chain does not verify: ${report.errors.slice(0, 3).join('; ')}`);
   rmSync(dir, { recursive: true, force: true });
   return {
+    batch,
     records,
     mb: bytes / MB,
     seconds: secs,
@@ -119,13 +132,16 @@ try {
     memGiB: Math.round(totalmem() / 1024 ** 3),
   };
   console.log('machine', machine);
-  const tp = await throughput(Number(process.env.BENCH_RECORDS ?? 800_000));
-  console.log('throughput', tp);
+  const n = Number(process.env.BENCH_RECORDS ?? 800_000);
+  const tp = await throughput(n, 1);
+  console.log('throughput, append', tp);
+  const tpBatch = await throughput(n, 256);
+  console.log('throughput, appendMany(256)', tpBatch);
   const sealInterval = await sealBig({ mode: 'interval', intervalMs: 1000 }, 100 * MB);
   console.log('seal 100 MiB (fsync interval)', sealInterval);
   const sealOnly = await sealBig({ mode: 'seal' }, 100 * MB);
   console.log('seal 100 MiB (fsync seal)', sealOnly);
-  console.log(JSON.stringify({ machine, throughput: tp, seal: [sealInterval, sealOnly] }));
+  console.log(JSON.stringify({ machine, throughput: [tp, tpBatch], seal: [sealInterval, sealOnly] }));
 } finally {
   rmSync(base, { recursive: true, force: true });
 }

@@ -23,16 +23,19 @@ export class EvidenceChainError extends Error {
   readonly code: EvidenceChainErrorCode;
   /** File the error is about, when there is one. */
   readonly path: string | undefined;
+  /** For `appendMany`: how many records of the batch were written before the failure. */
+  readonly written: number | undefined;
 
   constructor(
     code: EvidenceChainErrorCode,
     message: string,
-    options: { cause?: unknown; path?: string } = {},
+    options: { cause?: unknown; path?: string; written?: number } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = this.constructor.name;
     this.code = code;
     this.path = options.path;
+    this.written = options.written;
   }
 }
 

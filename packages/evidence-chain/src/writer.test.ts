@@ -212,6 +212,38 @@ describe('EvidenceWriter', () => {
     ]);
   });
 
+  it('appendMany writes a batch in order, split across rotations, one write per chunk', async () => {
+    const w = await open({ rotation: { maxSizeBytes: 2000 } });
+    const batch = Array.from({ length: 100 }, (_, i) => record(i));
+    w.appendMany(batch);
+    await w.close();
+    const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
+    expect(report.errors).toEqual([]);
+    expect(report.summary.records).toBe(100);
+    expect(report.chunks.length).toBeGreaterThan(5);
+    const all = report.chunks.map((c) => readFileSync(join(out, c.file), 'utf8')).join('');
+    expect(all).toBe(batch.map((b) => b.line).join(''));
+    for (const c of report.chunks) expect(statSync(join(out, c.file)).size).toBeLessThanOrEqual(2000);
+  });
+
+  it('appendMany validates the whole batch first and names the bad record', async () => {
+    const w = await open();
+    const batch = Array.from({ length: 10 }, (_, i) => record(i));
+    batch[5] = { line: 'not json\n', info: batch[5]!.info };
+    const err = (() => {
+      try {
+        w.appendMany(batch);
+      } catch (e) {
+        return e as EvidenceChainError;
+      }
+      return undefined;
+    })();
+    expect(err?.code).toBe('INVALID_RECORD');
+    expect(err?.message).toMatch(/record 5/);
+    expect(w.status().currentChunk?.records).toBe(0);
+    await w.close();
+  });
+
   it('rejects malformed lines and info with INVALID_RECORD, and appends after close with WRITER_CLOSED', async () => {
     const w = await open();
     const r = record(0);
@@ -327,6 +359,53 @@ describe.runIf(isRoot)('EvidenceWriter on a full filesystem (real tmpfs, root)',
       const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
       expect(report.errors).toEqual([]);
       expect(report.summary.records).toBe(i + 1);
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
+  });
+
+  it('appendMany on a full disk reports how much of the batch was written, exactly', async () => {
+    const mnt = join(t.path, 'small2');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+    try {
+      const dir = join(mnt, 'ev');
+      const w = await openChunkWriter({
+        dir,
+        signer: key.signer,
+        meta: META,
+        rotation: { maxSizeBytes: 48 * 1024 },
+      });
+      w.on('error', () => {});
+      const expected: string[] = [];
+      let seq = 0;
+      let err: EvidenceChainError | undefined;
+      while (!err) {
+        const batch = Array.from({ length: 37 }, () =>
+          record(seq++, 'file_open', { filename: 'y'.repeat(200) }),
+        );
+        try {
+          w.appendMany(batch);
+          expected.push(...batch.map((b) => b.line));
+        } catch (e) {
+          err = e as EvidenceChainError;
+          expect(err.code).toBe('DISK_FULL');
+          expect(err.written).toBeGreaterThanOrEqual(0);
+          expect(err.written).toBeLessThan(37);
+          expected.push(...batch.slice(0, err.written).map((b) => b.line));
+        }
+      }
+      const onDisk = readdirSync(dir)
+        .filter((n) => n.endsWith('.ndjson'))
+        .sort()
+        .map((f) => readFileSync(join(dir, f), 'utf8'))
+        .join('');
+      expect(onDisk).toBe(expected.join(''));
+      execFileSync('mount', ['-o', 'remount,size=2m', mnt]);
+      await w.close();
+      const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
+      expect(report.errors).toEqual([]);
+      expect(report.summary.records).toBe(expected.length);
     } finally {
       execFileSync('umount', ['-l', mnt]);
     }

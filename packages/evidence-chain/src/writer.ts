@@ -269,30 +269,73 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
    * the chunk; the writer is paused and the next append retries).
    */
   append(line: string | Buffer, info: AppendInfo): void {
-    if (this.#closed || this.#closing) {
-      throw new EvidenceChainError('WRITER_CLOSED', `append after close on stream ${this.streamId}`);
-    }
-    const buf = typeof line === 'string' ? Buffer.from(line, 'utf8') : line;
-    if (
-      buf.length < 3 ||
-      buf[0] !== 0x7b ||
-      buf[buf.length - 1] !== 10 ||
-      buf.indexOf(10) !== buf.length - 1
-    ) {
-      throw new EvidenceChainError(
-        'INVALID_RECORD',
-        'append: a record must be one JSON object on exactly one line ending in "\\n" (encode it with @stellaops/ndjson encodeRecord)',
-      );
-    }
-    if (typeof info?.type !== 'string' || info.type.length === 0 || typeof info.wallNs !== 'bigint') {
-      throw new EvidenceChainError('INVALID_RECORD', 'append: info needs { type: string, wallNs: bigint }');
-    }
+    this.#assertOpen();
+    const buf = toLine(line, info);
     let cur = this.#cur;
     if (cur && cur.records > 0 && cur.bytes + buf.length > this.#maxSize) {
       this.#switchChunk(false);
       cur = this.#cur;
     }
     if (!cur) cur = this.#openNextChunk();
+    this.#write(cur, buf);
+    this.#account(cur, buf, info);
+  }
+
+  /**
+   * Append several records with one write per chunk they land in (same
+   * contract as `append`: every line is in its chunk file when this returns).
+   * The whole batch is validated before anything is written (INVALID_RECORD
+   * names the index). On DISK_FULL the error's `written` says how many
+   * records of the batch are on disk (a prefix; retry the rest).
+   */
+  appendMany(records: ReadonlyArray<{ line: string | Buffer; info: AppendInfo }>): void {
+    this.#assertOpen();
+    const bufs = records.map((r, i) => {
+      try {
+        return toLine(r?.line, r?.info);
+      } catch (err) {
+        throw new EvidenceChainError('INVALID_RECORD', `appendMany: record ${i}: ${(err as Error).message}`);
+      }
+    });
+    let i = 0;
+    while (i < bufs.length) {
+      let cur = this.#cur;
+      if (cur && cur.records > 0 && cur.bytes + bufs[i]!.length > this.#maxSize) {
+        this.#switchChunk(false);
+        cur = this.#cur;
+      }
+      if (!cur) {
+        try {
+          cur = this.#openNextChunk();
+        } catch (err) {
+          throw withWritten(err, i);
+        }
+      }
+      // The longest run that fits in this chunk (at least one record).
+      let j = i + 1;
+      let bytes = bufs[i]!.length;
+      while (j < bufs.length && cur.bytes + bytes + bufs[j]!.length <= this.#maxSize) {
+        bytes += bufs[j]!.length;
+        j++;
+      }
+      const seg = j - i === 1 ? bufs[i]! : Buffer.concat(bufs.slice(i, j), bytes);
+      try {
+        this.#write(cur, seg);
+      } catch (err) {
+        throw withWritten(err, i);
+      }
+      for (let k = i; k < j; k++) this.#account(cur, bufs[k]!, records[k]!.info);
+      i = j;
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed || this.#closing) {
+      throw new EvidenceChainError('WRITER_CLOSED', `append after close on stream ${this.streamId}`);
+    }
+  }
+
+  #write(cur: Current, buf: Buffer): void {
     try {
       writeAll(cur.fd, buf);
       if (this.#fsync.mode === 'always') fs.fsyncSync(cur.fd);
@@ -303,6 +346,9 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       this.#paused = false;
       this.emit('resumed');
     }
+  }
+
+  #account(cur: Current, buf: Buffer, info: AppendInfo): void {
     cur.hash.update(buf);
     cur.bytes += buf.length;
     cur.records++;
@@ -634,6 +680,40 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       this.#timers.push(f);
     }
   }
+}
+
+/** Validate one record line and its info; returns the line's bytes. */
+function toLine(line: string | Buffer | undefined, info: AppendInfo | undefined): Buffer {
+  if (typeof line !== 'string' && !Buffer.isBuffer(line)) {
+    throw new EvidenceChainError('INVALID_RECORD', 'append: line must be a string or Buffer');
+  }
+  const buf = typeof line === 'string' ? Buffer.from(line, 'utf8') : line;
+  if (buf.length < 3 || buf[0] !== 0x7b || buf[buf.length - 1] !== 10 || buf.indexOf(10) !== buf.length - 1) {
+    throw new EvidenceChainError(
+      'INVALID_RECORD',
+      'append: a record must be one JSON object on exactly one line ending in "\\n" (encode it with @stellaops/ndjson encodeRecord)',
+    );
+  }
+  if (typeof info?.type !== 'string' || info.type.length === 0 || typeof info.wallNs !== 'bigint') {
+    throw new EvidenceChainError('INVALID_RECORD', 'append: info needs { type: string, wallNs: bigint }');
+  }
+  return buf;
+}
+
+/** Attach how many records of a batch reached the disk to an append error. */
+function withWritten(err: unknown, written: number): unknown {
+  if (err instanceof EvidenceChainError) {
+    return new EvidenceChainError(
+      err.code,
+      `${err.message} (${written} records of this batch were written)`,
+      {
+        cause: err.cause,
+        ...(err.path === undefined ? {} : { path: err.path }),
+        written,
+      },
+    );
+  }
+  return err;
 }
 
 /** Open a chunk writer: see `EvidenceWriter.open`. */
