@@ -32,11 +32,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# A static busybox: the image has no libc. Override with BUSYBOX=<path>.
 busybox=${BUSYBOX:-/bin/busybox}
-if ! [ -x "$busybox" ] || ! file -b "$busybox" 2>/dev/null | grep -q 'statically linked'; then
-  # `file` may be absent; fall back to checking for a PT_INTERP-free binary by name.
-  [ -x "$busybox" ] || { echo "$0: $busybox not found; install busybox-static (apt-get install busybox-static)" >&2; exit 1; }
-fi
+[ -x "$busybox" ] || { echo "$0: $busybox not found; install busybox-static (apt-get install busybox-static)" >&2; exit 1; }
 
 mkdir -p "$out"
 work=$(mktemp -d)
