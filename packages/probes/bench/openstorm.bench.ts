@@ -6,14 +6,17 @@
  *   npm run bench -w @stellaops/probes            (root; ~1-2 minutes)
  *   BENCH_ROUNDS=5 BENCH_OPS=300000 npm run bench -w @stellaops/probes
  *
- * Modes: untraced; traced with dedup (default options); traced with every
- * event (dedup off). Tracing is limited to the workload's cgroup, so other
+ * Modes: untraced; "hook only" (an empty tp_btf/sys_exit program: the floor
+ * any syscall-tracepoint probe pays, here for comparison); traced with dedup
+ * (default options); traced with every event (dedup off). Tracing is limited to the workload's cgroup, so other
  * activity on the machine is filtered in the kernel and does not pollute the
  * numbers. Prints a Markdown table for docs/performance.md.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BpfObject } from '@stellaops/bpf-loader';
 import { bpfUnavailableReason } from '@stellaops/testing';
 import { openProbeSet, type ProbeSetOptions } from '../src/index.js';
 import { buildFsops, runInCgroup, TestCgroup } from '../test/helpers/harness.js';
@@ -28,7 +31,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const OPS = Number(process.env.BENCH_OPS ?? 200_000);
 const DISTINCT = 10_000;
 
-type Mode = 'untraced' | 'dedup' | 'every';
+type Mode = 'untraced' | 'hook only' | 'dedup' | 'every';
+const MODES: Mode[] = ['untraced', 'hook only', 'dedup', 'every'];
 interface Workload {
   name: string;
   procs: number;
@@ -59,11 +63,35 @@ mkdirSync(join(dir, 'f'));
 for (let i = 0; i < DISTINCT; i++) writeFileSync(join(dir, 'f', `x${i}`), '');
 const cg = new TestCgroup('stella-openstorm');
 
+// The floor: an empty program on the same hook the file-open probe uses.
+const bpfDir = new URL('../bpf/', import.meta.url).pathname;
+writeFileSync(
+  join(dir, 'empty.bpf.c'),
+  '#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#include <bpf/bpf_tracing.h>\n' +
+    'char LICENSE[] SEC("license") = "GPL";\n' +
+    'SEC("tp_btf/sys_exit") int BPF_PROG(empty_exit, struct pt_regs *regs, long ret) { return 0; }\n',
+);
+execFileSync('clang', [
+  '-O2',
+  '-g',
+  '-target',
+  'bpf',
+  `-I${bpfDir}`,
+  '-c',
+  join(dir, 'empty.bpf.c'),
+  '-o',
+  join(dir, 'empty.bpf.o'),
+]);
+
 async function once(w: Workload, mode: Mode): Promise<Sample> {
   const prefix = w.distinct === 1 ? join(dir, 'f', 'x0') : join(dir, 'f', 'x');
   const args = Array.from({ length: w.procs }, () => ['storm', String(OPS), prefix, String(w.distinct)]);
-  if (mode === 'untraced') {
+  if (mode === 'untraced' || mode === 'hook only') {
+    const obj = mode === 'hook only' ? BpfObject.open(join(dir, 'empty.bpf.o')) : undefined;
+    obj?.load();
+    obj?.attach('empty_exit');
     const res = await runInCgroup(bin, cg, args);
+    obj?.close();
     return { ...rate(res), records: 0, recordsPerSec: 0, lost: 0n, emitted: 0n, seenInCgroup: 0n, cpuPct: 0 };
   }
   const opts: ProbeSetOptions = {
@@ -124,7 +152,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const results = new Map<string, Sample[]>();
 for (let round = 0; round < ROUNDS; round++) {
   for (const w of workloads) {
-    for (const mode of ['untraced', 'dedup', 'every'] as Mode[]) {
+    for (const mode of MODES) {
       const key = `${w.name}|${w.procs}|${mode}`;
       const s = await once(w, mode);
       results.set(key, [...(results.get(key) ?? []), s]);
@@ -147,7 +175,7 @@ lines.push('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const w of workloads) {
   const base = median(results.get(`${w.name}|${w.procs}|untraced`)!.map((s) => s.opsPerSec));
   const baseCpu = median(results.get(`${w.name}|${w.procs}|untraced`)!.map((s) => s.opsPerCpuSec));
-  for (const mode of ['untraced', 'dedup', 'every'] as Mode[]) {
+  for (const mode of MODES) {
     const ss = results.get(`${w.name}|${w.procs}|${mode}`)!;
     const ops = median(ss.map((s) => s.opsPerSec));
     const opsCpu = median(ss.map((s) => s.opsPerCpuSec));
@@ -159,9 +187,11 @@ for (const w of workloads) {
       `| ${w.name} | ${w.procs} | ${mode} | ${Math.round(ops).toLocaleString('en')} | ${(ops / base).toFixed(2)}x | ${Math.round(
         opsCpu,
       ).toLocaleString('en')} | ${(opsCpu / baseCpu).toFixed(2)}x | ${
-        mode === 'untraced' ? '-' : Math.round(median(ss.map((s) => s.recordsPerSec))).toLocaleString('en')
-      } | ${mode === 'untraced' ? '-' : emitted.toLocaleString('en')} | ${mode === 'untraced' ? '-' : `${lost} (${lostPct.toFixed(3)}%)`} | ${
-        mode === 'untraced' ? '-' : `${median(ss.map((s) => s.cpuPct)).toFixed(1)}%`
+        mode === 'untraced' || mode === 'hook only'
+          ? '-'
+          : Math.round(median(ss.map((s) => s.recordsPerSec))).toLocaleString('en')
+      } | ${mode === 'untraced' || mode === 'hook only' ? '-' : emitted.toLocaleString('en')} | ${mode === 'untraced' || mode === 'hook only' ? '-' : `${lost} (${lostPct.toFixed(3)}%)`} | ${
+        mode === 'untraced' || mode === 'hook only' ? '-' : `${median(ss.map((s) => s.cpuPct)).toFixed(1)}%`
       } |`,
     );
   }

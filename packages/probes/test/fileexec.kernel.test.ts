@@ -137,6 +137,29 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
     expect(m.find((e) => e.path.toString() === target)).toMatchObject({ ret: -2, flags: O_CLOEXEC });
   });
 
+  it('a path longer than PATH_MAX is reported truncated, never silently cut', async () => {
+    const long = `${dir}/${'a'.repeat(250)}/`.repeat(20); // > 4096 bytes
+    const r = run(bin, ['openat', long]);
+    expect(r.out).toBe('-36'); // ENAMETOOLONG
+    const [e] = await col.waitFor(isOpen(r.pid), (m) => m.some((x) => x.ret === -36));
+    expect(e).toMatchObject({ truncated: true, resolution: 'absolute' });
+    expect(e!.path.length).toBe(4096);
+    expect(long.startsWith(e!.path.toString())).toBe(true);
+  });
+
+  it('a working directory deeper than the walk limit is flagged truncated, keeping the innermost part', async () => {
+    let deep = join(dir, 'deep');
+    for (let i = 0; i < 70; i++) deep = join(deep, `d${i}`);
+    mkdirSync(deep, { recursive: true });
+    writeFileSync(join(deep, 'leaf'), '');
+    const r = run(bin, ['rel', deep, 'leaf']);
+    const m = await col.waitFor(isOpen(r.pid), (x) => x.some((e) => e.resolution === 'cwd'));
+    const e = m.find((x) => x.resolution === 'cwd')!;
+    expect(e.truncated).toBe(true);
+    expect(e.path.toString().endsWith('/d68/d69/leaf')).toBe(true);
+    expect(join(deep, 'leaf').endsWith(e.path.toString())).toBe(true);
+  });
+
   it('execve: filename, argv, exe device and inode, same pid, parent', async () => {
     const r = run(bin, ['execve', bin, 'fsops', 'exit', '0']);
     expect(r.status).toBe(0);
