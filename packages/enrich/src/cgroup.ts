@@ -168,6 +168,11 @@ export class CgroupResolver {
     return path === undefined ? undefined : { path, hierarchy: 'v2' };
   }
 
+  /** Scan the whole v2 tree into the cache now (or as soon as the scan interval allows). */
+  scan(): Promise<void> {
+    return this.#scanSince(performance.now());
+  }
+
   /** Remember a path for an id (the tracker does this for containers it lists). */
   remember(cgroupId: bigint, path: string): void {
     this.#cache.set(cgroupId, path);

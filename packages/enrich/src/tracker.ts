@@ -74,7 +74,11 @@ export interface ContainerTrackerOptions {
   readonly requestTimeoutMs?: number;
   /** Subscribe to runtime events (default true). */
   readonly watch?: boolean;
-  /** List every runtime's containers at start (default true); false resolves each on first sight. */
+  /**
+   * List every runtime's containers and scan the cgroup tree at start (default
+   * true), so lookups by cgroup id alone hit at once; false resolves each
+   * container on first sight.
+   */
   readonly prepopulate?: boolean;
   /** Runtime clients to use instead of the socket ones (tests, custom runtimes). */
   readonly clients?: readonly RuntimeClient[];
@@ -211,7 +215,9 @@ export class ContainerTracker {
       if (cr) clients.push(new CrioClient(cr, timeout));
     }
     const t = new ContainerTracker(clients, options);
-    if (options.prepopulate !== false) await Promise.all(clients.map((c) => t.#list(c)));
+    // The cgroup scan maps ids to paths for containers whose runtime reports no pid (containerd).
+    if (options.prepopulate !== false)
+      await Promise.all([...clients.map((c) => t.#list(c)), t.cgroups.scan()]);
     if (options.watch !== false) for (const c of clients) t.#watch(c);
     return t;
   }

@@ -86,6 +86,8 @@ describe.runIf(gate('containerd (ctr) container attribution', ctrUnavailableReas
       expect(t.status().find((s) => s.runtime === 'containerd')).toMatchObject({ listed: true });
       // Without a pid, the id alone resolves through the cgroup tree.
       const t2 = await tracker({ watch: false });
+      // Synchronous by cgroup id alone: the start-up scan mapped the id to its path.
+      expect(t2.lookup(c.cgroupId)?.id).toBe(c.id);
       expect((await t2.resolve(c.cgroupId))?.id).toBe(c.id);
     });
 
