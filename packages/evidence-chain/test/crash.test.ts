@@ -35,7 +35,8 @@ interface Child {
 }
 
 function startChild(dir: string, run: number, limit?: number): Child {
-  const args = ['--import', 'tsx', fixture, dir, key.privatePath, String(run), String(CHUNK_BYTES)];
+  const mode = run % 2 === 0 ? 'single' : 'batch';
+  const args = ['--import', 'tsx', fixture, dir, key.privatePath, String(run), String(CHUNK_BYTES), mode];
   if (limit !== undefined) args.push(String(limit));
   const proc = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   const c: Child = { proc, acked: -1, ready: Promise.resolve(), exited: Promise.resolve(null), out: [] };
@@ -138,12 +139,15 @@ describe('crash matrix (real child processes, SIGKILL)', () => {
       }
       // Sanity: the matrix really hit writers mid-stream and the recovery path ran.
       const recovered = report.chunks.filter((c) => c.recovered).length;
+      const partials = report.chunks.filter((c) =>
+        c.checks.some((x) => x.name === 'partial' && !x.skipped),
+      ).length;
       const crashEnds = report.streams.filter((s) => s.end === 'crash_recovery').length;
       expect(recovered).toBeGreaterThan(KILLS / 2);
       expect(crashEnds).toBeGreaterThan(KILLS / 2);
       expect(acked.filter((a) => a > 0).length).toBeGreaterThan(KILLS / 2);
       process.stdout.write(
-        `[crash matrix] ${KILLS} kills (${killedBeforeReady} before the first ack), ${report.chunks.length} chunks, ${recovered} recovered, ${report.summary.records} records\n`,
+        `[crash matrix] ${KILLS} kills (${killedBeforeReady} before the first ack), ${report.chunks.length} chunks, ${recovered} recovered, ${partials} with a torn last line kept, ${report.summary.records} records\n`,
       );
     },
     15 * 60_000,
