@@ -52,6 +52,7 @@ export class LruCache<K, V> {
     if (e !== undefined) e.expiresAt = Math.min(e.expiresAt, expiresAt);
   }
 
+  /** Remove an entry; true when it was present. */
   delete(key: K): boolean {
     return this.#map.delete(key);
   }
@@ -61,6 +62,7 @@ export class LruCache<K, V> {
     for (const [k, e] of this.#map) yield [k, e.value];
   }
 
+  /** Entries held now (expired ones included until touched). */
   get size(): number {
     return this.#map.size;
   }
@@ -70,6 +72,7 @@ export class LruCache<K, V> {
     return this.#evictions;
   }
 
+  /** Remove every entry. */
   clear(): void {
     this.#map.clear();
   }

@@ -111,5 +111,27 @@ describe.runIf(gate('ContainerTracker rules on real cgroups', reason))(
       expect(t.lookup(cgroupId)?.imageConfigDigest).toBe('sha256:aa'); // now cached by id alone
       t.close();
     });
+
+    it('keeps a container the runtime reports stopped only for the TTL', async () => {
+      const standIn: RuntimeClient = {
+        runtime: 'docker',
+        socket: '(stand-in)',
+        async inspect() {
+          return undefined; // gone by now
+        },
+        async list(): Promise<RuntimeContainer[]> {
+          return [{ id: HEX, runtime: 'docker', imageRef: 'x:1', labels: {}, exited: true, missing: [] }];
+        },
+        subscribe() {
+          return () => {};
+        },
+        close() {},
+      };
+      const t = await ContainerTracker.create({ clients: [standIn], ttlMs: 300 });
+      expect(t.lookup(cgroupId, child.pid)?.imageRef).toBe('x:1');
+      await new Promise((r) => setTimeout(r, 350));
+      expect(t.lookup(cgroupId, child.pid)).toBeUndefined();
+      t.close();
+    });
   },
 );

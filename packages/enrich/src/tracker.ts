@@ -228,7 +228,7 @@ export class ContainerTracker {
       this.#runtimeCalls++;
       const all = await c.list();
       for (const rc of all) {
-        this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc);
+        this.#store(rc);
         if (rc.pid !== undefined) this.#rememberCgroupOf(rc.pid);
       }
       st.listed = true;
@@ -285,6 +285,15 @@ export class ContainerTracker {
     }
   }
 
+  /** A stopped container is kept only for the TTL (late records), never indefinitely. */
+  #expiry(rc: RuntimeContainer): number {
+    return rc.exited ? Date.now() + this.#ttlMs : Number.POSITIVE_INFINITY;
+  }
+
+  #store(rc: RuntimeContainer): void {
+    this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc, this.#expiry(rc));
+  }
+
   /**
    * A runtime told us a container's init pid: learn its cgroup id → path now,
    * so records of short-lived first processes need no tree scan.
@@ -305,7 +314,7 @@ export class ContainerTracker {
       .inspect(id, namespace)
       .then((rc) => {
         if (rc) {
-          this.#containers.set(containerKey(rc.runtime, rc.id, rc.namespace), rc);
+          this.#store(rc);
           if (rc.pid !== undefined) this.#rememberCgroupOf(rc.pid);
         }
         return rc;
@@ -401,7 +410,7 @@ export class ContainerTracker {
     const rc = this.#cachedContainer(m);
     if (rc === undefined) return undefined;
     const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container: this.#info(m, rc) };
-    if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r);
+    if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, this.#expiry(rc));
     return r;
   }
 
@@ -441,7 +450,7 @@ export class ContainerTracker {
         const rc = await this.#fetch(client, m.id, namespace);
         if (rc) {
           const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container: this.#info(m, rc) };
-          if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r);
+          if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, this.#expiry(rc));
           return r;
         }
       } catch (err) {

@@ -61,6 +61,7 @@ export class DockerClient implements RuntimeClient {
       ...(imageConfigDigest !== undefined && { imageConfigDigest }),
       labels: strMap(config?.Labels),
       ...(pid !== undefined && pid > 0 && { pid }),
+      ...(state?.Running === false && { exited: true }),
       missing,
     };
   }

@@ -56,6 +56,7 @@ export class PodmanClient implements RuntimeClient {
       ...(imageConfigDigest !== undefined && { imageConfigDigest }),
       labels: strMap(config?.Labels),
       ...(pid !== undefined && pid > 0 && { pid }),
+      ...(state?.Running === false && { exited: true }),
       missing,
     };
   }

@@ -16,6 +16,8 @@ export interface RuntimeContainer {
   readonly labels: Readonly<Record<string, string>>;
   /** Init pid when the runtime reports it. */
   readonly pid?: number;
+  /** True when the runtime reports the container stopped (kept only for the TTL). */
+  readonly exited?: boolean;
   /** What the runtime could not give, each as `<field>: <why>`. */
   readonly missing: readonly string[];
 }
