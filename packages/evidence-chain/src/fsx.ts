@@ -207,7 +207,7 @@ export function acquireDirLock(dir: string): () => void {
     if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
       throw new EvidenceChainError(
         'DIRECTORY_LOCKED',
-        `evidence directory ${dir} is in use by process ${owner}; stop that collector or choose another directory`,
+        `evidence directory ${dir} is in use by process ${owner}; stop that collector or choose another directory (if no collector is running, remove ${path})`,
         { path },
       );
     }

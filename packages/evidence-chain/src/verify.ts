@@ -77,6 +77,8 @@ export interface ChainReport {
     streams: number;
     tlogEntries: number;
     closed: boolean;
+    /** Chunks at the tail that are not sealed yet (running or killed writer). */
+    unsealed: number;
   };
   /** One line per failure, each naming the chunk file and the check. */
   errors: string[];
@@ -496,6 +498,7 @@ export function verifyChain(dir: string, options: VerifyChainOptions): ChainRepo
       streams: streams.length,
       tlogEntries,
       closed: lastStream?.end != null && reports[reports.length - 1]?.index === lastStream.lastChunk,
+      unsealed: maxIndex + 1 - openTailStart,
     },
     errors,
   };

@@ -73,7 +73,7 @@ describe('EvidenceWriter', () => {
     const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
     expect(report.errors).toEqual([]);
     expect(report.ok).toBe(true);
-    expect(report.summary).toMatchObject({ chunks: 1, records: 10, streams: 1, closed: true });
+    expect(report.summary).toMatchObject({ chunks: 1, records: 10, streams: 1, closed: true, unsealed: 0 });
   });
 
   it('creates the directory 0750 and chunk files 0640', async () => {
@@ -114,6 +114,12 @@ describe('EvidenceWriter', () => {
     const w = await open({ rotation: { maxAgeMs: 50 } });
     const r0 = record(0);
     w.append(r0.line, r0.info);
+    const running = verifyChain(out, { keys: [key.publicKeyPem] });
+    expect(running.ok).toBe(true);
+    expect(running.summary).toMatchObject({ unsealed: 1, closed: false });
+    expect(verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true }).errors).toEqual([
+      `${chunkName(0)}: sealed: chunk 0 is not sealed (the collector is running or crashed; its next start seals it) and requireEnd is set`,
+    ]);
     await new Promise<void>((res) => w.once('sealed', () => res()));
     const r1 = record(1);
     w.append(r1.line, r1.info);
