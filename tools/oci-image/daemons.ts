@@ -43,6 +43,19 @@ function tail(file: string): string {
   }
 }
 
+/** Unmount everything mounted under `dir` (deepest first; stacked mounts need several rounds). */
+function unmountUnder(dir: string): void {
+  for (let round = 0; round < 5; round++) {
+    const mounts = readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m === dir || m.startsWith(`${dir}/`))
+      .sort((a, b) => b.length - a.length);
+    if (mounts.length === 0) return;
+    for (const m of mounts) spawnSync('umount', [m], { stdio: 'ignore' });
+  }
+}
+
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
@@ -214,7 +227,7 @@ export async function startPodman(): Promise<Daemon> {
       }
       await stopChild(child);
       // Not `podman system reset`: that also deletes host-wide network configs other users may rely on.
-      spawnSync('umount', [join(dir, 'root', 'overlay')], { stdio: 'ignore' });
+      unmountUnder(dir);
       rmSync(dir, { recursive: true, force: true });
     },
   };
