@@ -1,3 +1,4 @@
+import * as fsModule from 'node:fs';
 import {
   cpSync,
   readdirSync,
@@ -298,6 +299,16 @@ describe('tamper matrix: each must fail and name the chunk', () => {
       serializeBundle(await signPayload(Buffer.from(JSON.stringify(st)), key.signer)),
     );
     verifyFails(dir, chunkName(2), 'stream');
+  });
+
+  it('a huge planted chunk or bundle is rejected by size without being read', () => {
+    const dir = copy();
+    const { truncateSync } = fsModule;
+    truncateSync(join(dir, chunkName(3)), 8 * 1024 * 1024 * 1024);
+    verifyFails(dir, chunkName(3), 'subject');
+    truncateSync(join(dir, bundleName(4)), 8 * 1024 * 1024 * 1024);
+    const r = verifyFails(dir, chunkName(4), 'bundle');
+    expect(r.errors.join('\n')).toMatch(/more than any bundle/);
   });
 
   it('a bundle that is not JSON', () => {

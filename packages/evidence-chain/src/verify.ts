@@ -136,6 +136,9 @@ function loadTrust(o: VerifyChainOptions): Trust {
   return { keys, material };
 }
 
+/** Bundles hold one statement and a few log entries: a few KiB. Anything this big is not ours. */
+const MAX_BUNDLE_BYTES = 16 * 1024 * 1024;
+
 interface Decoded<P> {
   bundle: BundleJson;
   statement: Statement<P>;
@@ -240,7 +243,19 @@ export function verifyChain(dir: string, options: VerifyChainOptions): ChainRepo
       let data: Buffer | undefined;
       if (hasChunk) {
         try {
-          data = readFileNoFollow(join(dir, file));
+          // The signed byte count bounds what is read: a planted huge file is
+          // rejected by size, never loaded.
+          const size = fs.lstatSync(join(dir, file)).size;
+          // A modestly changed file is still read, so the records check can say which line is wrong.
+          if (size > Math.max(2 * Number(p.byte_count), 64 * 1024 * 1024)) {
+            add(
+              'subject',
+              false,
+              `${file} is ${size} bytes, the signed statement says ${p.byte_count} (content altered)`,
+            );
+          } else {
+            data = readFileNoFollow(join(dir, file));
+          }
         } catch (err) {
           add('subject', false, `cannot read ${file}: ${(err as Error).message}`);
         }
@@ -369,7 +384,12 @@ export function verifyChain(dir: string, options: VerifyChainOptions): ChainRepo
       if (p.recovered && p.recovery && p.recovery.partial_line_bytes > 0) {
         let ok = false;
         let msg = `${partialName(i)} is missing`;
-        if (l.partials.has(i)) {
+        if (
+          l.partials.has(i) &&
+          fs.lstatSync(join(dir, partialName(i))).size !== p.recovery.partial_line_bytes
+        ) {
+          msg = `${partialName(i)} does not have the ${p.recovery.partial_line_bytes} bytes the signed recovery record names`;
+        } else if (l.partials.has(i)) {
           const part = readFileNoFollow(join(dir, partialName(i)));
           const h = createHash('sha256').update(part).digest('hex');
           ok = h === p.recovery.partial_line_sha256 && part.length === p.recovery.partial_line_bytes;
@@ -515,6 +535,12 @@ function decodeBundle<P>(
   const c = (n: string) => (prefix ? `${prefix} ${n}` : n);
   let bundle: BundleJson;
   try {
+    const size = fs.lstatSync(join(dir, name)).size;
+    if (size > MAX_BUNDLE_BYTES) {
+      throw new Error(
+        `${name} is ${size} bytes, more than any bundle this package writes (${MAX_BUNDLE_BYTES})`,
+      );
+    }
     bundle = parseBundle(readFileNoFollow(join(dir, name)).toString('utf8'), name);
   } catch (err) {
     add(c('bundle'), false, (err as Error).message);
