@@ -110,6 +110,21 @@ describe('EvidenceWriter', () => {
     expect(s1.predicate.previous_chunk_digest).toBe(`sha256:${statementOf(0).subject[0].digest.sha256}`);
   });
 
+  it('a throwing "sealed" listener does not stop later seals', async () => {
+    const w = await open({ rotation: { maxSizeBytes: 1000 } });
+    w.on('sealed', () => {
+      throw new Error('listener bug');
+    });
+    for (let i = 0; i < 30; i++) {
+      const r = record(i);
+      w.append(r.line, r.info);
+    }
+    await w.close();
+    const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
+    expect(report.errors).toEqual([]);
+    expect(report.chunks.length).toBeGreaterThan(3);
+  });
+
   it('rotates by age', async () => {
     const w = await open({ rotation: { maxAgeMs: 50 } });
     const r0 = record(0);

@@ -586,7 +586,13 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
     this.#pendingSeals++;
     this.#streamChunks++;
     const started = Date.now();
-    this.#sealQueue = this.#sealQueue.then(() => this.#sealWithRetry(cur, encoded, head, started));
+    // The queue must survive anything (a throwing 'sealed' listener included),
+    // or every later chunk would stay unsealed.
+    this.#sealQueue = this.#sealQueue
+      .then(() => this.#sealWithRetry(cur, encoded, head, started))
+      .catch((err: unknown) => {
+        this.#lastError = `after sealing ${cur.name}: ${err instanceof Error ? err.message : String(err)}`;
+      });
     if (!final) {
       try {
         this.#openNextChunk();
@@ -631,11 +637,21 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
     } catch {
       // already closed
     }
-    safeUnlink(join(this.dir, openMarkerName(cur.index)));
-    fsyncDir(this.dir);
+    try {
+      // The bundle is on disk: the chunk is sealed. A stale marker only costs
+      // the next start a no-op, so a failure here must not stop later seals.
+      safeUnlink(join(this.dir, openMarkerName(cur.index)));
+      fsyncDir(this.dir);
+    } catch (err) {
+      const e =
+        err instanceof EvidenceChainError ? err : ioError('cannot clean up after sealing', this.dir, err);
+      this.#lastError = e.message;
+      if (this.listenerCount('error') > 0) this.emit('error', e);
+    }
     this.#pendingSeals--;
     this.#sealedCount++;
     this.#lastSealed = head;
+    this.#spool?.enqueue(bundleName(cur.index));
     this.emit('sealed', {
       index: cur.index,
       file: cur.name,
@@ -647,7 +663,6 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       recovered: false,
       sealMs: Date.now() - started,
     });
-    this.#spool?.enqueue(bundleName(cur.index));
   }
 
   #statusFromLine(buf: Buffer, wallNs: bigint): void {
