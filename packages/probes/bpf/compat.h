@@ -80,9 +80,10 @@ static __always_inline struct mount *real_mount(struct vfsmount *mnt)
 #define STELLA_SIGNAL_GROUP_EXIT 0x00000004
 
 /*
- * Kernels before 5.17 lack bpf_loop; this object needs it (path hashing), so
- * such kernels fail at load with code 'LOAD' and the verifier log says which
- * helper is unknown. lsm/file_open needs CONFIG_BPF_LSM with "bpf" in the
+ * Minimum kernel 5.17: bpf_loop (the cwd/dirfd path walk; an unrolled walk
+ * of 64 components with mount crossings exceeds the verifier's budget),
+ * plus ring buffers (5.8) and bpf_get_current_task_btf (5.11). Older kernels
+ * fail at load with code 'LOAD' and the verifier log names the helper. lsm/file_open needs CONFIG_BPF_LSM with "bpf" in the
  * lsm= list; fentry needs CONFIG_FUNCTION_TRACER with direct calls: both are
  * optional and feature-probed before load.
  */
