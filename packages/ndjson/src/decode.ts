@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { canonicalize as jcs } from 'json-canonicalize';
-import { fastEncode } from './encode.js';
+import { fastVerify } from './encode.js';
 import { type LineLocation, NdjsonError, schemaError } from './errors.js';
 import type { EvidenceRecord } from './records.js';
 import { compareU64, validateRecord } from './validate.js';
@@ -94,11 +94,7 @@ export function decodeLine(line: string | Uint8Array, loc: LineLocation = {}): E
       hint: 'the line is damaged or truncated',
     });
   }
-  const fast = fastEncode(value);
-  if (fast !== undefined) {
-    if (fast !== text) throw notCanonical(text, fast, loc);
-    return value as EvidenceRecord;
-  }
+  if (fastVerify(value, text)) return value as EvidenceRecord;
   const issues = validateRecord(value);
   if (issues.length > 0) throw schemaError(issues, loc);
   const canonical = jcs(value);

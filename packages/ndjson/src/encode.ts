@@ -22,6 +22,7 @@ import { compareU64, isU64, validateRecord } from './validate.js';
  */
 
 type Encoder = (o: unknown) => string | undefined;
+type Verifier = (o: unknown, txt: string, p: number) => number;
 
 /** JSON text of a string as RFC 8785 writes it, or undefined for a lone surrogate. */
 function quote(v: string): string | undefined {
@@ -48,7 +49,8 @@ interface Helpers {
   sets: ReadonlySet<string>[];
   res: RegExp[];
   checks: ((s: string) => boolean)[];
-  fns: Encoder[];
+  fns: (Encoder | Verifier)[];
+  matchString: (txt: string, p: number, v: string) => number;
   memos: WeakMap<object, string>[];
   isFrozen: (o: object) => boolean;
   deepFrozen: (o: object) => boolean;
@@ -63,6 +65,35 @@ function deepFrozen(o: object): boolean {
   return true;
 }
 
+/**
+ * Match the JSON text of string `v` (as RFC 8785 writes it) in `txt` at `p`;
+ * the position after it, or -1. Scans and compares in one pass.
+ */
+function matchString(txt: string, p: number, v: string): number {
+  if (txt.charCodeAt(p) !== 0x22) return -1;
+  let q = p + 1;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) {
+      if (!isWellFormed(v)) return -1;
+      const quoted = JSON.stringify(v);
+      return txt.startsWith(quoted, p) ? p + quoted.length : -1;
+    }
+    if (txt.charCodeAt(q++) !== c) return -1;
+  }
+  return txt.charCodeAt(q) === 0x22 ? q + 1 : -1;
+}
+
+type Mode = 'encode' | 'verify';
+
+/**
+ * Compiles the schema to straight-line functions. In "encode" mode a
+ * function returns the canonical text of a valid value (undefined: not
+ * handled). In "verify" mode it checks the value exactly the same way and
+ * matches its canonical text against a given text at a position, returning
+ * the position after it (-1: not handled, or not this text) — the decoder's
+ * canonical-form check without building the string.
+ */
 class Compiler {
   readonly h: Helpers = {
     OP: Object.prototype,
@@ -73,6 +104,7 @@ class Compiler {
     cmpU64: compareU64,
     fits: fitsUtf8,
     quote,
+    matchString,
     sets: [],
     res: [],
     checks: [],
@@ -83,8 +115,12 @@ class Compiler {
   };
   private readonly objectIds = new Map<ObjectType, number>();
   private readonly sources: string[] = [];
-  private readonly epilogue = new Map<number, string>();
   private nextVar = 0;
+  private readonly fail: string;
+
+  constructor(private readonly mode: Mode) {
+    this.fail = mode === 'encode' ? 'undefined' : '-1';
+  }
 
   private fresh(prefix: string): string {
     return `${prefix}${this.nextVar++}`;
@@ -95,49 +131,57 @@ class Compiler {
     return `h.sets[${this.h.sets.length - 1}]`;
   }
 
-  /** Statements that check `v` against `t` (returning undefined on failure) and set `out` to its JSON text. */
-  private value(t: FieldType, v: string, out: string): string {
+  /** Statements that return FAIL unless scalar `v` is a valid value of `t`. */
+  private check(t: FieldType, v: string): string {
+    const F = this.fail;
     switch (t.kind) {
       case 'int':
-        return `if (typeof ${v} !== 'number' || !h.isInt(${v}) || ${v} < ${t.min} || ${v} > ${t.max}) return undefined;
-${out} = '' + ${v};`;
+        return `if (typeof ${v} !== 'number' || !h.isInt(${v}) || ${v} < ${t.min} || ${v} > ${t.max}) return ${F};`;
       case 'u64':
-        return `if (typeof ${v} !== 'string' || !h.isU64(${v})) return undefined;
-${out} = '"' + ${v} + '"';`;
+        return `if (typeof ${v} !== 'string' || !h.isU64(${v})) return ${F};`;
       case 'string':
       case 'bytes': {
         const min = t.kind === 'string' && t.minBytes > 0 ? ` || ${v}.length === 0` : '';
-        return `if (typeof ${v} !== 'string'${min} || !h.fits(${v}, ${t.maxBytes})) return undefined;
-${out} = h.quote(${v});
-if (${out} === undefined) return undefined;`;
+        return `if (typeof ${v} !== 'string'${min} || !h.fits(${v}, ${t.maxBytes})) return ${F};`;
       }
       case 'bool':
-        return `if (${v} === true) ${out} = 'true'; else if (${v} === false) ${out} = 'false'; else return undefined;`;
+        return `if (${v} !== true && ${v} !== false) return ${F};`;
       case 'const':
-        return `if (${v} !== ${JSON.stringify(t.value)}) return undefined;
-${out} = ${JSON.stringify(JSON.stringify(t.value))};`;
+        return `if (${v} !== ${JSON.stringify(t.value)}) return ${F};`;
       case 'enum':
-        return `if (typeof ${v} !== 'string' || !${this.set(t.values)}.has(${v})) return undefined;
-${out} = '"' + ${v} + '"';`;
+        return `if (typeof ${v} !== 'string' || !${this.set(t.values)}.has(${v})) return ${F};`;
       case 'pattern': {
         if (t.fast) {
           this.h.checks.push(t.fast);
-          return `if (typeof ${v} !== 'string' || !h.checks[${this.h.checks.length - 1}](${v})) return undefined;
-${out} = '"' + ${v} + '"';`;
+          return `if (typeof ${v} !== 'string' || !h.checks[${this.h.checks.length - 1}](${v})) return ${F};`;
         }
         this.h.res.push(t.pattern);
-        const re = `h.res[${this.h.res.length - 1}]`;
-        let check = '';
+        let extra = '';
         if (t.check) {
           this.h.checks.push(t.check);
-          check = ` || !h.checks[${this.h.checks.length - 1}](${v})`;
+          extra = ` || !h.checks[${this.h.checks.length - 1}](${v})`;
         }
-        return `if (typeof ${v} !== 'string' || !${re}.test(${v})${check}) return undefined;
-${out} = '"' + ${v} + '"';`;
+        return `if (typeof ${v} !== 'string' || !h.res[${this.h.res.length - 1}].test(${v})${extra}) return ${F};`;
       }
       case 'object':
-        return `${out} = h.fns[${this.object(t)}](${v});
-if (${out} === undefined) return undefined;`;
+      case 'array':
+        throw new Error('check() is for scalar types');
+    }
+  }
+
+  /**
+   * Statements that check `v` against `t` and then, in encode mode, set
+   * `out` to its JSON text, or in verify mode advance `p` over its JSON text
+   * in `txt` (returning FAIL on any mismatch).
+   */
+  private value(t: FieldType, v: string, out: string): string {
+    const F = this.fail;
+    const verify = this.mode === 'verify';
+    switch (t.kind) {
+      case 'object':
+        return verify
+          ? `p = h.fns[${this.object(t)}](${v}, txt, p);\nif (p < 0) return ${F};`
+          : `${out} = h.fns[${this.object(t)}](${v});\nif (${out} === undefined) return ${F};`;
       case 'array': {
         const i = this.fresh('i');
         const e = this.fresh('e');
@@ -145,9 +189,23 @@ if (${out} === undefined) return undefined;`;
         let order = '';
         if (t.sortedBy !== undefined) {
           const k = JSON.stringify(t.sortedBy);
-          order = `if (${i} > 0 && !(${v}[${i} - 1][${k}] < ${e}[${k}])) return undefined;`;
+          order = `if (${i} > 0 && !(${v}[${i} - 1][${k}] < ${e}[${k}])) return ${F};`;
         }
-        return `if (!h.isArray(${v}) || ${v}.length < ${t.minItems} || ${v}.length > ${t.maxItems}) return undefined;
+        const head = `if (!h.isArray(${v}) || ${v}.length < ${t.minItems} || ${v}.length > ${t.maxItems}) return ${F};`;
+        if (verify) {
+          return `${head}
+if (txt.charCodeAt(p) !== 91) return ${F};
+p++;
+for (let ${i} = 0; ${i} < ${v}.length; ${i}++) {
+  const ${e} = ${v}[${i}];
+  if (${i} > 0) { if (txt.charCodeAt(p) !== 44) return ${F}; p++; }
+  ${this.value(t.items, e, x)}
+  ${order}
+}
+if (txt.charCodeAt(p) !== 93) return ${F};
+p++;`;
+        }
+        return `${head}
 ${out} = '[';
 for (let ${i} = 0; ${i} < ${v}.length; ${i}++) {
   const ${e} = ${v}[${i}];
@@ -158,95 +216,147 @@ for (let ${i} = 0; ${i} < ${v}.length; ${i}++) {
 }
 ${out} += ']';`;
       }
+      default:
+        return `${this.check(t, v)}\n${verify ? this.match(t, v) : this.emit(t, v, out)}`;
+    }
+  }
+
+  /** Encode mode: set `out` to the JSON text of checked scalar `v`. */
+  private emit(t: FieldType, v: string, out: string): string {
+    switch (t.kind) {
+      case 'int':
+        return `${out} = '' + ${v};`;
+      case 'string':
+      case 'bytes':
+        return `${out} = h.quote(${v});\nif (${out} === undefined) return ${this.fail};`;
+      case 'bool':
+        return `${out} = ${v} ? 'true' : 'false';`;
+      case 'const':
+        return `${out} = ${JSON.stringify(JSON.stringify(t.value))};`;
+      default:
+        // u64, enum, pattern: their lexical forms never need escaping.
+        return `${out} = '"' + ${v} + '"';`;
+    }
+  }
+
+  /** Verify mode: advance `p` over the JSON text of checked scalar `v` in `txt`. */
+  private match(t: FieldType, v: string): string {
+    const F = this.fail;
+    switch (t.kind) {
+      case 'int':
+        return `{ const d = '' + ${v}; if (!txt.startsWith(d, p)) return ${F}; p += d.length; }`;
+      case 'string':
+      case 'bytes':
+        return `p = h.matchString(txt, p, ${v});\nif (p < 0) return ${F};`;
+      case 'bool':
+        return `if (${v}) { if (!txt.startsWith('true', p)) return ${F}; p += 4; } else { if (!txt.startsWith('false', p)) return ${F}; p += 5; }`;
+      case 'const': {
+        const lit = JSON.stringify(t.value);
+        return `if (!txt.startsWith(${JSON.stringify(lit)}, p)) return ${F};\np += ${lit.length};`;
+      }
+      default:
+        return `if (txt.charCodeAt(p) !== 34 || !txt.startsWith(${v}, p + 1) || txt.charCodeAt(p + 1 + ${v}.length) !== 34) return ${F};
+p += ${v}.length + 2;`;
     }
   }
 
   /**
-   * Compile an object type to `h.fns[id]`; returns the id. Nested object
-   * types (container, k8s, connection…) remember the text of deeply frozen
-   * objects: the enricher attaches one frozen container object to every
-   * record of a cgroup, and a frozen object cannot change, so it is checked
-   * and encoded once.
+   * Compile an object type to `h.fns[id]`; returns the id. In encode mode,
+   * nested object types (container, k8s, connection…) remember the text of
+   * deeply frozen objects: the enricher attaches one frozen container object
+   * to every record of a cgroup, and a frozen object cannot change, so it is
+   * checked and encoded once.
    */
-  object(t: ObjectType, memoize = true): number {
+  object(t: ObjectType, nested = true): number {
     const known = this.objectIds.get(t);
     if (known !== undefined) return known;
+    const F = this.fail;
+    const verify = this.mode === 'verify';
+    const memoize = nested && !verify;
     const id = this.h.fns.length;
     this.objectIds.set(t, id);
     this.h.fns.push(() => undefined); // placeholder until linked
     const body: string[] = [
-      `if (o === null || typeof o !== 'object') return undefined;`,
-      `const p = h.getProto(o); if (p !== h.OP && p !== null) return undefined;`,
+      `if (o === null || typeof o !== 'object') return ${F};`,
+      `const pr = h.getProto(o); if (pr !== h.OP && pr !== null) return ${F};`,
       `let n = 0; let s = ''; let v; let x;`,
     ];
+    let memo = '';
     if (memoize) {
       this.h.memos.push(new WeakMap());
-      const memo = `h.memos[${this.h.memos.length - 1}]`;
-      body.splice(
-        2,
-        0,
+      memo = `h.memos[${this.h.memos.length - 1}]`;
+      body.push(
         `const frozen = h.isFrozen(o); if (frozen) { const c = ${memo}.get(o); if (c !== undefined) return c; }`,
       );
-      this.epilogue.set(
-        id,
-        `const text = '{' + s.slice(1) + '}'; if (frozen && h.deepFrozen(o)) ${memo}.set(o, text); return text;`,
-      );
     }
+    if (verify) body.push(`if (txt.charCodeAt(p) !== 123) return ${F};`, 'p++;');
     // RFC 8785 member order: UTF-16 code units, which is what Array.prototype.sort does.
     for (const key of Object.keys(t.fields).sort()) {
       const field = t.fields[key]!;
-      const k = JSON.stringify(key);
-      const prefix = JSON.stringify(`,${JSON.stringify(key)}:`);
-      const encode = `${this.value(field.type, 'v', 'x')}
-n++; s += ${prefix} + x;`;
+      const name = JSON.stringify(key);
+      const first = JSON.stringify(`${name}:`);
+      const next = JSON.stringify(`,${name}:`);
+      const member = verify
+        ? `{ const k = n === 0 ? ${first} : ${next}; if (!txt.startsWith(k, p)) return ${F}; p += k.length; }
+${this.value(field.type, 'v', 'x')}
+n++;`
+        : `${this.value(field.type, 'v', 'x')}
+n++; s += ${next} + x;`;
       body.push(
-        `v = o[${k}];`,
+        `v = o[${name}];`,
         field.optional
-          ? `if (v !== undefined) {\n${encode}\n}`
-          : `if (v === undefined) return undefined;\n${encode}`,
+          ? `if (v !== undefined) {\n${member}\n}`
+          : `if (v === undefined) return ${F};\n${member}`,
       );
     }
-    body.push(`let k = 0; for (const _ in o) k++; if (k !== n) return undefined;`);
+    body.push(`let k = 0; for (const _ in o) k++; if (k !== n) return ${F};`);
     for (const rule of t.rules) {
       const cond: string[] = [];
       for (const r of rule.require ?? [])
-        cond.push(`if (o[${JSON.stringify(r)}] === undefined) return undefined;`);
-      for (const f of rule.forbid ?? [])
-        cond.push(`if (o[${JSON.stringify(f)}] !== undefined) return undefined;`);
+        cond.push(`if (o[${JSON.stringify(r)}] === undefined) return ${F};`);
+      for (const f of rule.forbid ?? []) cond.push(`if (o[${JSON.stringify(f)}] !== undefined) return ${F};`);
       for (const [f, narrowed] of Object.entries(rule.narrow ?? {})) {
-        cond.push(
-          `v = o[${JSON.stringify(f)}];\nif (v !== undefined) {\n${this.value(narrowed, 'v', 'x')}\n}`,
-        );
+        cond.push(`v = o[${JSON.stringify(f)}];\nif (v !== undefined) {\n${this.check(narrowed, 'v')}\n}`);
       }
       body.push(
         `if (${this.set(rule.when.in)}.has(o[${JSON.stringify(rule.when.field)}])) {\n${cond.join('\n')}\n}`,
       );
     }
     for (const [a, b] of t.u64Order) {
-      body.push(`if (h.cmpU64(o[${JSON.stringify(a)}], o[${JSON.stringify(b)}]) > 0) return undefined;`);
+      body.push(`if (h.cmpU64(o[${JSON.stringify(a)}], o[${JSON.stringify(b)}]) > 0) return ${F};`);
     }
-    body.push(this.epilogue.get(id) ?? `return '{' + s.slice(1) + '}';`);
-    this.sources.push(`h.fns[${id}] = function encode_${t.name}(o) {\n${body.join('\n')}\n};`);
+    if (verify) {
+      body.push(`if (txt.charCodeAt(p) !== 125) return ${F};`, 'return p + 1;');
+    } else if (memoize) {
+      body.push(
+        `const text = '{' + s.slice(1) + '}'; if (frozen && h.deepFrozen(o)) ${memo}.set(o, text); return text;`,
+      );
+    } else {
+      body.push(`return '{' + s.slice(1) + '}';`);
+    }
+    const params = verify ? 'o, txt, p' : 'o';
+    this.sources.push(`h.fns[${id}] = function ${this.mode}_${t.name}(${params}) {\n${body.join('\n')}\n};`);
     return id;
   }
 
-  /** Evaluate the generated source once; afterwards `h.fns` holds the encoders. */
+  /** Evaluate the generated source once; afterwards `h.fns` holds the functions. */
   link(): void {
     // The source is built only from the schema definition above, never from input.
     new Function('h', `'use strict';\n${this.sources.join('\n')}`)(this.h);
   }
 }
 
-function compile(): Map<string, Encoder> {
-  const c = new Compiler();
+function compile<T>(mode: Mode): Map<string, T> {
+  const c = new Compiler(mode);
   const ids = new Map<string, number>();
   for (const [type, schema] of Object.entries(RECORD_SCHEMAS))
     ids.set(type, c.object(schema as ObjectType, false));
   c.link();
-  return new Map([...ids].map(([type, id]) => [type, c.h.fns[id]!]));
+  return new Map([...ids].map(([type, id]) => [type, c.h.fns[id] as T]));
 }
 
-const FAST: ReadonlyMap<string, Encoder> = compile();
+const FAST: ReadonlyMap<string, Encoder> = compile<Encoder>('encode');
+const VERIFY: ReadonlyMap<string, Verifier> = compile<Verifier>('verify');
 
 /**
  * The canonical line of a valid record by the fast path, or undefined when
@@ -258,6 +368,20 @@ export function fastEncode(record: unknown): string | undefined {
   const type = (record as { type?: unknown }).type;
   if (typeof type !== 'string') return undefined;
   return FAST.get(type)?.(record);
+}
+
+/**
+ * True when `text` is exactly the canonical text (without newline) of
+ * `record` and the fast path vouches the record is valid. False means "not
+ * shown": the caller falls back to full validation and json-canonicalize.
+ * Internal: the decoder's canonical-form check without building the string.
+ */
+export function fastVerify(record: unknown, text: string): boolean {
+  if (record === null || typeof record !== 'object') return false;
+  const type = (record as { type?: unknown }).type;
+  if (typeof type !== 'string') return false;
+  const verify = VERIFY.get(type);
+  return verify !== undefined && verify(record, text, 0) === text.length;
 }
 
 /** Canonical text of a record by the slow path: full checks, then json-canonicalize. */

@@ -13,7 +13,7 @@ function tokenGaps(text: string): number[] {
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (inString) {
-      if (c === '\\') i++;
+      if (c === '\\') i += text[i + 1] === 'u' ? 5 : 1;
       else if (c === '"') inString = false;
       continue;
     }
@@ -34,7 +34,7 @@ function stringChars(text: string): number[] {
       continue;
     }
     if (c === '\\') {
-      i++;
+      i += text[i + 1] === 'u' ? 5 : 1; // skip the whole escape
       continue;
     }
     if (c === '"') inString = false;

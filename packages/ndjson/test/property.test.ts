@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import schema from '../schema/evidence-v1.schema.json' with { type: 'json' };
 import { bytesField, bytesFromField } from '../src/bytes.js';
 import { decodeLine } from '../src/decode.js';
-import { encodeRecord, fastEncode } from '../src/encode.js';
+import { encodeRecord, fastEncode, fastVerify } from '../src/encode.js';
 import { NdjsonError } from '../src/errors.js';
 import { RECORD_TYPES } from '../src/schema/v1.js';
 import { validateRecord } from '../src/validate.js';
@@ -34,6 +34,22 @@ describe('encodeRecord on generated valid records', () => {
       fc.property(anyRecordArb, (record) => {
         const hasB64 = JSON.stringify(record).includes('"b64"');
         expect(fastEncode(record) !== undefined || hasB64).toBe(true);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("the decoder's in-place check agrees with the encoder: it accepts the canonical text and nothing else", () => {
+    fc.assert(
+      fc.property(anyRecordArb, fc.nat(), (record, cut) => {
+        const text = jcs(record);
+        expect(fastVerify(record, text)).toBe(fastEncode(record) !== undefined);
+        const at = cut % text.length;
+        expect(fastVerify(record, text.slice(0, at))).toBe(false);
+        expect(fastVerify(record, `${text} `)).toBe(false);
+        expect(
+          fastVerify(record, text.slice(0, at) + (text[at] === 'x' ? 'y' : 'x') + text.slice(at + 1)),
+        ).toBe(false);
       }),
       { numRuns: RUNS },
     );
@@ -71,6 +87,16 @@ describe('encodeRecord on corrupted records', () => {
         const issues = validateRecord(value);
         const fast = fastEncode(value);
         if (fast !== undefined) expect(issues).toEqual([]);
+        if (issues.length === 0 && fast !== undefined) expect(fastVerify(value, fast)).toBe(true);
+        if (issues.length > 0) {
+          let text: string | undefined;
+          try {
+            text = jcs(value);
+          } catch {
+            // NaN and friends have no JSON text to verify against.
+          }
+          if (text !== undefined) expect(fastVerify(value, text)).toBe(false);
+        }
         let line: string | undefined;
         let error: unknown;
         try {
