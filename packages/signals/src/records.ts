@@ -1,6 +1,9 @@
 import type { ContainerField } from '@stellaops/enrich';
 import { bytesField, type EvidenceRecord, type StackFrame } from '@stellaops/ndjson';
-import type { NetEvent, ProbeEvent, SockAddr, SocketTuple, TlsSessionInfo } from '@stellaops/probes';
+import type { NetEvent, ProbeEvent, SockAddr, SocketTuple, TlsCorrelator } from '@stellaops/probes';
+
+/** What the TLS correlator knows of an event's session (SNI, 4-tuple). */
+type TlsSessionInfo = NonNullable<ReturnType<TlsCorrelator['observe']>>;
 
 /**
  * Kernel events → schema v1 evidence records. This is the one place where
