@@ -37,6 +37,8 @@ export interface ProbeCounters {
  * Dedup table state. The LRU's evictions are not reported by the kernel; they
  * are derived exactly: the BPF side counts keys it inserted and deleted, and
  * nothing else removes keys, so evictions = inserts - deletes - live entries.
+ * Which key is evicted is the kernel's approximate, per-CPU LRU choice: a fact
+ * is re-sent once evicted, never dropped for lack of room.
  */
 export interface DedupStats {
   enabled: boolean;

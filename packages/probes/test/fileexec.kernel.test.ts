@@ -137,6 +137,40 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
     expect(m.find((e) => e.path.toString() === target)).toMatchObject({ ret: -2, flags: O_CLOEXEC });
   });
 
+  it('open_by_handle_at: the path comes from the opened file itself', async () => {
+    const r = run(bin, ['handle', join(dir, 'sub'), 'target.txt']);
+    expect(r.status).toBe(0);
+    const [mfd, fd] = r.out.split(' ').map(Number);
+    expect(fd).toBeGreaterThanOrEqual(0);
+    const m = await col.waitFor(isOpen(r.pid), (x) => x.some((e) => e.syscall === 'open_by_handle_at'));
+    const e = m.find((x) => x.syscall === 'open_by_handle_at')!;
+    expect(e).toMatchObject({ resolution: 'fd', ret: fd, dirfd: mfd, flags: 0, truncated: false });
+    expect(e.path.toString()).toBe(join(dir, 'sub', 'target.txt'));
+  });
+
+  it('path bytes that are not UTF-8 arrive exactly as the kernel has them', async () => {
+    const name = Buffer.concat([Buffer.from(`${dir}/bin-`), Buffer.from([0xff, 0xfe, 0x0a, 0x80])]);
+    writeFileSync(name, 'x');
+    // Node passes string arguments as UTF-8: let printf(1) produce the raw bytes.
+    const r = run('/bin/sh', ['-c', 'exec "$0" openat "$(printf "$1")"', bin, `${dir}/bin-\\377\\376\\n\\200`]);
+    expect(Number(r.out)).toBeGreaterThanOrEqual(0);
+    const m = await col.waitFor(isOpen(r.pid), (x) => x.some((e) => e.path.equals(name)));
+    expect(m.find((e) => e.path.equals(name))).toMatchObject({ resolution: 'absolute', ret: Number(r.out) });
+  });
+
+  it('argv longer than 4096 bytes is kept up to the limit and flagged; argc stays exact', async () => {
+    const args = Array.from({ length: 100 }, (_, i) => `arg${i}-${'x'.repeat(60)}`);
+    const r = run(bin, ['execve', bin, 'fsops', 'exit', '0', ...args]);
+    expect(r.status).toBe(0);
+    const m = await col.waitFor(isExec(r.pid), (x) => x.some((e) => e.argc === 103));
+    const e = m.find((x) => x.argc === 103)!;
+    expect(e.argvTruncated).toBe(true);
+    expect(e.argv.slice(0, 3).map(String)).toEqual(['fsops', 'exit', '0']);
+    expect(e.argv.reduce((n, a) => n + a.length + 1, 0)).toBeLessThanOrEqual(4096 + 1);
+    expect(e.argv.length).toBeLessThan(103);
+    expect(args[e.argv.length - 4]!.startsWith(e.argv[e.argv.length - 1]!.toString())).toBe(true);
+  });
+
   it('a path longer than PATH_MAX is reported truncated, never silently cut', async () => {
     const long = `${dir}/${'a'.repeat(250)}/`.repeat(20); // > 4096 bytes
     const r = run(bin, ['openat', long]);
@@ -400,11 +434,14 @@ describe.runIf(runs)('in-kernel filters, dedup and exact accounting', () => {
     await withSet(
       { probes: ['file_open'], filters: { pathAllowPrefixes: [dir] }, dedup: { maxEntries: 16 } },
       async (c, s) => {
-        const first = run(bin, ['openat', target]);
+        // The kernel's LRU is approximate per CPU (a key inserted on another CPU can sit in
+        // that CPU's local list, out of reach of eviction): keep the three runs on one CPU.
+        const onCpu0 = (args: string[]) => run('taskset', ['-c', '0', bin, ...args]);
+        const first = onCpu0(['openat', target]);
         await c.waitFor(isOpen(first.pid), atLeast(1));
         // 200 distinct (missing) paths push the first fact out of a 16-entry LRU.
-        run(bin, ['storm', '200', join(dir, 'missing-'), '200']);
-        const again = run(bin, ['openat', target]);
+        onCpu0(['storm', '200', join(dir, 'missing-'), '200']);
+        const again = onCpu0(['openat', target]);
         const d = s.dedupStats();
         await c.waitFor(isOpen(again.pid), atLeast(1)).catch((e) => {
           throw new Error(

@@ -15,7 +15,8 @@
  *     creat <path>         syscall(SYS_creat, path, 0640)              -> ret
  *     execve <path> [argv...]          execve(path, argv)
  *     execveat <dir> <name> [argv...]  execveat(open(dir), name, argv, env, 0)
- *     exit <code>          _exit(code) at once
+ *     handle <dir> <name>  name_to_handle_at(dir/name) then open_by_handle_at(open(dir)) -> "mfd ret"
+ *     exit <code> [...]    _exit(code) at once
  *     storm <n> <prefix> <distinct>    n x { open(prefix + (i % distinct)); close } -> "n wall_ns cpu_ns"
  */
 #define _GNU_SOURCE
@@ -86,7 +87,18 @@ int main(int argc, char **argv)
 		int d = open(a[0], O_DIRECTORY | O_RDONLY);
 		syscall(SYS_execveat, d, a[1], a + 2, environ, 0);
 		return 94;
-	} else if (!strcmp(cmd, "exit") && n == 1) {
+	} else if (!strcmp(cmd, "handle") && n == 2) {
+		int d = open(a[0], O_DIRECTORY | O_RDONLY);
+		struct {
+			struct file_handle fh;
+			unsigned char buf[MAX_HANDLE_SZ];
+		} h;
+		int mount_id;
+		h.fh.handle_bytes = MAX_HANDLE_SZ;
+		if (name_to_handle_at(d, a[1], &h.fh, &mount_id, 0) != 0)
+			return 96;
+		printf("%d %d\n", d, ret_of(open_by_handle_at(d, &h.fh, O_RDONLY)));
+	} else if (!strcmp(cmd, "exit") && n >= 1) { /* extra arguments ignored */
 		_exit(atoi(a[0]));
 	} else if (!strcmp(cmd, "storm") && n == 3) {
 		long count = atol(a[0]), distinct = atol(a[2]);
