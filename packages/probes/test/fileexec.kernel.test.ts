@@ -152,7 +152,12 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
     const name = Buffer.concat([Buffer.from(`${dir}/bin-`), Buffer.from([0xff, 0xfe, 0x0a, 0x80])]);
     writeFileSync(name, 'x');
     // Node passes string arguments as UTF-8: let printf(1) produce the raw bytes.
-    const r = run('/bin/sh', ['-c', 'exec "$0" openat "$(printf "$1")"', bin, `${dir}/bin-\\377\\376\\n\\200`]);
+    const r = run('/bin/sh', [
+      '-c',
+      'exec "$0" openat "$(printf "$1")"',
+      bin,
+      `${dir}/bin-\\377\\376\\n\\200`,
+    ]);
     expect(Number(r.out)).toBeGreaterThanOrEqual(0);
     const m = await col.waitFor(isOpen(r.pid), (x) => x.some((e) => e.path.equals(name)));
     expect(m.find((e) => e.path.equals(name))).toMatchObject({ resolution: 'absolute', ret: Number(r.out) });
