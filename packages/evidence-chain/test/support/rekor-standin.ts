@@ -161,7 +161,11 @@ export async function startRekorStandIn(): Promise<RekorStandIn> {
   await listen(0);
   const url = `http://127.0.0.1:${port}`;
   tlog = await initializeTLog(url, logKeys);
-  tsa = await initializeTSA(tsaKeys);
+  // Whole seconds: @sigstore/mock stamps the current time with milliseconds,
+  // which asn1js encodes with trailing zeros trimmed (".5Z"), and
+  // @sigstore/core only parses three fractional digits: about one timestamp
+  // in ten would not parse. A fixed, whole-second clock avoids that.
+  tsa = await initializeTSA(tsaKeys, new Date(Math.floor(Date.now() / 1000) * 1000));
 
   const closeServer = () =>
     new Promise<void>((r) => {
