@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import {
   BpfError,
+  type BpfLink,
   type BpfMap,
   BpfObject,
   numPossibleCpus,
@@ -121,6 +122,7 @@ function attempt(
   variant: Variant,
   lsm: LsmVariant | undefined,
   notes: Map<string, string>,
+  allowPartial: boolean,
 ): Attempt {
   const obj = BpfObject.open(
     file,
@@ -160,6 +162,7 @@ function attempt(
     for (const p of o.deny) prefixes.update(prefixKey(p), Buffer.from([PREFIX_ACTION.DENY]));
 
     const status: ProbeStatus[] = [];
+    let firstError: unknown;
     for (const p of o.probes) {
       if (p === 'file_open_lsm') {
         if (!lsm) {
@@ -174,7 +177,18 @@ function attempt(
         }
         continue;
       }
-      for (const prog of PROGRAMS[p][variant]) obj.attach(prog); // throws: the caller tries the next variant
+      const links: BpfLink[] = [];
+      try {
+        for (const prog of PROGRAMS[p][variant]) links.push(obj.attach(prog));
+      } catch (e) {
+        // With another variant left, the caller retries everything with it; on the last one
+        // the probes that did attach keep running and this one says why it does not.
+        if (!allowPartial) throw e;
+        for (const l of links) l.close();
+        firstError ??= e;
+        status.push({ name: p, attached: false, reason: `not attached: ${errText(e)}` });
+        continue;
+      }
       const note = notes.get(variant);
       status.push(
         note
@@ -182,6 +196,7 @@ function attempt(
           : { name: p, attached: true, attachType: variant },
       );
     }
+    if (firstError !== undefined && !status.some((x) => x.attached)) throw firstError;
     status.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return { obj, status };
   } catch (e) {
@@ -312,9 +327,11 @@ class ProbeSetImpl implements ProbeSet {
  * kernel: tp_btf on the generic sys_exit and the sched tracepoints,
  * else raw_tp (neither needs tracefs); file_open_lsm via lsm/file_open, else
  * fentry/security_file_open, else reported as not attached with the reason.
+ * A probe that cannot attach with any variant is reported in `status` as
+ * `not attached: <reason>` while the others run.
  * @throws ProbeOptionError for invalid options (before touching the kernel);
  *   ProbesError 'OBJECT_MISSING' when the BPF object was not built;
- *   the loader's BpfError (OPEN/LOAD/ATTACH/PRIVILEGE/...) when no variant can run.
+ *   the loader's BpfError (OPEN/LOAD/ATTACH/PRIVILEGE/...) when no probe can run.
  * Needs CAP_BPF + CAP_PERFMON (or root) and a kernel with BTF and bpf_loop (5.17+).
  */
 export function openProbeSet(opts?: ProbeSetOptions): ProbeSet {
@@ -357,22 +374,23 @@ export function openProbeSet(opts?: ProbeSetOptions): ProbeSet {
   }
 
   let last: unknown;
-  for (const variant of variants) {
+  for (const [i, variant] of variants.entries()) {
+    const lastVariant = i === variants.length - 1;
     try {
-      return new ProbeSetImpl(attempt(o, file, variant, lsm, notes), o);
+      return new ProbeSetImpl(attempt(o, file, variant, lsm, notes, lastVariant), o);
     } catch (e) {
       last = e;
       if (lsm) {
         // The optional probe must never cost the others: retry without it.
         notes.set('file_open_lsm', `${lsm} program failed: ${errText(e)}`);
         try {
-          return new ProbeSetImpl(attempt(o, file, variant, undefined, notes), o);
+          return new ProbeSetImpl(attempt(o, file, variant, undefined, notes, lastVariant), o);
         } catch (e2) {
           last = e2; // not the optional probe's fault after all
           notes.delete('file_open_lsm');
         }
       }
-      if (variants.indexOf(variant) + 1 < variants.length) {
+      if (!lastVariant) {
         notes.set('raw_tp', `tp_btf failed (${errText(last)}); using raw_tp`);
       }
     }

@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent, ProbeSet } from '@stellaops/probes';
 import { openProbeSet } from '@stellaops/probes';
 import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
@@ -296,6 +298,34 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
         expect(x).toMatchObject({ exitCode: 0, signal: 0 });
       },
     );
+  });
+
+  it('a probe the kernel refuses to attach is reported not attached; the others run', async () => {
+    const obj = join(dir, 'partial.bpf.o');
+    const bpfDir = fileURLToPath(new URL('../bpf', import.meta.url));
+    const src = fileURLToPath(new URL('./fixtures/partial.bpf.c', import.meta.url));
+    execFileSync('clang', [
+      '-O2',
+      '-g',
+      '-target',
+      'bpf',
+      `-D__TARGET_ARCH_${process.arch === 'arm64' ? 'arm64' : 'x86'}`,
+      `-I${bpfDir}`,
+      '-c',
+      src,
+      '-o',
+      obj,
+    ]);
+    const s = openProbeSet({ objectPath: obj, attach: 'raw_tp', probes: ['file_open', 'exec', 'exit'] });
+    try {
+      const byName = new Map(s.status.map((x) => [x.name, x]));
+      expect(byName.get('file_open')).toMatchObject({ attached: true, attachType: 'raw_tp' });
+      expect(byName.get('exec')).toMatchObject({ attached: true, attachType: 'raw_tp' });
+      expect(byName.get('exit')!.attached).toBe(false);
+      expect(byName.get('exit')!.reason).toMatch(/^not attached: ATTACH: .*fe_exit_proc_raw/);
+    } finally {
+      await s.close();
+    }
   });
 
   it('does not report the collector itself (excludePids defaults to its own pid)', async () => {
