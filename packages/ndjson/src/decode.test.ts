@@ -61,6 +61,12 @@ describe('decodeLine', () => {
     }
   });
 
+  it('rejects a raw lone surrogate in a text line (no escapes in the line at all)', () => {
+    const line = encodeRecord(fileOpen).replace('"api-server"', '"a\ud800"');
+    expect(line.includes('\\')).toBe(false);
+    expect(() => decodeLine(line)).toThrow(/SCHEMA: \$\.comm: string contains a lone UTF-16 surrogate/);
+  });
+
   it('reports NOT_CANONICAL for a valid record written differently, naming the byte column', () => {
     const text = JSON.stringify(fileOpen, null, 1);
     expect(() => decodeLine(text.replace(/\n/g, ''))).toThrow(

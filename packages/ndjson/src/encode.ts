@@ -65,11 +65,22 @@ function deepFrozen(o: object): boolean {
   return true;
 }
 
+/** Whether the line being verified has a backslash; set by fastVerify (synchronous, so never stale). */
+let lineHasBackslash = true;
+
 /**
  * Match the JSON text of string `v` (as RFC 8785 writes it) in `txt` at `p`;
  * the position after it, or -1. Scans and compares in one pass.
  */
 function matchString(txt: string, p: number, v: string): number {
+  if (!lineHasBackslash) {
+    // No escape anywhere in the line: every string literal in it is its value
+    // between quotes (a raw '"' would end it, JSON.parse rejects raw control
+    // characters), so the canonical text of v is '"' + v + '"'. Native compare.
+    const end = p + 1 + v.length;
+    if (txt.charCodeAt(p) !== 0x22 || txt.charCodeAt(end) !== 0x22 || !txt.startsWith(v, p + 1)) return -1;
+    return isWellFormed(v) ? end + 1 : -1;
+  }
   if (txt.charCodeAt(p) !== 0x22) return -1;
   let q = p + 1;
   for (let i = 0; i < v.length; i++) {
@@ -381,7 +392,13 @@ export function fastVerify(record: unknown, text: string): boolean {
   const type = (record as { type?: unknown }).type;
   if (typeof type !== 'string') return false;
   const verify = VERIFY.get(type);
-  return verify !== undefined && verify(record, text, 0) === text.length;
+  if (verify === undefined) return false;
+  lineHasBackslash = text.includes('\\');
+  try {
+    return verify(record, text, 0) === text.length;
+  } finally {
+    lineHasBackslash = true;
+  }
 }
 
 /** Canonical text of a record by the slow path: full checks, then json-canonicalize. */
