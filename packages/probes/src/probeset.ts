@@ -225,7 +225,12 @@ class ProbeSetImpl implements ProbeSet {
     this.#counters = a.obj.map('counters');
     this.#dedupStats = a.obj.map('dedup_stats');
     this.#dedup = a.obj.map('dedup');
-    this.#reader = a.obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
+    try {
+      this.#reader = a.obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
+    } catch (e) {
+      a.obj.close(); // nobody else holds the object yet
+      throw e;
+    }
   }
 
   get received(): number {
