@@ -17,7 +17,12 @@ export function packageBuild(entry: Entries, overrides: Options = {}): Options {
     target: 'node22',
     platform: 'node',
     splitting: false,
-    shims: false,
+    // import.meta.url in the CJS build (binding and version lookups use it).
+    shims: true,
+    // Sibling packages stay separate: each is installed on its own, and a
+    // bundled copy would look for its native addon and BPF objects in the
+    // wrong package directory.
+    external: [/^@stellaops\//],
     ...overrides,
   };
 }
