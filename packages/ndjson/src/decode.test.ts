@@ -1,11 +1,12 @@
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { VALID_CASES } from '../test/golden-cases.js';
-import { type DecodeResult, decodeLine, decodeStream, nextU64 } from './decode.js';
+import { type DecodeResult, decodeLine, decodeLines, decodeStream, nextU64 } from './decode.js';
 import { encodeRecord } from './encode.js';
 import { NdjsonError } from './errors.js';
 import type { EvidenceRecord } from './records.js';
@@ -260,5 +261,44 @@ describe('nextU64', () => {
     );
     expect(nextU64('9')).toBe('10');
     expect(nextU64('1999')).toBe('2000');
+  });
+});
+
+describe('decodeLines', () => {
+  it('decodes a node:readline line source with the same results and offsets as decodeStream', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ndjson-lines-'));
+    try {
+      const file = join(dir, 'e.ndjson');
+      const text = [...lines(3), 'garbage\n', ...lines(2, 4)].join('');
+      writeFileSync(file, text);
+      const viaLines: DecodeResult[] = [];
+      const rl = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
+      for await (const r of decodeLines(rl, { mode: 'collect' })) viaLines.push(r);
+      expect(summary(viaLines)).toEqual(summary(await collect([text])));
+      expect(summary(viaLines)[3]).toBe(`INVALID_JSON:4@${Buffer.byteLength(lines(3).join(''))}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('accepts items with their newline, and reports an item holding two lines or too many bytes', async () => {
+    const [a, b, c] = lines(3);
+    const rs: DecodeResult[] = [];
+    for await (const r of decodeLines([a!, b! + c!, 'x'.repeat(50)], {
+      mode: 'collect',
+      maxLineBytes: 40,
+      checkSequence: false,
+    })) {
+      rs.push(r);
+    }
+    expect(rs.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual([
+      'LINE_TOO_LONG',
+      'INVALID_JSON',
+      'LINE_TOO_LONG',
+    ]);
+    const ok: DecodeResult[] = [];
+    for await (const r of decodeLines([a!, b!.slice(0, -1), Buffer.from(c!)])) ok.push(r);
+    expect(ok.map((r) => r.ok)).toEqual([true, true, true]);
+    expect(ok.map((r) => r.byteOffset)).toEqual([0, a!.length, a!.length + b!.length]);
   });
 });

@@ -162,7 +162,86 @@ function checkOptions(options: DecodeStreamOptions): Required<DecodeStreamOption
 function toBytes(chunk: unknown): Uint8Array {
   if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
   if (chunk instanceof Uint8Array) return chunk;
-  throw new TypeError(`decodeStream: chunks must be Uint8Array/Buffer or string, got ${typeof chunk}`);
+  throw new TypeError(
+    `decodeStream/decodeLines: chunks must be Uint8Array/Buffer or string, got ${typeof chunk}`,
+  );
+}
+
+/** Per-stream line state shared by decodeStream and decodeLines. */
+class LineDecoder {
+  /** 1-based number of the current line. */
+  lineNumber = 1;
+  /** Stream offset of the current line's first byte. */
+  lineStart = 0;
+  private prevSeq: string | undefined;
+
+  constructor(
+    private readonly mode: 'strict' | 'collect',
+    private readonly checkSequence: boolean,
+    private readonly maxLineBytes: number,
+  ) {}
+
+  /** Strict: throw. Collect: the error result for the current line. */
+  fail(error: NdjsonError, record?: EvidenceRecord): DecodeResult {
+    if (this.mode === 'strict') throw error;
+    const base = {
+      ok: false as const,
+      error,
+      lineNumber: error.lineNumber ?? this.lineNumber,
+      byteOffset: error.byteOffset ?? this.lineStart,
+    };
+    return record === undefined ? base : { ...base, record };
+  }
+
+  /** Decode the current line (bytes without the newline) and check seq continuity. */
+  finishLine(bytes: Uint8Array): DecodeResult {
+    const loc = { lineNumber: this.lineNumber, byteOffset: this.lineStart };
+    let record: EvidenceRecord;
+    try {
+      record = decodeLine(bytes, loc);
+    } catch (e) {
+      if (e instanceof NdjsonError) return this.fail(e);
+      throw e;
+    }
+    if (this.checkSequence) {
+      const seq = record.seq;
+      const prev = this.prevSeq;
+      this.prevSeq = seq;
+      if (prev !== undefined && seq !== nextU64(prev)) {
+        const expected = (BigInt(prev) + 1n).toString();
+        const what =
+          compareU64(seq, prev) <= 0
+            ? 'repeats or goes back'
+            : `skips ${(BigInt(seq) - BigInt(expected)).toString()} record(s)`;
+        return this.fail(
+          new NdjsonError('SEQUENCE', `seq ${seq} ${what}: expected ${expected} after ${prev}`, {
+            ...loc,
+            path: '$.seq',
+            hint: 'records were lost, duplicated or reordered; within a stream seq grows by exactly one',
+          }),
+          record,
+        );
+      }
+    }
+    return { ok: true, record, ...loc };
+  }
+
+  /** Move past the current line of `length` bytes and its newline. */
+  nextLine(length: number): void {
+    this.lineStart += length + 1;
+    this.lineNumber++;
+  }
+
+  /** The LINE_TOO_LONG result for the current line. */
+  tooLong(): DecodeResult {
+    return this.fail(
+      new NdjsonError('LINE_TOO_LONG', `line is longer than ${this.maxLineBytes} bytes`, {
+        lineNumber: this.lineNumber,
+        byteOffset: this.lineStart,
+        hint: 'raise maxLineBytes if such records are expected, or the stream is not line-delimited',
+      }),
+    );
+  }
 }
 
 /**
@@ -191,71 +270,11 @@ export async function* decodeStream(
     throw new TypeError('decodeStream: source must be a readable stream or an (async) iterable of chunks');
   }
 
-  let lineNumber = 1;
-  let lineStart = 0; // stream offset of the current line's first byte
+  const d = new LineDecoder(mode, checkSequence, maxLineBytes);
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
   let skipping = false; // the current line exceeded maxLineBytes, was reported, and is being skipped
   let skippedBytes = 0;
-  let prevSeq: string | undefined;
-
-  function fail(error: NdjsonError, record?: EvidenceRecord): DecodeResult {
-    if (mode === 'strict') throw error;
-    const base = {
-      ok: false as const,
-      error,
-      lineNumber: error.lineNumber ?? lineNumber,
-      byteOffset: error.byteOffset ?? lineStart,
-    };
-    return record === undefined ? base : { ...base, record };
-  }
-
-  function finishLine(bytes: Uint8Array): DecodeResult {
-    const loc = { lineNumber, byteOffset: lineStart };
-    let record: EvidenceRecord;
-    try {
-      record = decodeLine(bytes, loc);
-    } catch (e) {
-      if (e instanceof NdjsonError) return fail(e);
-      throw e;
-    }
-    if (checkSequence) {
-      const seq = record.seq;
-      const prev = prevSeq;
-      prevSeq = seq;
-      if (prev !== undefined && seq !== nextU64(prev)) {
-        const expected = (BigInt(prev) + 1n).toString();
-        const what =
-          compareU64(seq, prev) <= 0
-            ? 'repeats or goes back'
-            : `skips ${(BigInt(seq) - BigInt(expected)).toString()} record(s)`;
-        return fail(
-          new NdjsonError('SEQUENCE', `seq ${seq} ${what}: expected ${expected} after ${prev}`, {
-            ...loc,
-            path: '$.seq',
-            hint: 'records were lost, duplicated or reordered; within a stream seq grows by exactly one',
-          }),
-          record,
-        );
-      }
-    }
-    return { ok: true, record, lineNumber, byteOffset: lineStart };
-  }
-
-  function nextLine(length: number): void {
-    lineStart += length + 1;
-    lineNumber++;
-  }
-
-  function tooLong(): DecodeResult {
-    return fail(
-      new NdjsonError('LINE_TOO_LONG', `line is longer than ${maxLineBytes} bytes`, {
-        lineNumber,
-        byteOffset: lineStart,
-        hint: 'raise maxLineBytes if such records are expected, or the stream is not line-delimited',
-      }),
-    );
-  }
 
   for await (const raw of iterable) {
     const chunk = toBytes(raw);
@@ -271,7 +290,7 @@ export async function* decodeStream(
         skippedBytes = pendingBytes + seg;
         pending = [];
         pendingBytes = 0;
-        yield tooLong();
+        yield d.tooLong();
       } else if (nl >= 0) {
         let line: Uint8Array;
         if (pendingBytes === 0) {
@@ -282,8 +301,8 @@ export async function* decodeStream(
           pending = [];
           pendingBytes = 0;
         }
-        const result = finishLine(line);
-        nextLine(line.length);
+        const result = d.finishLine(line);
+        d.nextLine(line.length);
         yield result;
         from = nl + 1;
         continue;
@@ -294,7 +313,7 @@ export async function* decodeStream(
       }
       if (nl >= 0) {
         // End of a line that was too long: it was reported, now resume after it.
-        nextLine(skippedBytes);
+        d.nextLine(skippedBytes);
         skipping = false;
         skippedBytes = 0;
         from = nl + 1;
@@ -304,16 +323,61 @@ export async function* decodeStream(
     }
   }
   if (pendingBytes > 0 && !skipping) {
-    yield fail(
+    yield d.fail(
       new NdjsonError(
         'MISSING_NEWLINE',
-        `the stream ends inside line ${lineNumber} (${pendingBytes} bytes without the final "\\n")`,
+        `the stream ends inside line ${d.lineNumber} (${pendingBytes} bytes without the final "\\n")`,
         {
-          lineNumber,
-          byteOffset: lineStart,
+          lineNumber: d.lineNumber,
+          byteOffset: d.lineStart,
           hint: 'the evidence is truncated; every record line ends with "\\n"',
         },
       ),
     );
+  }
+}
+
+/**
+ * Decode evidence given line by line, as a line reader (node:readline, a
+ * framing layer) delivers it: each item is one line, without or with its
+ * "\n". Same checks, modes and results as {@link decodeStream}, with byte
+ * offsets counted as if each line were followed by one "\n". A source that
+ * yields lines cannot show a missing final newline, so truncation inside the
+ * last line is only caught when it breaks the JSON.
+ */
+export async function* decodeLines(
+  lines: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
+  options: DecodeStreamOptions = {},
+): AsyncGenerator<DecodeResult, void, undefined> {
+  const { mode, maxLineBytes, checkSequence } = checkOptions(options);
+  const iterable = lines as AsyncIterable<unknown> & Iterable<unknown>;
+  if (
+    iterable === null ||
+    typeof iterable !== 'object' ||
+    (typeof iterable[Symbol.asyncIterator] !== 'function' && typeof iterable[Symbol.iterator] !== 'function')
+  ) {
+    throw new TypeError('decodeLines: lines must be an (async) iterable of strings or byte arrays');
+  }
+  const d = new LineDecoder(mode, checkSequence, maxLineBytes);
+  for await (const item of iterable) {
+    let bytes = toBytes(item);
+    if (bytes.length > 0 && bytes[bytes.length - 1] === NEWLINE) bytes = bytes.subarray(0, bytes.length - 1);
+    const nl = bytes.indexOf(NEWLINE);
+    let result: DecodeResult;
+    if (nl >= 0) {
+      result = d.fail(
+        new NdjsonError('INVALID_JSON', `the item holds more than one line (a "\\n" at byte ${nl})`, {
+          lineNumber: d.lineNumber,
+          byteOffset: d.lineStart,
+          hint: 'give decodeLines one line per item, or use decodeStream for raw bytes',
+        }),
+      );
+    } else if (bytes.length > maxLineBytes) {
+      result = d.tooLong();
+    } else {
+      result = d.finishLine(bytes);
+    }
+    d.nextLine(bytes.length);
+    yield result;
   }
 }

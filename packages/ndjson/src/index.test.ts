@@ -24,6 +24,7 @@ describe('public surface of @stellaops/ndjson', () => {
       'compareRecords',
       'compareU64',
       'decodeLine',
+      'decodeLines',
       'decodeStream',
       'encodeRecord',
       'encodeRecordBytes',

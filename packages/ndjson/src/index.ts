@@ -6,7 +6,7 @@
 export { bytesField, bytesFromField } from './bytes.js';
 export { assertSupported, canonicalize } from './canonical.js';
 export type { DecodeResult, DecodeStreamOptions, NdjsonSource } from './decode.js';
-export { DEFAULT_MAX_LINE_BYTES, decodeLine, decodeStream } from './decode.js';
+export { DEFAULT_MAX_LINE_BYTES, decodeLine, decodeLines, decodeStream } from './decode.js';
 export { encodeRecord, encodeRecordBytes, u64String } from './encode.js';
 export type { LineLocation, NdjsonErrorCode, NdjsonErrorDetails, ValidationIssue } from './errors.js';
 export { NdjsonError } from './errors.js';
