@@ -15,7 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BpfObject } from '@stellaops/bpf-loader';
 import { bpfUnavailableReason } from '@stellaops/testing';
 import { openProbeSet, type ProbeSetOptions } from '../src/index.js';
@@ -200,3 +200,4 @@ process.stdout.write(`${lines.join('\n')}\n`);
 
 cg.remove();
 rmSync(dir, { recursive: true, force: true });
+rmSync(dirname(bin), { recursive: true, force: true });

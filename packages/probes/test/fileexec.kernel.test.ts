@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent, ProbeSet } from '@stellaops/probes';
 import { openProbeSet } from '@stellaops/probes';
@@ -52,6 +52,7 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
   afterAll(async () => {
     await col?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
+    if (bin) rmSync(dirname(bin), { recursive: true, force: true });
   });
 
   it('reports how each probe is attached, and why the optional LSM probe is not', () => {
@@ -361,6 +362,7 @@ describe.runIf(runs)('in-kernel filters, dedup and exact accounting', () => {
 
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
+    if (bin) rmSync(dirname(bin), { recursive: true, force: true });
   });
 
   it('cgroup allow-list: only processes in the listed cgroup are reported; the rest are counted filtered', async () => {
