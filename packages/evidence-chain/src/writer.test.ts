@@ -154,6 +154,7 @@ describe('EvidenceWriter', () => {
     w2.append(b.line, b.info);
     await w2.close();
     expect(statementOf(1).predicate.stream_id).toBe(w2.streamId);
+    await expect(open({ streamId: w2.streamId })).rejects.toThrow(/already wrote chunk 1/);
     const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
     expect(report.errors).toEqual([]);
     expect(report.streams.map((s) => [s.firstChunk, s.lastChunk, s.end])).toEqual([

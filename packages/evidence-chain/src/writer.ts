@@ -228,6 +228,12 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       const l = listDir(options.dir);
       const last = [...l.bundles].sort((a, b) => b - a)[0];
       const head = last === undefined ? undefined : chainHeadAt(options.dir, last);
+      if (head && head.streamId === streamId) {
+        throw new EvidenceChainError(
+          'INVALID_OPTION',
+          `openChunkWriter: stream id ${streamId} already wrote chunk ${head.index} in ${options.dir}; every run needs a new stream id (omit streamId to get one)`,
+        );
+      }
       const maxIndex = l.indexes[l.indexes.length - 1];
       const spool =
         options.witnesses && options.witnesses.length > 0
