@@ -39,7 +39,12 @@ export class CliError extends Error {
     this.code = code;
     this.hint = opts.hint;
     this.exitCode =
-      code === 'USAGE' || code === 'CONFIG_INVALID' || code === 'CONFIG_NOT_FOUND' || code === 'TARGET'
+      code === 'USAGE' ||
+      code === 'CONFIG_INVALID' ||
+      code === 'CONFIG_NOT_FOUND' ||
+      code === 'TARGET' ||
+      code === 'KEY' ||
+      code === 'DISABLED'
         ? EXIT.USAGE
         : code === 'VERIFY_FAILED' || code === 'NO_EVIDENCE'
           ? EXIT.FAILED
