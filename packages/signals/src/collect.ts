@@ -267,7 +267,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #targetMatch(r: Resolution | undefined): boolean {
     const targets = this.#options.filters?.targetContainers ?? [];
     if (targets.length === 0) return true;
-    if (!r || r.status !== 'resolved') return false;
+    if (r?.status !== 'resolved') return false;
     return targets.some((t) => r.container.id.startsWith(t));
   }
 
