@@ -181,6 +181,19 @@ describe('decodeStream', () => {
     expect((await collect([text], { checkSequence: false })).every((r) => r.ok)).toBe(true);
   });
 
+  it('reads a web ReadableStream', async () => {
+    const text = lines(3).join('');
+    const web = new ReadableStream<Uint8Array>({
+      start(controller) {
+        const bytes = new TextEncoder().encode(text);
+        controller.enqueue(bytes.subarray(0, 700));
+        controller.enqueue(bytes.subarray(700));
+        controller.close();
+      },
+    });
+    expect(summary(await collect(web))).toEqual(summary(await collect([text])));
+  });
+
   it('handles a multi-byte character split across chunks', async () => {
     const line = Buffer.from(encodeRecord(withSeq(1, VALID_CASES[3]!.record)));
     const at = line.indexOf(Buffer.from('😀')) + 2;
