@@ -55,138 +55,151 @@ const isState =
   (e: NetEvent): e is TcpStateEvent =>
     e.type === 'tcp_state' && e.event === event && e.tuple?.[side].port === port;
 
-describe.runIf(canRunBpf('net probes: TCP state and libc connect/accept'))('net probes (kernel)', () => {
-  let c: Collector;
-  beforeAll(() => {
-    gate('net probes: python3', commandUnavailableReason(PYTHON));
-    c = collect();
-  });
-  afterAll(async () => {
-    await c?.stop();
-  });
+describe.runIf(canRunBpf('net probes: TCP state and connect/accept')).each(['syscall', 'libc'] as const)(
+  'net probes, connect/accept from %s (kernel)',
+  (sockSource) => {
+    let c: Collector;
+    beforeAll(() => {
+      gate('net probes: python3', commandUnavailableReason(PYTHON));
+      c = collect({ sockSource, probes: NET_ONLY });
+    });
+    afterAll(async () => {
+      await c?.stop();
+    });
 
-  it('reports how each probe is attached: tcp_state by tp_btf, libc by uprobes on the host libc', () => {
-    const st = c.probes.status;
-    expect(st.map((s) => s.name)).toEqual([
-      'net_accept',
-      'net_connect',
-      'tcp_state',
-      'tls_handshake',
-      'tls_io',
-    ]);
-    expect(st.find((s) => s.name === 'tcp_state')).toMatchObject({ attached: true, attachType: 'tp_btf' });
-    expect(st.find((s) => s.name === 'net_connect')).toMatchObject({ attached: true, attachType: 'uprobe' });
-    const libc = c.probes.libraries().find((l) => l.target.kind === 'libc' && l.symbols.includes('connect'));
-    expect(libc?.symbols).toEqual(['connect', 'accept', 'accept4']);
-  });
+    it('reports how each probe is attached', () => {
+      const st = c.probes.status;
+      expect(st.map((s) => s.name)).toEqual(['net_accept', 'net_connect', 'tcp_state']);
+      expect(st.find((s) => s.name === 'tcp_state')).toMatchObject({ attached: true, attachType: 'tp_btf' });
+      if (sockSource === 'syscall') {
+        expect(st.find((s) => s.name === 'net_connect')).toMatchObject({
+          attached: true,
+          attachType: 'tp_btf',
+        });
+        expect(c.probes.libraries().filter((l) => l.target.kind === 'libc')).toEqual([]);
+      } else {
+        expect(st.find((s) => s.name === 'net_connect')).toMatchObject({
+          attached: true,
+          attachType: 'uprobe',
+        });
+        const libc = c.probes
+          .libraries()
+          .find((l) => l.target.kind === 'libc' && l.symbols.includes('connect'));
+        expect(libc?.symbols).toEqual(['connect', 'accept', 'accept4']);
+      }
+    });
 
-  for (const [fam, host] of [
-    ['4', '127.0.0.1'],
-    ['6', '::1'],
-  ] as const) {
-    it(`IPv${fam} connect and accept: connect/established/accepted/closed with owners, ports and bytes`, async () => {
-      const server = await start(PYTHON, ['-u', '-c', SERVER, fam, host, 'echo'], /^\d+\n/);
+    for (const [fam, host] of [
+      ['4', '127.0.0.1'],
+      ['6', '::1'],
+    ] as const) {
+      it(`IPv${fam} connect and accept: connect/established/accepted/closed with owners, ports and bytes`, async () => {
+        const server = await start(PYTHON, ['-u', '-c', SERVER, fam, host, 'echo'], /^\d+\n/);
+        const port = Number(server.out.trim());
+        expect(port).toBeGreaterThan(0);
+        const client = await run(PYTHON, ['-c', CLIENT, fam, host, String(port)]);
+        expect(client.stdout).toMatch(/^local \d+/);
+        const lport = Number(/^local (\d+)/.exec(client.stdout)?.[1]);
+        const family = fam === '4' ? 'inet' : 'inet6';
+
+        const [conn] = await waitFor(c, 'net_connect', isSock('net_connect', client.pid));
+        expect(conn).toMatchObject({
+          call: 'connect',
+          ret: 0,
+          errno: 0,
+          address: { family, address: host, port },
+        });
+        expect(conn?.tuple).toMatchObject({
+          family,
+          local: { port: lport },
+          remote: { address: host, port },
+        });
+        expect(conn?.header.comm.toString()).toMatch(/^python3/);
+
+        const [acc] = await waitFor(c, 'net_accept', isSock('net_accept', server.pid));
+        expect(acc?.call).toBe('accept4');
+        expect(acc?.ret).toBeGreaterThanOrEqual(0);
+        expect(acc?.fd).toBe(acc?.ret);
+        expect(acc?.address).toMatchObject({ family, address: host, port: lport });
+        expect(acc?.tuple).toMatchObject({ local: { port }, remote: { port: lport } });
+
+        const [syn] = await waitFor(c, 'tcp_state connect', isState('connect', port));
+        expect(syn).toMatchObject({
+          attributed: true,
+          direction: 'outbound',
+          oldState: 'CLOSE',
+          newState: 'SYN_SENT',
+        });
+        expect(syn?.header.pid).toBe(client.pid);
+        const [est] = await waitFor(c, 'tcp_state established', isState('established', port));
+        expect(est?.header.pid).toBe(client.pid);
+        expect(est?.tuple?.local.port).toBe(lport);
+        // The passive open completes in softirq: no owner yet, and the record says so.
+        const [accd] = await waitFor(c, 'tcp_state accepted', isState('accepted', lport));
+        expect(accd).toMatchObject({ attributed: false, direction: 'inbound' });
+        expect(accd?.header.pid).toBe(0);
+        expect(accd?.tuple?.local.port).toBe(port);
+
+        const closes = await waitFor(
+          c,
+          'two closes',
+          (e): e is TcpStateEvent =>
+            e.type === 'tcp_state' &&
+            e.newState === 'CLOSE' &&
+            (e.tuple?.local.port === lport || e.tuple?.remote.port === lport),
+          2,
+        );
+        const mine = closes.find((e) => e.header.pid === client.pid);
+        const theirs = closes.find((e) => e.header.pid === server.pid);
+        expect(mine).toMatchObject({ event: 'closed', direction: 'outbound', attributed: true });
+        // tcp_sock counters are sequence space: 5 data bytes plus SYN and FIN once acknowledged.
+        expect(Number(mine?.bytesAcked)).toBeGreaterThanOrEqual(5);
+        expect(Number(mine?.bytesAcked)).toBeLessThanOrEqual(7);
+        expect(Number(mine?.bytesReceived)).toBeGreaterThanOrEqual(7);
+        expect(Number(mine?.bytesReceived)).toBeLessThanOrEqual(9);
+        expect(mine?.durationNs).toBeGreaterThan(0n);
+        expect(mine?.tuple?.local.port).toBe(lport);
+        // The accepted socket's owner is known from the accept return on.
+        expect(theirs).toMatchObject({ direction: 'inbound', attributed: true });
+        expect(theirs?.tuple?.local.port).toBe(port);
+        stopChild(server);
+      });
+    }
+
+    it('connection refused: net_connect errno ECONNREFUSED and tcp_state refused', async () => {
+      const port = await freePort();
+      const client = await run(PYTHON, ['-c', CLIENT, '4', '127.0.0.1', String(port)]);
+      expect(client.stdout.trim()).toBe(`err ${ECONNREFUSED}`);
+      const [conn] = await waitFor(c, 'refused net_connect', isSock('net_connect', client.pid));
+      expect(conn).toMatchObject({ ret: -1, errno: ECONNREFUSED, address: { family: 'inet', port } });
+      const [st] = await waitFor(c, 'tcp_state refused', isState('refused', port));
+      expect(st).toMatchObject({ oldState: 'SYN_SENT', newState: 'CLOSE', attributed: true });
+      expect(st?.header.pid).toBe(client.pid);
+    });
+
+    it('reset: a server closing with SO_LINGER 0 gives reset records on both sides', async () => {
+      const server = await start(PYTHON, ['-u', '-c', SERVER, '4', '127.0.0.1', 'reset'], /^\d+\n/);
       const port = Number(server.out.trim());
-      expect(port).toBeGreaterThan(0);
-      const client = await run(PYTHON, ['-c', CLIENT, fam, host, String(port)]);
-      expect(client.stdout).toMatch(/^local \d+/);
-      const lport = Number(/^local (\d+)/.exec(client.stdout)?.[1]);
-      const family = fam === '4' ? 'inet' : 'inet6';
-
-      const [conn] = await waitFor(c, 'net_connect', isSock('net_connect', client.pid));
-      expect(conn).toMatchObject({
-        call: 'connect',
-        ret: 0,
-        errno: 0,
-        address: { family, address: host, port },
-      });
-      expect(conn?.tuple).toMatchObject({ family, local: { port: lport }, remote: { address: host, port } });
-      expect(conn?.header.comm.toString()).toMatch(/^python3/);
-
-      const [acc] = await waitFor(c, 'net_accept', isSock('net_accept', server.pid));
-      expect(acc?.call).toBe('accept4');
-      expect(acc?.ret).toBeGreaterThanOrEqual(0);
-      expect(acc?.fd).toBe(acc?.ret);
-      expect(acc?.address).toMatchObject({ family, address: host, port: lport });
-      expect(acc?.tuple).toMatchObject({ local: { port }, remote: { port: lport } });
-
-      const [syn] = await waitFor(c, 'tcp_state connect', isState('connect', port));
-      expect(syn).toMatchObject({
-        attributed: true,
-        direction: 'outbound',
-        oldState: 'CLOSE',
-        newState: 'SYN_SENT',
-      });
-      expect(syn?.header.pid).toBe(client.pid);
-      const [est] = await waitFor(c, 'tcp_state established', isState('established', port));
-      expect(est?.header.pid).toBe(client.pid);
-      expect(est?.tuple?.local.port).toBe(lport);
-      // The passive open completes in softirq: no owner yet, and the record says so.
-      const [accd] = await waitFor(c, 'tcp_state accepted', isState('accepted', lport));
-      expect(accd).toMatchObject({ attributed: false, direction: 'inbound' });
-      expect(accd?.header.pid).toBe(0);
-      expect(accd?.tuple?.local.port).toBe(port);
-
-      const closes = await waitFor(
+      const client = await run(PYTHON, ['-c', CLIENT, '4', '127.0.0.1', String(port)]);
+      expect(client.stdout).toMatch(/reset/);
+      const resets = await waitFor(
         c,
-        'two closes',
+        'two resets',
         (e): e is TcpStateEvent =>
           e.type === 'tcp_state' &&
-          e.newState === 'CLOSE' &&
-          (e.tuple?.local.port === lport || e.tuple?.remote.port === lport),
+          e.event === 'reset' &&
+          (e.tuple?.local.port === port || e.tuple?.remote.port === port),
         2,
       );
-      const mine = closes.find((e) => e.header.pid === client.pid);
-      const theirs = closes.find((e) => e.header.pid === server.pid);
-      expect(mine).toMatchObject({ event: 'closed', direction: 'outbound', attributed: true });
-      // tcp_sock counters are sequence space: 5 data bytes plus SYN and FIN once acknowledged.
-      expect(Number(mine?.bytesAcked)).toBeGreaterThanOrEqual(5);
-      expect(Number(mine?.bytesAcked)).toBeLessThanOrEqual(7);
-      expect(Number(mine?.bytesReceived)).toBeGreaterThanOrEqual(7);
-      expect(Number(mine?.bytesReceived)).toBeLessThanOrEqual(9);
-      expect(mine?.durationNs).toBeGreaterThan(0n);
-      expect(mine?.tuple?.local.port).toBe(lport);
-      // The accepted socket's owner is known from the accept return on.
-      expect(theirs).toMatchObject({ direction: 'inbound', attributed: true });
-      expect(theirs?.tuple?.local.port).toBe(port);
+      expect(resets.map((r) => r.header.pid).sort()).toEqual([client.pid, server.pid].sort());
       stopChild(server);
     });
-  }
 
-  it('connection refused: net_connect errno ECONNREFUSED and tcp_state refused', async () => {
-    const port = await freePort();
-    const client = await run(PYTHON, ['-c', CLIENT, '4', '127.0.0.1', String(port)]);
-    expect(client.stdout.trim()).toBe(`err ${ECONNREFUSED}`);
-    const [conn] = await waitFor(c, 'refused net_connect', isSock('net_connect', client.pid));
-    expect(conn).toMatchObject({ ret: -1, errno: ECONNREFUSED, address: { family: 'inet', port } });
-    const [st] = await waitFor(c, 'tcp_state refused', isState('refused', port));
-    expect(st).toMatchObject({ oldState: 'SYN_SENT', newState: 'CLOSE', attributed: true });
-    expect(st?.header.pid).toBe(client.pid);
-  });
-
-  it('reset: a server closing with SO_LINGER 0 gives reset records on both sides', async () => {
-    const server = await start(PYTHON, ['-u', '-c', SERVER, '4', '127.0.0.1', 'reset'], /^\d+\n/);
-    const port = Number(server.out.trim());
-    const client = await run(PYTHON, ['-c', CLIENT, '4', '127.0.0.1', String(port)]);
-    expect(client.stdout).toMatch(/reset/);
-    const resets = await waitFor(
-      c,
-      'two resets',
-      (e): e is TcpStateEvent =>
-        e.type === 'tcp_state' &&
-        e.event === 'reset' &&
-        (e.tuple?.local.port === port || e.tuple?.remote.port === port),
-      2,
-    );
-    expect(resets.map((r) => r.header.pid).sort()).toEqual([client.pid, server.pid].sort());
-    stopChild(server);
-  });
-
-  it('AF_UNIX stream connect to a path and to an abstract name', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stella-unix-'));
-    const path = join(dir, 'srv.sock');
-    const abstract = `stella-test-${process.pid}-${Date.now()}`;
-    const script = `
+    it('AF_UNIX stream connect to a path and to an abstract name', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'stella-unix-'));
+      const path = join(dir, 'srv.sock');
+      const abstract = `stella-test-${process.pid}-${Date.now()}`;
+      const script = `
 import socket, sys
 for addr in sys.argv[1:]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -196,49 +209,50 @@ for addr in sys.argv[1:]:
         print('err', e.errno)
     s.close()
 `;
-    const srv = await start(
-      PYTHON,
-      [
-        '-u',
-        '-c',
-        `import socket,sys\nfor a in sys.argv[1:]:\n    s=socket.socket(socket.AF_UNIX);s.bind(a.replace('@','\\0',1));s.listen(4);globals().setdefault('l',[]).append(s)\nprint('ready',flush=True)\nimport time;time.sleep(30)`,
-        path,
-        `@${abstract}`,
-      ],
-      /ready/,
-    );
-    const client = await run(PYTHON, ['-c', script, path, `@${abstract}`]);
-    expect(client.stdout).toBe('');
-    const recs = await waitFor(
-      c,
-      'two unix connects',
-      (e): e is SockEvent => isSock('net_connect', client.pid)(e) && e.address?.family === 'unix',
-      2,
-    );
-    const byPath = recs.find((r) => r.address?.family === 'unix' && !r.address.abstract);
-    const byName = recs.find((r) => r.address?.family === 'unix' && r.address.abstract);
-    expect(byPath?.address?.family === 'unix' && byPath.address.path.toString()).toBe(path);
-    expect(byName?.address?.family === 'unix' && byName.address.path.toString()).toBe(abstract);
-    expect(byPath?.ret).toBe(0);
-    expect(byName?.tuple).toBeUndefined();
-    const rec = toNetRecord(byName as SockEvent, { seq: 0n, wallNs: 0n, hostId: 'h' });
-    expect(rec.address).toEqual({ family: 'unix', path: abstract, abstract: true });
-    stopChild(srv);
-    rmSync(dir, { recursive: true, force: true });
-  });
+      const srv = await start(
+        PYTHON,
+        [
+          '-u',
+          '-c',
+          `import socket,sys\nfor a in sys.argv[1:]:\n    s=socket.socket(socket.AF_UNIX);s.bind(a.replace('@','\\0',1));s.listen(4);globals().setdefault('l',[]).append(s)\nprint('ready',flush=True)\nimport time;time.sleep(30)`,
+          path,
+          `@${abstract}`,
+        ],
+        /ready/,
+      );
+      const client = await run(PYTHON, ['-c', script, path, `@${abstract}`]);
+      expect(client.stdout).toBe('');
+      const recs = await waitFor(
+        c,
+        'two unix connects',
+        (e): e is SockEvent => isSock('net_connect', client.pid)(e) && e.address?.family === 'unix',
+        2,
+      );
+      const byPath = recs.find((r) => r.address?.family === 'unix' && !r.address.abstract);
+      const byName = recs.find((r) => r.address?.family === 'unix' && r.address.abstract);
+      expect(byPath?.address?.family === 'unix' && byPath.address.path.toString()).toBe(path);
+      expect(byName?.address?.family === 'unix' && byName.address.path.toString()).toBe(abstract);
+      expect(byPath?.ret).toBe(0);
+      expect(byName?.tuple).toBeUndefined();
+      const rec = toNetRecord(byName as SockEvent, { seq: 0n, wallNs: 0n, hostId: 'h' });
+      expect(rec.address).toEqual({ family: 'unix', path: abstract, abstract: true });
+      stopChild(srv);
+      rmSync(dir, { recursive: true, force: true });
+    });
 
-  it('counters are exact: seen = filtered + deduplicated + emitted + lost, emitted covers what arrived', async () => {
-    await new Promise((r) => setTimeout(r, 100));
-    const counters = c.probes.counters();
-    for (const [name, k] of counters) {
-      expect(k.seen, name).toBe(k.filtered + k.deduplicated + k.emitted + k.lost);
-    }
-    const arrived = (t: NetEvent['type']) => BigInt(c.events.filter((e) => e.type === t).length);
-    expect(counters.get('tcp_state')?.emitted).toBeGreaterThanOrEqual(arrived('tcp_state'));
-    expect(counters.get('net_connect')?.emitted).toBeGreaterThanOrEqual(arrived('net_connect'));
-    expect(counters.get('tcp_state')?.lost).toBe(0n);
-  });
-});
+    it('counters are exact: seen = filtered + deduplicated + emitted + lost, emitted covers what arrived', async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      const counters = c.probes.counters();
+      for (const [name, k] of counters) {
+        expect(k.seen, name).toBe(k.filtered + k.deduplicated + k.emitted + k.lost);
+      }
+      const arrived = (t: NetEvent['type']) => BigInt(c.events.filter((e) => e.type === t).length);
+      expect(counters.get('tcp_state')?.emitted).toBeGreaterThanOrEqual(arrived('tcp_state'));
+      expect(counters.get('net_connect')?.emitted).toBeGreaterThanOrEqual(arrived('net_connect'));
+      expect(counters.get('tcp_state')?.lost).toBe(0n);
+    });
+  },
+);
 
 describe.runIf(canRunBpf('net probes: filters, dedup and per-inode attach'))(
   'net probes: filters and attach (kernel)',
@@ -317,7 +331,7 @@ int main(int argc, char **argv) {
         copyFileSync('/lib64/ld-linux-x86-64.so.2', join(root, 'lib64/ld-linux-x86-64.so.2'));
         expect(fileKey(libc)).not.toBe(fileKey('/lib/x86_64-linux-gnu/libc.so.6'));
 
-        const c = collect({ probes: NET_ONLY });
+        const c = collect({ probes: NET_ONLY, sockSource: 'libc' });
         try {
           const port = await freePort();
           const child = spawn('chroot', [root, '/prog', String(port)], {

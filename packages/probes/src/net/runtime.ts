@@ -31,8 +31,15 @@ export interface NetProbeOptions {
   probes?: readonly NetProbeName[];
   /** In-kernel dedup of facts (cgroup, endpoint, kind). Default true. */
   dedup?: boolean;
-  /** Capture up to 16 user stack frames in uprobe records. Default true. */
+  /** Capture up to 16 user stack frames in connect/accept and TLS records. Default true. */
   userStack?: boolean;
+  /**
+   * Source of net_connect/net_accept records. 'syscall' (default): the
+   * connect/accept/accept4 syscalls at sys_enter/sys_exit (no uprobe traps,
+   * covers programs that bypass libc). 'libc': uprobes on connect, accept and
+   * accept4 of every libc file processes map (about 16 µs per call here).
+   */
+  sockSource?: 'syscall' | 'libc';
   /** Only these cgroup v2 ids (and their descendants); empty or absent = all. */
   cgroupIds?: readonly bigint[];
   /** Pids never reported (this process is always excluded). */
@@ -97,23 +104,26 @@ const STATE_VARIANTS = [
   {
     type: 'tp_btf',
     state: 'net_tcp_state_btf',
+    enter: 'net_sys_enter_btf',
     exit: 'net_sys_exit_btf',
     io: ['net_sock_send_btf', 'net_sock_recv_btf'],
   },
   {
     type: 'raw_tp',
     state: 'net_tcp_state_raw',
+    enter: 'net_sys_enter_raw',
     exit: 'net_sys_exit_raw',
     io: ['net_sock_send_raw', 'net_sock_recv_raw'],
   },
   {
     type: 'tracepoint',
     state: 'net_tcp_state_tp',
+    enter: 'net_sys_enter_raw',
     exit: 'net_sys_exit_raw',
     io: ['net_sock_send_raw', 'net_sock_recv_raw'],
   },
 ] as const;
-const HELPER_PROGRAMS = STATE_VARIANTS.flatMap((v) => [v.state, v.exit, ...v.io]);
+const HELPER_PROGRAMS = STATE_VARIANTS.flatMap((v) => [v.state, v.enter, v.exit, ...v.io]);
 const COUNTER_FIELDS = ['seen', 'filtered', 'deduplicated', 'emitted', 'lost'] as const;
 
 const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
@@ -137,6 +147,7 @@ interface Resolved {
   probes: Set<NetProbeName>;
   dedup: boolean;
   userStack: boolean;
+  sockSource: 'syscall' | 'libc';
   cgroupIds: bigint[];
   excludePids: number[];
   rescanIntervalMs: number;
@@ -159,6 +170,12 @@ function resolve(o: NetProbeOptions): Resolved {
   for (const p of probes) {
     if (!ALL.includes(p))
       throw new ProbeOptionError('probes', `unknown probe '${String(p)}'`, `use ${ALL.join(', ')}`);
+  }
+  if (o.sockSource !== undefined && o.sockSource !== 'syscall' && o.sockSource !== 'libc') {
+    throw new ProbeOptionError(
+      'sockSource',
+      `must be 'syscall' or 'libc', got ${JSON.stringify(o.sockSource)}`,
+    );
   }
   const ring = o.ringBufferBytes ?? 4 * 1024 * 1024;
   if (!Number.isInteger(ring) || ring < 4096 || (ring & (ring - 1)) !== 0) {
@@ -203,6 +220,7 @@ function resolve(o: NetProbeOptions): Resolved {
     probes: new Set(probes),
     dedup: o.dedup ?? true,
     userStack: o.userStack ?? true,
+    sockSource: o.sockSource ?? 'syscall',
     cgroupIds: [...(o.cgroupIds ?? [])],
     excludePids: [process.pid, ...(o.excludePids ?? [])],
     rescanIntervalMs: rescan,
@@ -229,12 +247,13 @@ function load(o: Resolved, variant: (typeof STATE_VARIANTS)[number]): BpfObject 
   try {
     obj.setGlobal('cfg_dedup', o.dedup);
     obj.setGlobal('cfg_user_stack', o.userStack);
+    obj.setGlobal('cfg_sock_syscalls', o.sockSource === 'syscall');
     obj.setGlobal('cfg_cgroup_filter', o.cgroupIds.length > 0);
     obj.setGlobal('cfg_wakeup_bytes', BigInt(o.ringBufferBytes / 2));
     obj.resizeMap('events', o.ringBufferBytes);
     obj.resizeMap('pid_exclude', Math.max(256, o.excludePids.length));
     obj.resizeMap('cgroup_allow', Math.max(1024, o.cgroupIds.length));
-    const wanted = new Set<string>([variant.state, variant.exit, ...variant.io]);
+    const wanted = new Set<string>([variant.state, variant.enter, variant.exit, ...variant.io]);
     for (const p of HELPER_PROGRAMS) obj.setAutoload(p, wanted.has(p));
     obj.load();
     const one = Buffer.from([1]);
@@ -294,7 +313,21 @@ function attachFixed(
       ...(fallback ? { reason: fallback } : {}),
     });
   }
-  if (o.probes.has('net_connect') || o.probes.has('net_accept')) obj.attach(variant.exit);
+  if (o.probes.has('net_connect') || o.probes.has('net_accept')) {
+    obj.attach(variant.exit);
+    if (o.sockSource === 'syscall') {
+      obj.attach(variant.enter);
+      for (const name of ['net_accept', 'net_connect'] as const) {
+        if (!o.probes.has(name)) continue;
+        status.push({
+          name,
+          attached: true,
+          attachType: variant.type,
+          ...(fallback ? { reason: fallback } : {}),
+        });
+      }
+    }
+  }
   if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) for (const p of variant.io) obj.attach(p);
   return status;
 }
@@ -320,7 +353,8 @@ class NetProbesImpl implements NetProbes {
     if (notes.length > 0) for (const s of fixed) s.reason = [s.reason, ...notes].filter(Boolean).join('; ');
     this.#counters = obj.map('counters');
     const kinds: LibraryKind[] = [];
-    if (o.probes.has('net_connect') || o.probes.has('net_accept')) kinds.push('libc');
+    if (o.sockSource === 'libc' && (o.probes.has('net_connect') || o.probes.has('net_accept')))
+      kinds.push('libc');
     if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) kinds.push('libssl', 'ssl-static');
     this.#scanner = new LibraryScanner({ procRoot: o.procRoot, staticSsl: o.staticSsl });
     this.#attacher = new UprobeAttacher(obj, kinds);
@@ -370,8 +404,10 @@ class NetProbesImpl implements NetProbes {
             : undefined;
       out.push({ name, attached: good.length > 0, attachType: 'uprobe', ...(reason ? { reason } : {}) });
     };
-    up('net_connect', ['libc'], 'libc');
-    up('net_accept', ['libc'], 'libc');
+    if (this.#o.sockSource === 'libc') {
+      up('net_connect', ['libc'], 'libc');
+      up('net_accept', ['libc'], 'libc');
+    }
     up('tls_handshake', ['libssl', 'ssl-static'], 'OpenSSL');
     up('tls_io', ['libssl', 'ssl-static'], 'OpenSSL');
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
