@@ -208,7 +208,8 @@ describe.runIf(canCtr)('stella end to end: start, status, SIGTERM, verify-chain,
     // Tamper with one byte of a sealed chunk: verification fails and names it.
     const chunk = readdirSync(evidence).find((f) => /^chunk-\d+\.ndjson$/.test(f))!;
     const bytes = readFileSync(join(evidence, chunk));
-    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = (bytes[at] ?? 0) ^ 0x01;
     writeFileSync(join(evidence, chunk), bytes);
     const bad = stella(['signals', 'verify-chain', evidence, '--key', pub]);
     expect(bad.code).toBe(1);
