@@ -136,6 +136,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #stopped = false;
   #iterating = false;
   #records = 0n;
+  /** Last counters read from each runtime: what the final status uses once they are closed. */
+  #lastCounters = new Map<ProbeRuntime, ReturnType<ProbeRuntime['counters']>>();
 
   constructor(options: CollectOptions = {}) {
     super();
@@ -328,8 +330,10 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       let counters: ReturnType<ProbeRuntime['counters']>;
       try {
         counters = rt.counters();
+        this.#lastCounters.set(rt, counters);
       } catch {
-        counters = new Map();
+        // Closed: the counters read just before detaching are the final ones.
+        counters = this.#lastCounters.get(rt) ?? new Map();
       }
       for (const st of rt.status) {
         const c = counters.get(st.name);
@@ -457,6 +461,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     this.#closing ??= (async () => {
       this.#stopped = true;
       await this.ready.catch(() => undefined);
+      this.#accounts(); // snapshot the kernel counters before the maps go away
       await this.#teardown();
       await Promise.allSettled(this.#pumps);
       this.#input.end();

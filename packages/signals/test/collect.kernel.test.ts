@@ -139,6 +139,38 @@ describe.runIf(run)('collect() on the real kernel', () => {
   }, 60_000);
 });
 
+describe.runIf(run)('collect(): in-kernel dedup shows in the final status', () => {
+  it('reports a repeated open once and counts the repeats as deduplicated, after the probes are closed', async () => {
+    const dir = tmp();
+    const file = join(dir, 'opened-50-times.txt');
+    writeFileSync(file, 'x');
+    const c = collect({
+      statusIntervalMs: 60_000,
+      enrich: false,
+      probes: { exec: false, tcp_state: false, libc_net: false, tls: false },
+      filters: { pathAllowlist: [`${dir}/**`] },
+    });
+    await c.ready;
+    const records: EvidenceRecord[] = [];
+    const consumer = (async () => {
+      for await (const r of c) records.push(r);
+    })();
+    await sleep(200);
+    const py = `for _ in range(50): open(${JSON.stringify(file)}).close()`;
+    expect(spawnSync('python3', ['-c', py]).status).toBe(0);
+    await sleep(300);
+    await c.close();
+    await consumer;
+    expect(records.filter((r) => r.type === 'file_open' && r.path === file)).toHaveLength(1);
+    const final = records.at(-1) as CollectorStatusRecord;
+    expect(final.final).toBe(true);
+    const fo = final.probes.find((p) => p.name === 'file_open')!;
+    expect(BigInt(fo.deduplicated)).toBeGreaterThanOrEqual(49n);
+    expect(BigInt(fo.emitted)).toBe(BigInt(records.filter((r) => r.type === 'file_open').length));
+    invariantHolds(final);
+  }, 60_000);
+});
+
 describe.runIf(run)('Collector: kernel events to a verified, signed chain', () => {
   it('serves status while running, and a clean stop leaves a closed chain that verifies', async () => {
     const dir = tmp();
