@@ -530,11 +530,6 @@ static __always_inline int emit_sock(void *ctx, struct net_sock_args *ap, int re
 			bpf_map_update_elem(&sk_owner, &key, &o, BPF_ANY);
 		}
 	}
-	if (cfg_user_stack) {
-		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
-		e->stack_len = n > 0 ? (__u64)n / 8 : 0;
-	}
-
 	struct stella_dedup_key dk = {};
 	if (cfg_dedup) {
 		/* Fact: (cgroup, remote endpoint, call, outcome). connect: the
@@ -555,6 +550,11 @@ static __always_inline int emit_sock(void *ctx, struct net_sock_args *ap, int re
 			stella_count(probe, STELLA_C_DEDUPLICATED);
 			return 0;
 		}
+	}
+	/* Unwinding is the costliest step: only for records that are sent. */
+	if (cfg_user_stack) {
+		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
+		e->stack_len = n > 0 ? (__u64)n / 8 : 0;
 	}
 	if (stella_output(probe, e, sizeof(*e)) != 0)
 		stella_dedup_forget(&dk);
@@ -788,10 +788,6 @@ static __always_inline void emit_tls(void *ctx, struct net_session *sess, __u64 
 		e->sni_len = sess->sni_len;
 		__builtin_memcpy(e->sni, sess->sni, NET_SNI_MAX);
 	}
-	if (cfg_user_stack && op != NET_TLS_FREE) {
-		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
-		e->stack_len = n > 0 ? (__u64)n / 8 : 0;
-	}
 	struct stella_dedup_key dk = {};
 	if (cfg_dedup) {
 		/* io fact: (cgroup, session, direction); handshake fact: (cgroup, server name + peer, result). */
@@ -812,6 +808,10 @@ static __always_inline void emit_tls(void *ctx, struct net_session *sess, __u64 
 			stella_count(probe, STELLA_C_DEDUPLICATED);
 			return;
 		}
+	}
+	if (cfg_user_stack && op != NET_TLS_FREE) {
+		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
+		e->stack_len = n > 0 ? (__u64)n / 8 : 0;
 	}
 	if (stella_output(probe, e, sizeof(*e)) != 0)
 		stella_dedup_forget(&dk);

@@ -20,15 +20,18 @@ export const LIBC_UPROBES: readonly UprobeSpec[] = [
   { symbol: 'accept4', enter: 'net_accept4_enter', exit: 'net_sock_exit' },
 ];
 
-/** OpenSSL functions probed for tls_io / tls_handshake. Buffers are never read. */
+/**
+ * OpenSSL functions probed for tls_io / tls_handshake. Buffers are never read.
+ * SSL_connect and SSL_accept are not probed: both are SSL_set_*_state +
+ * SSL_do_handshake (ssl/ssl_lib.c in 1.1.1 and 3.x), whose probes already see
+ * the role and the result, and every probe hit is a trap (~16 µs on a VM).
+ */
 export const SSL_UPROBES: readonly UprobeSpec[] = [
   { symbol: 'SSL_read', enter: 'net_ssl_read_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_write', enter: 'net_ssl_write_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_read_ex', enter: 'net_ssl_read_ex_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_write_ex', enter: 'net_ssl_write_ex_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_do_handshake', enter: 'net_ssl_do_handshake_enter', exit: 'net_ssl_exit' },
-  { symbol: 'SSL_connect', enter: 'net_ssl_connect_enter', exit: 'net_ssl_exit' },
-  { symbol: 'SSL_accept', enter: 'net_ssl_accept_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_ctrl', enter: 'net_ssl_ctrl_enter' },
   { symbol: 'SSL_set_fd', enter: 'net_ssl_set_fd_enter' },
   { symbol: 'SSL_set_accept_state', enter: 'net_ssl_set_accept_state_enter' },
