@@ -306,6 +306,35 @@ describe.runIf(canRunBpf('TLS probes with real peers') && gate('TLS probes: tool
       });
     }
 
+    it('handshake-only collection probes no SSL_read/SSL_write and still reports SNI, peer and result', async () => {
+      const srv = servers['4'];
+      if (!srv) throw new Error('server not started');
+      const h = collect({ probes: ['tls_handshake'] });
+      try {
+        const lib = h.probes.libraries().find((l) => l.target.kind === 'libssl');
+        expect(lib?.symbols).toContain('SSL_do_handshake');
+        expect(lib?.symbols).not.toContain('SSL_read');
+        expect(lib?.symbols).not.toContain('SSL_write');
+        const curl = await run('curl', [
+          '-sS',
+          '-o',
+          '/dev/null',
+          '--cacert',
+          cert,
+          '--resolve',
+          `localhost:${srv.port}:127.0.0.1`,
+          `https://localhost:${srv.port}/${MARKER}`,
+        ]);
+        expect(curl.code, curl.stderr).toBe(0);
+        const [hs] = await waitFor(h, 'handshake-only record', isTls('tls_handshake', curl.pid));
+        expect(hs).toMatchObject({ result: 'ok', role: 'client', tuple: { remote: { port: srv.port } } });
+        expect(hs?.sni?.toString()).toBe('localhost');
+        expect(h.events.filter((e) => e.type === 'tls_io')).toEqual([]);
+      } finally {
+        await h.stop();
+      }
+    });
+
     it('no payload byte reaches any record: the marker is in no raw ring record and no JSON record', async () => {
       // The marker really went through the probed calls (so this test can fail).
       const wrote = c.events.filter(

@@ -39,6 +39,14 @@ export const SSL_UPROBES: readonly UprobeSpec[] = [
   { symbol: 'SSL_free', enter: 'net_ssl_free_enter' },
 ];
 
+/** OpenSSL functions only the tls_io probe needs (each call is two traps). */
+export const SSL_IO_SYMBOLS: ReadonlySet<string> = new Set([
+  'SSL_read',
+  'SSL_write',
+  'SSL_read_ex',
+  'SSL_write_ex',
+]);
+
 /** Symbols without which a file is not probed at all. */
 const REQUIRED: Record<LibraryKind, readonly string[]> = {
   libc: ['connect'],
@@ -69,9 +77,21 @@ export class UprobeAttacher {
   readonly #done = new Map<string, AttachedLibrary>();
   readonly #kinds: ReadonlySet<LibraryKind>;
 
-  constructor(host: UprobeHost, kinds: Iterable<LibraryKind> = ['libc', 'libssl', 'ssl-static']) {
+  readonly #ssl: readonly UprobeSpec[];
+
+  /**
+   * @param kinds which target kinds to probe
+   * @param sslSpecs the OpenSSL functions to probe (default all of SSL_UPROBES;
+   *   a handshake-only collector leaves out SSL_read/SSL_write and their traps)
+   */
+  constructor(
+    host: UprobeHost,
+    kinds: Iterable<LibraryKind> = ['libc', 'libssl', 'ssl-static'],
+    sslSpecs: readonly UprobeSpec[] = SSL_UPROBES,
+  ) {
     this.#host = host;
     this.#kinds = new Set(kinds);
+    this.#ssl = sslSpecs;
   }
 
   /** Files handled so far, by key. */
@@ -82,13 +102,16 @@ export class UprobeAttacher {
   /** Attach to a target unless its file was handled already. Returns the new entry, or undefined. */
   attach(target: LibraryTarget): AttachedLibrary | undefined {
     if (!this.#kinds.has(target.kind) || this.#done.has(target.key)) return undefined;
-    const specs = target.kind === 'libc' ? LIBC_UPROBES : SSL_UPROBES;
+    const specs = target.kind === 'libc' ? LIBC_UPROBES : this.#ssl;
     const links: BpfLink[] = [];
     const symbols: string[] = [];
     let missing: string[] = [];
     let error: string | undefined;
     try {
-      const funcs = dynamicFunctions(target.path, new Set(specs.map((s) => s.symbol)));
+      const funcs = dynamicFunctions(
+        target.path,
+        new Set([...specs.map((s) => s.symbol), ...REQUIRED[target.kind]]),
+      );
       missing = specs.filter((s) => !funcs.has(s.symbol)).map((s) => s.symbol);
       const lacking = REQUIRED[target.kind].filter((s) => !funcs.has(s));
       if (lacking.length > 0) {

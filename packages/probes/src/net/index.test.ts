@@ -11,6 +11,7 @@ describe('@stellaops/probes net surface', () => {
       'NET_COUNTER_SLOT',
       'NET_KIND',
       'NET_LAYOUT',
+      'SSL_IO_SYMBOLS',
       'SSL_UPROBES',
       'STATIC_SSL_REQUIRED',
       'TlsCorrelator',

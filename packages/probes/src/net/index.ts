@@ -1,5 +1,5 @@
 export type { AttachedLibrary, UprobeHost, UprobeSpec } from './attach.js';
-export { LIBC_UPROBES, SSL_UPROBES, UprobeAttacher } from './attach.js';
+export { LIBC_UPROBES, SSL_IO_SYMBOLS, SSL_UPROBES, UprobeAttacher } from './attach.js';
 export { TlsCorrelator } from './correlate.js';
 export type {
   Endpoint,

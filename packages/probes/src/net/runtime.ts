@@ -18,7 +18,7 @@ import {
   type RingBufferReader,
 } from '@stellaops/bpf-loader';
 import { ProbeOptionError, ProbesError } from '../errors.js';
-import { type AttachedLibrary, UprobeAttacher } from './attach.js';
+import { type AttachedLibrary, SSL_IO_SYMBOLS, SSL_UPROBES, UprobeAttacher } from './attach.js';
 import { decodeNetRecord, type NetEvent } from './decode.js';
 import { fileKey, hostLibraries, type LibraryKind, LibraryScanner } from './discovery.js';
 import { NET_COUNTER_SLOT, type NetProbeName } from './layout.js';
@@ -357,7 +357,11 @@ class NetProbesImpl implements NetProbes {
       kinds.push('libc');
     if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) kinds.push('libssl', 'ssl-static');
     this.#scanner = new LibraryScanner({ procRoot: o.procRoot, staticSsl: o.staticSsl });
-    this.#attacher = new UprobeAttacher(obj, kinds);
+    // Without tls_io, SSL_read/SSL_write are not probed: a handshake-only collector pays no trap per I/O call.
+    const sslSpecs = o.probes.has('tls_io')
+      ? SSL_UPROBES
+      : SSL_UPROBES.filter((u) => !SSL_IO_SYMBOLS.has(u.symbol));
+    this.#attacher = new UprobeAttacher(obj, kinds, sslSpecs);
     for (const p of o.libcPaths) this.#attachPath('libc', p);
     for (const p of o.sslPaths) this.#attachPath('libssl', p);
     if (o.hostLibraries) for (const t of hostLibraries()) this.#attacher.attach(t);
