@@ -51,6 +51,7 @@ interface Helpers {
   checks: ((s: string) => boolean)[];
   fns: (Encoder | Verifier)[];
   matchString: (txt: string, p: number, v: string) => number;
+  matchChars: (txt: string, p: number, s: string) => number;
   memos: WeakMap<object, string>[];
   isFrozen: (o: object) => boolean;
   deepFrozen: (o: object) => boolean;
@@ -77,8 +78,9 @@ function matchString(txt: string, p: number, v: string): number {
     // No escape anywhere in the line: every string literal in it is its value
     // between quotes (a raw '"' would end it, JSON.parse rejects raw control
     // characters), so the canonical text of v is '"' + v + '"'. Native compare.
-    const end = p + 1 + v.length;
-    if (txt.charCodeAt(p) !== 0x22 || txt.charCodeAt(end) !== 0x22 || !txt.startsWith(v, p + 1)) return -1;
+    if (txt.charCodeAt(p) !== 0x22) return -1;
+    const end = matchChars(txt, p + 1, v);
+    if (end < 0 || txt.charCodeAt(end) !== 0x22) return -1;
     return isWellFormed(v) ? end + 1 : -1;
   }
   if (txt.charCodeAt(p) !== 0x22) return -1;
@@ -96,6 +98,23 @@ function matchString(txt: string, p: number, v: string): number {
 }
 
 type Mode = 'encode' | 'verify';
+
+/**
+ * Generated statements matching the fixed ASCII text `lit` at `p` in `txt`,
+ * unrolled to charCodeAt compares (much cheaper than a startsWith call for
+ * the short member names and literals of a record).
+ */
+function literal(lit: string, fail: string): string {
+  const tests = [...lit].map((c, i) => `txt.charCodeAt(p${i === 0 ? '' : ` + ${i}`}) !== ${c.charCodeAt(0)}`);
+  return `if (${tests.join(' || ')}) return ${fail};\np += ${lit.length};`;
+}
+
+/** Match the characters of `s` at `p` in `txt`: the position after them, or -1. */
+function matchChars(txt: string, p: number, s: string): number {
+  if (p + s.length > txt.length) return -1;
+  for (let i = 0; i < s.length; i++) if (txt.charCodeAt(p + i) !== s.charCodeAt(i)) return -1;
+  return p + s.length;
+}
 
 /**
  * Compiles the schema to straight-line functions. In "encode" mode a
@@ -116,6 +135,7 @@ class Compiler {
     fits: fitsUtf8,
     quote,
     matchString,
+    matchChars,
     sets: [],
     res: [],
     checks: [],
@@ -255,19 +275,20 @@ ${out} += ']';`;
     const F = this.fail;
     switch (t.kind) {
       case 'int':
-        return `{ const d = '' + ${v}; if (!txt.startsWith(d, p)) return ${F}; p += d.length; }`;
+        return `p = h.matchChars(txt, p, '' + ${v});\nif (p < 0) return ${F};`;
       case 'string':
       case 'bytes':
         return `p = h.matchString(txt, p, ${v});\nif (p < 0) return ${F};`;
       case 'bool':
-        return `if (${v}) { if (!txt.startsWith('true', p)) return ${F}; p += 4; } else { if (!txt.startsWith('false', p)) return ${F}; p += 5; }`;
-      case 'const': {
-        const lit = JSON.stringify(t.value);
-        return `if (!txt.startsWith(${JSON.stringify(lit)}, p)) return ${F};\np += ${lit.length};`;
-      }
+        return `if (${v}) { ${literal('true', F)} } else { ${literal('false', F)} }`;
+      case 'const':
+        return literal(JSON.stringify(t.value), F);
       default:
-        return `if (txt.charCodeAt(p) !== 34 || !txt.startsWith(${v}, p + 1) || txt.charCodeAt(p + 1 + ${v}.length) !== 34) return ${F};
-p += ${v}.length + 2;`;
+        // u64, enum, pattern: their lexical forms never need escaping.
+        return `if (txt.charCodeAt(p) !== 34) return ${F};
+p = h.matchChars(txt, p + 1, ${v});
+if (p < 0 || txt.charCodeAt(p) !== 34) return ${F};
+p++;`;
     }
   }
 
@@ -305,10 +326,10 @@ p += ${v}.length + 2;`;
     for (const key of Object.keys(t.fields).sort()) {
       const field = t.fields[key]!;
       const name = JSON.stringify(key);
-      const first = JSON.stringify(`${name}:`);
       const next = JSON.stringify(`,${name}:`);
       const member = verify
-        ? `{ const k = n === 0 ? ${first} : ${next}; if (!txt.startsWith(k, p)) return ${F}; p += k.length; }
+        ? `if (n !== 0) { if (txt.charCodeAt(p) !== 44) return ${F}; p++; }
+${literal(`${name}:`, F)}
 ${this.value(field.type, 'v', 'x')}
 n++;`
         : `${this.value(field.type, 'v', 'x')}
@@ -382,12 +403,12 @@ export function fastEncode(record: unknown): string | undefined {
 }
 
 /**
- * True when `text` is exactly the canonical text (without newline) of
- * `record` and the fast path vouches the record is valid. False means "not
+ * True when `text` up to `end` is exactly the canonical text (without
+ * newline) of `record` and the fast path vouches the record is valid. False means "not
  * shown": the caller falls back to full validation and json-canonicalize.
  * Internal: the decoder's canonical-form check without building the string.
  */
-export function fastVerify(record: unknown, text: string): boolean {
+export function fastVerify(record: unknown, text: string, end = text.length): boolean {
   if (record === null || typeof record !== 'object') return false;
   const type = (record as { type?: unknown }).type;
   if (typeof type !== 'string') return false;
@@ -395,7 +416,7 @@ export function fastVerify(record: unknown, text: string): boolean {
   if (verify === undefined) return false;
   lineHasBackslash = text.includes('\\');
   try {
-    return verify(record, text, 0) === text.length;
+    return verify(record, text, 0) === end;
   } finally {
     lineHasBackslash = true;
   }
