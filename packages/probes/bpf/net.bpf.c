@@ -410,11 +410,10 @@ static __always_inline int on_sys_enter(struct pt_regs *regs, long id)
  * the syscall's -errno into -1 + errno, so errno is taken here for the
  * uretprobe to report.
  */
-static __always_inline int on_sys_exit(void *ctx, struct pt_regs *regs, long ret)
+static __always_inline int on_sys_exit(void *ctx, struct pt_regs *regs, long nr, long ret)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (cfg_sock_syscalls) {
-		long nr = SYSCALL_NR(regs);
 		if (nr != NET_NR_connect && nr != NET_NR_accept && nr != NET_NR_accept4)
 			return 0;
 		struct net_sock_args *a = bpf_map_lookup_elem(&sock_args, &pid_tgid);
@@ -427,7 +426,6 @@ static __always_inline int on_sys_exit(void *ctx, struct pt_regs *regs, long ret
 	struct net_sock_args *a = bpf_map_lookup_elem(&sock_args, &pid_tgid);
 	if (!a)
 		return 0;
-	long nr = SYSCALL_NR(regs);
 	if (nr == NET_NR_connect || nr == NET_NR_accept || nr == NET_NR_accept4) {
 		a->sys_ret = ret;
 		a->errno_known = 1;
@@ -450,13 +448,14 @@ int BPF_PROG(net_sys_enter_raw, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(net_sys_exit_btf, struct pt_regs *regs, long ret)
 {
-	return on_sys_exit(ctx, regs, ret);
+	/* A BTF-typed pointer: a plain load, no probe-read helper on every syscall. */
+	return on_sys_exit(ctx, regs, NET_SYSCALL_NR_BTF(regs), ret);
 }
 
 SEC("?raw_tp/sys_exit")
 int BPF_PROG(net_sys_exit_raw, struct pt_regs *regs, long ret)
 {
-	return on_sys_exit(ctx, regs, ret);
+	return on_sys_exit(ctx, regs, SYSCALL_NR(regs), ret);
 }
 
 /* Build and submit a connect/accept record. ret/err are libc-style: -1 and errno on failure. */

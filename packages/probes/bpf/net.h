@@ -50,10 +50,13 @@ enum net_probe {
 #define NET_NR_connect 42
 #define NET_NR_accept 43
 #define NET_NR_accept4 288
+/* Syscall number from a BTF-typed pt_regs (tp_btf): a plain load. */
+#define NET_SYSCALL_NR_BTF(regs) ((regs)->orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define NET_NR_connect 203
 #define NET_NR_accept 202
 #define NET_NR_accept4 242
+#define NET_SYSCALL_NR_BTF(regs) ((regs)->syscallno)
 #endif
 
 /* TCP states (include/net/tcp_states.h). */
