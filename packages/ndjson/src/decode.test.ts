@@ -68,6 +68,27 @@ describe('decodeLine', () => {
     expect(() => decodeLine(line)).toThrow(/SCHEMA: \$\.comm: string contains a lone UTF-16 surrogate/);
   });
 
+  it('recognises a container text it verified before, and still rejects a duplicated one', () => {
+    const line = encodeRecord(fileOpen);
+    expect(decodeLine(line)).toEqual(fileOpen);
+    expect(decodeLine(encodeRecord({ ...fileOpen, pid: 7 } as EvidenceRecord))).toEqual({
+      ...fileOpen,
+      pid: 7,
+    });
+    const at = line.indexOf('"container":');
+    const end = line.indexOf(',"dirfd"');
+    const member = line.slice(at, end);
+    // The same (remembered) container text twice: JSON.parse keeps the last, the line is not canonical.
+    expect(() => decodeLine(`${line.slice(0, end)},${member}${line.slice(end)}`)).toThrow(/NOT_CANONICAL/);
+    // A remembered container followed by a different one for the same member.
+    const other = member.replace('"runtime":"containerd"', '"runtime":"cri-o"');
+    expect(() => decodeLine(`${line.slice(0, end)},${other}${line.slice(end)}`)).toThrow(/NOT_CANONICAL/);
+    // A changed container is checked in full again.
+    expect(() => decodeLine(line.replace('"status":"resolved"', '"status":"gone"'))).toThrow(
+      /SCHEMA: \$\.container\.status/,
+    );
+  });
+
   it('reports NOT_CANONICAL for a valid record written differently, naming the byte column', () => {
     const text = JSON.stringify(fileOpen, null, 1);
     expect(() => decodeLine(text.replace(/\n/g, ''))).toThrow(

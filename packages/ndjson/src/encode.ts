@@ -53,8 +53,27 @@ interface Helpers {
   matchString: (txt: string, p: number, v: string) => number;
   matchChars: (txt: string, p: number, s: string) => number;
   memos: WeakMap<object, string>[];
+  texts: string[][];
+  remember: (seen: string[], text: string) => void;
   isFrozen: (o: object) => boolean;
   deepFrozen: (o: object) => boolean;
+}
+
+/** How many verified texts each nested object type remembers. */
+const REMEMBERED_TEXTS = 8;
+
+/**
+ * Remember the text of a nested object (a container attribution) that was
+ * just verified as valid and canonical, most recent first. The records of a
+ * stream repeat the same few containers, and the same text at the same place
+ * parses to the same value, so the next record with it skips the checks: a
+ * native compare instead. The place is certain because everything before it
+ * was matched as canonical text, and a duplicated member would leave text
+ * nothing can match.
+ */
+function remember(seen: string[], text: string): void {
+  if (seen.length >= REMEMBERED_TEXTS) seen.pop();
+  seen.unshift(text);
 }
 
 /** True when `o` and every object or array inside it is frozen. */
@@ -141,6 +160,8 @@ class Compiler {
     checks: [],
     fns: [],
     memos: [],
+    texts: [],
+    remember,
     isFrozen: Object.isFrozen,
     deepFrozen,
   };
@@ -321,6 +342,16 @@ p++;`;
         `const frozen = h.isFrozen(o); if (frozen) { const c = ${memo}.get(o); if (c !== undefined) return c; }`,
       );
     }
+    const recall = nested && verify;
+    let texts = '';
+    if (recall) {
+      this.h.texts.push([]);
+      texts = `h.texts[${this.h.texts.length - 1}]`;
+      body.push(
+        `const p0 = p;`,
+        `{ const seen = ${texts}; for (let j = 0; j < seen.length; j++) { const c = seen[j]; if (txt.startsWith(c, p)) return p + c.length; } }`,
+      );
+    }
     if (verify) body.push(`if (txt.charCodeAt(p) !== 123) return ${F};`, 'p++;');
     // RFC 8785 member order: UTF-16 code units, which is what Array.prototype.sort does.
     for (const key of Object.keys(t.fields).sort()) {
@@ -357,7 +388,13 @@ n++; s += ${next} + x;`;
     for (const [a, b] of t.u64Order) {
       body.push(`if (h.cmpU64(o[${JSON.stringify(a)}], o[${JSON.stringify(b)}]) > 0) return ${F};`);
     }
-    if (verify) {
+    if (recall) {
+      body.push(
+        `if (txt.charCodeAt(p) !== 125) return ${F};`,
+        `h.remember(${texts}, txt.slice(p0, p + 1));`,
+        'return p + 1;',
+      );
+    } else if (verify) {
       body.push(`if (txt.charCodeAt(p) !== 125) return ${F};`, 'return p + 1;');
     } else if (memoize) {
       body.push(
@@ -404,7 +441,9 @@ export function fastEncode(record: unknown): string | undefined {
 
 /**
  * True when `text` up to `end` is exactly the canonical text (without
- * newline) of `record` and the fast path vouches the record is valid. False means "not
+ * newline) of `record` and the fast path vouches the record is valid.
+ * `record` must be `JSON.parse(text)`: nested objects whose text was verified
+ * before are recognised by their text alone. False means "not
  * shown": the caller falls back to full validation and json-canonicalize.
  * Internal: the decoder's canonical-form check without building the string.
  */
