@@ -346,8 +346,10 @@ export async function* decodeStream(
  * framing layer) delivers it: each item is one line, without or with its
  * "\n". Same checks, modes and results as {@link decodeStream}, with byte
  * offsets counted as if each line were followed by one "\n". A source that
- * yields lines cannot show a missing final newline, so truncation inside the
- * last line is only caught when it breaks the JSON.
+ * yields lines hides the line terminators: a missing final newline is only
+ * caught when the last line's JSON breaks, and a line reader that strips
+ * "\r\n" hides CRLF rewriting. To check the bytes exactly, decode them with
+ * decodeStream.
  */
 export async function* decodeLines(
   lines: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,

@@ -93,19 +93,6 @@ export class NdjsonError extends Error {
     this.issues = details.issues ?? (details.path === undefined ? [] : [{ path: details.path, reason }]);
     this.hint = details.hint;
   }
-
-  /** The same error placed at a line of a stream. */
-  at(location: LineLocation): NdjsonError {
-    const details: NdjsonErrorDetails = {
-      lineNumber: location.lineNumber ?? this.lineNumber,
-      byteOffset: location.byteOffset ?? this.byteOffset,
-      issues: this.issues,
-      ...(this.path === undefined ? {} : { path: this.path }),
-      ...(this.hint === undefined ? {} : { hint: this.hint }),
-      ...(this.cause === undefined ? {} : { cause: this.cause }),
-    };
-    return new NdjsonError(this.code, this.reason, details);
-  }
 }
 
 // Bundlers may rename the class (esbuild emits `_NdjsonError`); pin the name
