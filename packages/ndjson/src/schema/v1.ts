@@ -203,15 +203,18 @@ export const PROCESS_FIELDS = {
 const fileOpen = {
   path: req(bytes(PATH_MAX), 'Path as opened; absolute when `path_resolution` is not "unresolved".'),
   path_resolution: req(
-    enumOf(['absolute', 'cwd', 'dirfd', 'unresolved']),
-    '"absolute": the caller passed an absolute path; "cwd": relative, joined to the working directory; "dirfd": relative, joined to the directory of `dirfd`; "unresolved": relative and could not be joined (path is as passed).',
+    enumOf(['absolute', 'cwd', 'dirfd', 'fd', 'unresolved']),
+    '"absolute": the caller passed an absolute path; "cwd": relative, joined to the working directory; "dirfd": relative, joined to the directory of `dirfd`; "fd": read back from the opened file itself (open_by_handle_at, the LSM probe); "unresolved": relative and could not be joined (path is as passed).',
   ),
   path_truncated: req(bool(), 'True when the path was longer than the probe could copy and was cut.'),
   flags: req(u32(), 'open(2) flags (O_*).'),
   mode: req(u32(), 'Mode argument (used with O_CREAT / O_TMPFILE).'),
   dirfd: req(i32(), 'Directory file descriptor argument; -100 is AT_FDCWD.'),
   ret: req(i32(), 'Return value: the new file descriptor, or -errno.'),
-  syscall: req(enumOf(['open', 'openat', 'openat2', 'creat']), 'System call that opened the file.'),
+  syscall: req(
+    enumOf(['open', 'openat', 'openat2', 'creat', 'open_by_handle_at', 'lsm']),
+    'System call that opened the file; "lsm" when seen at security_file_open (io_uring and kernel-internal opens too).',
+  ),
   container_path: opt(
     bytes(PATH_MAX),
     'The same file as a path inside the container root, when enrichment mapped it.',
