@@ -19,6 +19,8 @@ export function packageBuild(entry: Entries, overrides: Options = {}): Options {
     splitting: false,
     // import.meta.url in the CJS build (binding and version lookups use it).
     shims: true,
+    // Error classes report `name = this.constructor.name`; callers match on it.
+    keepNames: true,
     // Sibling packages stay separate: each is installed on its own, and a
     // bundled copy would look for its native addon and BPF objects in the
     // wrong package directory.

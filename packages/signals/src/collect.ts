@@ -1,4 +1,5 @@
 import {
+  type ContainerField,
   ContainerTracker,
   type ContainerTrackerOptions,
   containerField,
@@ -138,6 +139,12 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #records = 0n;
   /** Last counters read from each runtime: what the final status uses once they are closed. */
   #lastCounters = new Map<ProbeRuntime, ReturnType<ProbeRuntime['counters']>>();
+  /**
+   * One frozen `container` member per resolution: the tracker hands out the
+   * same Resolution for every record of a cgroup, and the encoder is twice
+   * as fast on a shared frozen object (docs/performance.md).
+   */
+  #containerFields = new WeakMap<Resolution, ContainerField | undefined>();
 
   constructor(options: CollectOptions = {}) {
     super();
@@ -294,6 +301,17 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     }
   }
 
+  #container(r: Resolution): ContainerField | undefined {
+    if (this.#containerFields.has(r)) return this.#containerFields.get(r);
+    const f = containerField(r);
+    if (f) {
+      if (f.k8s) Object.freeze(f.k8s);
+      Object.freeze(f);
+    }
+    this.#containerFields.set(r, f);
+    return f;
+  }
+
   /** Turn one enriched item into its record, or count why there is none. */
   #record(item: Item & { enrichment?: Resolution }): EvidenceRecord | undefined {
     const probe = probeNameOf(item.k);
@@ -309,7 +327,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         seq: this.#seq,
         wallNs: h.monoNs + this.#wallOffset,
         hostId: this.host.hostId,
-        container: item.enrichment ? containerField(item.enrichment) : undefined,
+        container: item.enrichment ? this.#container(item.enrichment) : undefined,
         stack: this.#stack(h.pid, item.k),
       },
       tls,
