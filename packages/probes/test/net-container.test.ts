@@ -71,8 +71,11 @@ describe.runIf(runnable)('libc uprobes inside a real containerd container (kerne
     await c?.stop();
     ctr?.stop();
     execFileSync('ctr', ['-n', ns, 'image', 'rm', image.ref], { stdio: 'ignore' });
-    // Best effort: containerd garbage-collects the image's content asynchronously.
-    spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' });
+    // containerd garbage-collects the image's content asynchronously: retry, then give up quietly.
+    for (let i = 0; i < 30; i++) {
+      if (spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' }).status === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 
