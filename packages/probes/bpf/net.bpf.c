@@ -222,6 +222,38 @@ static __always_inline void owner_from_current(struct net_owner *o, __u64 now, _
 	__builtin_memcpy(o->comm, h.comm, STELLA_COMM_LEN);
 }
 
+/* ---- exec hints ---- */
+
+/*
+ * A new program image: user space re-scans that process's mappings so a
+ * libc or libssl file never seen before is probed without waiting for the
+ * periodic scan. Pids only, on their own small ring (never in the evidence
+ * stream); a full ring drops hints, which the periodic scan covers.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 * 1024);
+} exec_hints SEC(".maps");
+
+static __always_inline int on_exec_hint(void)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_ringbuf_output(&exec_hints, &pid, sizeof(pid), 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(net_exec_hint_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return on_exec_hint();
+}
+
+SEC("?raw_tp/sched_process_exec")
+int BPF_PROG(net_exec_hint_raw, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return on_exec_hint();
+}
+
 /* ---- TCP state ---- */
 
 static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate)

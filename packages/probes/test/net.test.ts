@@ -299,39 +299,10 @@ describe.runIf(canRunBpf('net probes: filters, dedup and per-inode attach'))(
 
     it('a chroot with its own copy of libc gets its own uprobes (per device+inode) and its calls are seen', async (ctx) => {
       if (!gate('net probes: chroot test needs gcc', commandUnavailableReason('gcc'))) return ctx.skip();
-      const dir = mkdtempSync(join(tmpdir(), 'stella-chroot-'));
+      const { dir, root, libc } = makeChroot();
       try {
-        const root = join(dir, 'root');
-        mkdirSync(join(root, 'lib/x86_64-linux-gnu'), { recursive: true });
-        mkdirSync(join(root, 'lib64'), { recursive: true });
-        const src = join(dir, 'prog.c');
-        writeFileSync(
-          src,
-          `#include <arpa/inet.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
-int main(int argc, char **argv) {
-  char b[4];
-  if (read(0, b, 1) < 0) return 2; /* wait until the test has probed our libc */
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(atoi(argv[1]));
-  a.sin_addr.s_addr = htonl(0x7f000001);
-  printf("%d\\n", connect(s, (struct sockaddr *)&a, sizeof a));
-  return 0;
-}
-`,
-        );
-        execFileSync('gcc', ['-O2', '-o', join(root, 'prog'), src]);
-        const libc = join(root, 'lib/x86_64-linux-gnu/libc.so.6');
-        copyFileSync('/lib/x86_64-linux-gnu/libc.so.6', libc);
-        copyFileSync('/lib64/ld-linux-x86-64.so.2', join(root, 'lib64/ld-linux-x86-64.so.2'));
         expect(fileKey(libc)).not.toBe(fileKey('/lib/x86_64-linux-gnu/libc.so.6'));
-
-        const c = collect({ probes: NET_ONLY, sockSource: 'libc' });
+        const c = collect({ probes: NET_ONLY, sockSource: 'libc', rescanOnExec: false });
         try {
           const port = await freePort();
           const child = spawn('chroot', [root, '/prog', String(port)], {
@@ -348,8 +319,9 @@ int main(int argc, char **argv) {
             target: { kind: 'libc', pid },
             symbols: ['connect', 'accept', 'accept4'],
           });
+          const exited = new Promise((r) => child.on('exit', r));
           child.stdin?.end('x');
-          await new Promise((r) => child.on('exit', r));
+          await exited;
           const [conn] = await waitFor(c, 'chrooted connect', isSock('net_connect', pid));
           expect(conn).toMatchObject({ ret: -1, errno: ECONNREFUSED, address: { family: 'inet', port } });
           expect(conn?.header.comm.toString()).toBe('prog');
@@ -360,8 +332,66 @@ int main(int argc, char **argv) {
         rmSync(dir, { recursive: true, force: true });
       }
     });
+
+    it('a process exec-ing with a libc file never seen before is probed without a manual scan (exec hint)', async (ctx) => {
+      if (!gate('net probes: chroot test needs gcc', commandUnavailableReason('gcc'))) return ctx.skip();
+      const { dir, root, libc } = makeChroot();
+      const c = collect({ probes: NET_ONLY, sockSource: 'libc', rescanIntervalMs: 0 });
+      try {
+        const port = await freePort();
+        const child = spawn('chroot', [root, '/prog', String(port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+        const pid = child.pid ?? 0;
+        let entry: ReturnType<typeof c.probes.libraries>[number] | undefined;
+        for (let i = 0; i < 100 && !entry; i++) {
+          entry = c.probes.libraries().find((l) => l.target.key === fileKey(libc));
+          if (!entry) await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(entry).toMatchObject({ target: { kind: 'libc', pid } });
+        const exited = new Promise((r) => child.on('exit', r));
+        child.stdin?.end('x');
+        await exited;
+        await waitFor(c, 'connect after the exec-triggered scan', isSock('net_connect', pid));
+      } finally {
+        await c.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   },
 );
+
+/** A chroot with a dynamically linked /prog (connects once a byte arrives on stdin) and its own libc copy. */
+function makeChroot(): { dir: string; root: string; libc: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'stella-chroot-'));
+  const root = join(dir, 'root');
+  mkdirSync(join(root, 'lib/x86_64-linux-gnu'), { recursive: true });
+  mkdirSync(join(root, 'lib64'), { recursive: true });
+  const src = join(dir, 'prog.c');
+  writeFileSync(
+    src,
+    `#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  char b[4];
+  if (read(0, b, 1) < 0) return 2; /* wait until the test has probed our libc */
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(atoi(argv[1]));
+  a.sin_addr.s_addr = htonl(0x7f000001);
+  printf("%d\\n", connect(s, (struct sockaddr *)&a, sizeof a));
+  return 0;
+}
+`,
+  );
+  execFileSync('gcc', ['-O2', '-o', join(root, 'prog'), src]);
+  const libc = join(root, 'lib/x86_64-linux-gnu/libc.so.6');
+  copyFileSync('/lib/x86_64-linux-gnu/libc.so.6', libc);
+  copyFileSync('/lib64/ld-linux-x86-64.so.2', join(root, 'lib64/ld-linux-x86-64.so.2'));
+  return { dir, root, libc };
+}
 
 function readMaps(pid: number): string {
   try {

@@ -46,6 +46,8 @@ export interface NetProbeOptions {
   excludePids?: readonly number[];
   /** Re-scan /proc for new libc/libssl files every this many ms; 0 turns it off. Default 2000. */
   rescanIntervalMs?: number;
+  /** Re-scan a process right after it execs (an in-kernel exec hint). Default true. */
+  rescanOnExec?: boolean;
   /** Also probe executables that export SSL_read/SSL_write (static OpenSSL). Default true. */
   staticSsl?: boolean;
   /** Extra files to probe by path (a libssl, or a binary with static OpenSSL). */
@@ -104,6 +106,7 @@ const STATE_VARIANTS = [
   {
     type: 'tp_btf',
     state: 'net_tcp_state_btf',
+    exec: 'net_exec_hint_btf',
     enter: 'net_sys_enter_btf',
     exit: 'net_sys_exit_btf',
     io: ['net_sock_send_btf', 'net_sock_recv_btf'],
@@ -111,6 +114,7 @@ const STATE_VARIANTS = [
   {
     type: 'raw_tp',
     state: 'net_tcp_state_raw',
+    exec: 'net_exec_hint_raw',
     enter: 'net_sys_enter_raw',
     exit: 'net_sys_exit_raw',
     io: ['net_sock_send_raw', 'net_sock_recv_raw'],
@@ -118,12 +122,13 @@ const STATE_VARIANTS = [
   {
     type: 'tracepoint',
     state: 'net_tcp_state_tp',
+    exec: 'net_exec_hint_raw',
     enter: 'net_sys_enter_raw',
     exit: 'net_sys_exit_raw',
     io: ['net_sock_send_raw', 'net_sock_recv_raw'],
   },
 ] as const;
-const HELPER_PROGRAMS = STATE_VARIANTS.flatMap((v) => [v.state, v.enter, v.exit, ...v.io]);
+const HELPER_PROGRAMS = STATE_VARIANTS.flatMap((v) => [v.state, v.exec, v.enter, v.exit, ...v.io]);
 const COUNTER_FIELDS = ['seen', 'filtered', 'deduplicated', 'emitted', 'lost'] as const;
 
 const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
@@ -151,6 +156,7 @@ interface Resolved {
   cgroupIds: bigint[];
   excludePids: number[];
   rescanIntervalMs: number;
+  rescanOnExec: boolean;
   staticSsl: boolean;
   sslPaths: string[];
   libcPaths: string[];
@@ -224,6 +230,7 @@ function resolve(o: NetProbeOptions): Resolved {
     cgroupIds: [...(o.cgroupIds ?? [])],
     excludePids: [process.pid, ...(o.excludePids ?? [])],
     rescanIntervalMs: rescan,
+    rescanOnExec: o.rescanOnExec ?? true,
     staticSsl: o.staticSsl ?? true,
     sslPaths: [...(o.sslPaths ?? [])],
     libcPaths: [...(o.libcPaths ?? [])],
@@ -253,7 +260,7 @@ function load(o: Resolved, variant: (typeof STATE_VARIANTS)[number]): BpfObject 
     obj.resizeMap('events', o.ringBufferBytes);
     obj.resizeMap('pid_exclude', Math.max(256, o.excludePids.length));
     obj.resizeMap('cgroup_allow', Math.max(1024, o.cgroupIds.length));
-    const wanted = new Set<string>([variant.state, variant.enter, variant.exit, ...variant.io]);
+    const wanted = new Set<string>([variant.state, variant.exec, variant.enter, variant.exit, ...variant.io]);
     for (const p of HELPER_PROGRAMS) obj.setAutoload(p, wanted.has(p));
     obj.load();
     const one = Buffer.from([1]);
@@ -329,7 +336,17 @@ function attachFixed(
     }
   }
   if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) for (const p of variant.io) obj.attach(p);
+  if (o.rescanOnExec && usesUprobes(o)) obj.attach(variant.exec);
   return status;
+}
+
+/** Whether any requested probe is a uprobe on discovered files. */
+function usesUprobes(o: Resolved): boolean {
+  return (
+    o.probes.has('tls_io') ||
+    o.probes.has('tls_handshake') ||
+    (o.sockSource === 'libc' && (o.probes.has('net_connect') || o.probes.has('net_accept')))
+  );
 }
 
 class NetProbesImpl implements NetProbes {
@@ -337,6 +354,7 @@ class NetProbesImpl implements NetProbes {
   readonly #o: Resolved;
   readonly #fixed: NetProbeStatus[];
   readonly #reader: RingBufferReader;
+  readonly #hints: RingBufferReader | undefined;
   readonly #counters: BpfMap;
   readonly #ncpu = numPossibleCpus();
   readonly #scanner: LibraryScanner;
@@ -366,6 +384,16 @@ class NetProbesImpl implements NetProbes {
     for (const p of o.sslPaths) this.#attachPath('libssl', p);
     if (o.hostLibraries) for (const t of hostLibraries()) this.#attacher.attach(t);
     this.#reader = obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
+    if (o.rescanOnExec && usesUprobes(o)) {
+      const hints = obj.ringBuffer('exec_hints', { latencyMs: 5 });
+      this.#hints = hints;
+      void (async () => {
+        for await (const batch of hints)
+          for (const r of batch) if (r.length >= 4) this.notifyExec(r.readUInt32LE(0));
+      })().catch(() => {
+        // The hint reader ends when the probes close; the periodic scan covers anything missed.
+      });
+    }
     this.rescan();
     if (o.rescanIntervalMs > 0) {
       this.#timer = setInterval(() => this.#safeRescan(), o.rescanIntervalMs);
@@ -433,13 +461,16 @@ class NetProbesImpl implements NetProbes {
 
   notifyExec(pid: number): void {
     if (this.#closed) return;
-    // The exec'd image maps libc only once its dynamic loader runs: scan a little later.
-    const t = setTimeout(() => {
-      this.#pending.delete(t);
-      if (!this.#closed) this.#safeRescan([pid]);
-    }, 20);
-    t.unref();
-    this.#pending.add(t);
+    // The exec'd image maps libc only once its dynamic loader runs, and
+    // libssl may be dlopen'ed later (Python's ssl module): scan twice.
+    for (const delay of [20, 250]) {
+      const t = setTimeout(() => {
+        this.#pending.delete(t);
+        if (!this.#closed) this.#safeRescan([pid]);
+      }, delay);
+      t.unref();
+      this.#pending.add(t);
+    }
   }
 
   counters(): Map<NetProbeName, NetProbeCounters> {
@@ -486,6 +517,7 @@ class NetProbesImpl implements NetProbes {
     for (const t of this.#pending) clearTimeout(t);
     this.#pending.clear();
     this.#reader.close();
+    this.#hints?.close();
     this.#attacher.close();
     this.#obj.close();
   }
