@@ -257,6 +257,27 @@ for addr in sys.argv[1:]:
 describe.runIf(canRunBpf('net probes: filters, dedup and per-inode attach'))(
   'net probes: filters and attach (kernel)',
   () => {
+    it('raw_tp fallback (used where tp_btf is missing) loads, says why, and records the same facts', async () => {
+      const c = collect({ probes: NET_ONLY, attachTypes: ['raw_tp'] });
+      try {
+        const st = c.probes.status.find((s) => s.name === 'tcp_state');
+        expect(st).toMatchObject({
+          attached: true,
+          attachType: 'raw_tp',
+          reason: 'tp_btf unavailable: using raw_tp',
+        });
+        expect(c.probes.status.find((s) => s.name === 'net_connect')).toMatchObject({ attachType: 'raw_tp' });
+        const port = await freePort();
+        const client = await run(PYTHON, ['-c', CLIENT, '4', '127.0.0.1', String(port)]);
+        const [conn] = await waitFor(c, 'raw_tp net_connect', isSock('net_connect', client.pid));
+        expect(conn).toMatchObject({ ret: -1, errno: ECONNREFUSED, address: { family: 'inet', port } });
+        const [st2] = await waitFor(c, 'raw_tp tcp_state refused', isState('refused', port));
+        expect(st2?.header.pid).toBe(client.pid);
+      } finally {
+        await c.stop();
+      }
+    });
+
     it('dedup: repeated refused connects to one endpoint from one cgroup are one fact', async () => {
       const c = collect({ dedup: true, probes: NET_ONLY });
       try {

@@ -48,6 +48,12 @@ export interface NetProbeOptions {
   rescanIntervalMs?: number;
   /** Re-scan a process right after it execs (an in-kernel exec hint). Default true. */
   rescanOnExec?: boolean;
+  /**
+   * Tracepoint attach types to try, in order tp_btf → raw_tp → tracepoint
+   * (default all). Restricting it forces a fallback, e.g. to test raw_tp on a
+   * kernel that has tp_btf; the classic tracepoint needs tracefs mounted.
+   */
+  attachTypes?: ReadonlyArray<'tp_btf' | 'raw_tp' | 'tracepoint'>;
   /** Also probe executables that export SSL_read/SSL_write (static OpenSSL). Default true. */
   staticSsl?: boolean;
   /** Extra files to probe by path (a libssl, or a binary with static OpenSSL). */
@@ -157,6 +163,7 @@ interface Resolved {
   excludePids: number[];
   rescanIntervalMs: number;
   rescanOnExec: boolean;
+  attachTypes: ReadonlyArray<'tp_btf' | 'raw_tp' | 'tracepoint'> | undefined;
   staticSsl: boolean;
   sslPaths: string[];
   libcPaths: string[];
@@ -182,6 +189,16 @@ function resolve(o: NetProbeOptions): Resolved {
       'sockSource',
       `must be 'syscall' or 'libc', got ${JSON.stringify(o.sockSource)}`,
     );
+  }
+  if (o.attachTypes !== undefined) {
+    const known = ['tp_btf', 'raw_tp', 'tracepoint'];
+    if (
+      !Array.isArray(o.attachTypes) ||
+      o.attachTypes.length === 0 ||
+      o.attachTypes.some((t) => !known.includes(t))
+    ) {
+      throw new ProbeOptionError('attachTypes', `must be a non-empty list of ${known.join(', ')}`);
+    }
   }
   const ring = o.ringBufferBytes ?? 4 * 1024 * 1024;
   if (!Number.isInteger(ring) || ring < 4096 || (ring & (ring - 1)) !== 0) {
@@ -231,6 +248,7 @@ function resolve(o: NetProbeOptions): Resolved {
     excludePids: [process.pid, ...(o.excludePids ?? [])],
     rescanIntervalMs: rescan,
     rescanOnExec: o.rescanOnExec ?? true,
+    attachTypes: o.attachTypes,
     staticSsl: o.staticSsl ?? true,
     sslPaths: [...(o.sslPaths ?? [])],
     libcPaths: [...(o.libcPaths ?? [])],
@@ -289,7 +307,10 @@ export function openNetProbes(options: NetProbeOptions = {}): NetProbes {
   const o = resolve(options);
   const notes: string[] = [];
   let lastError: unknown;
-  for (const variant of STATE_VARIANTS) {
+  const variants = o.attachTypes
+    ? STATE_VARIANTS.filter((v) => o.attachTypes?.includes(v.type))
+    : STATE_VARIANTS;
+  for (const variant of variants) {
     let obj: BpfObject | undefined;
     try {
       obj = load(o, variant);
