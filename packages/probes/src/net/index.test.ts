@@ -18,6 +18,7 @@ describe('@stellaops/probes net surface', () => {
       'UprobeAttacher',
       'byteString',
       'classifyLibrary',
+      'collectorProbeEntries',
       'decodeNetRecord',
       'decodeSockaddr',
       'dynamicFunctions',

@@ -35,7 +35,7 @@ export type {
   TlsResult,
 } from './layout.js';
 export { NET_COUNTER_SLOT, NET_KIND, NET_LAYOUT } from './layout.js';
-export type { ByteString, NetEnvelope, NetRecord, TlsSessionInfo } from './records.js';
-export { byteString, sockaddrRecord, toNetRecord } from './records.js';
+export type { ByteString, CollectorProbeEntry, NetEnvelope, NetRecord, TlsSessionInfo } from './records.js';
+export { byteString, collectorProbeEntries, sockaddrRecord, toNetRecord } from './records.js';
 export type { NetProbeCounters, NetProbeOptions, NetProbeStatus, NetProbes } from './runtime.js';
 export { netObjectPath, openNetProbes } from './runtime.js';

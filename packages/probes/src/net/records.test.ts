@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TlsCorrelator } from './correlate.js';
 import type { NetHeader, SockEvent, TlsEvent } from './decode.js';
-import { byteString, toNetRecord } from './records.js';
+import { byteString, collectorProbeEntries, toNetRecord } from './records.js';
 
 const hdr: NetHeader = {
   monoNs: 2n ** 63n + 5n,
@@ -132,5 +132,46 @@ describe('toNetRecord', () => {
     } satisfies TlsEvent;
     c.observe({ ...connect, header: { ...hdr, pid: 99 }, tuple });
     expect(toNetRecord(io, env, c.observe(io)).connection).toEqual({ source: 'unknown' });
+  });
+});
+
+describe('collectorProbeEntries', () => {
+  it('sorts by name, writes counters as decimal strings, keeps the reason', () => {
+    const z = { seen: 0n, filtered: 0n, deduplicated: 0n, emitted: 0n, lost: 0n };
+    const entries = collectorProbeEntries(
+      [
+        {
+          name: 'tls_io',
+          attached: false,
+          attachType: 'uprobe',
+          reason: 'no OpenSSL file found in any process yet',
+        },
+        { name: 'tcp_state', attached: true, attachType: 'tp_btf' },
+      ],
+      new Map([['tcp_state', { ...z, seen: 2n ** 64n - 1n, emitted: 2n ** 64n - 1n }]]),
+    );
+    expect(entries).toEqual([
+      {
+        name: 'tcp_state',
+        attached: true,
+        attach_type: 'tp_btf',
+        seen: '18446744073709551615',
+        filtered: '0',
+        deduplicated: '0',
+        emitted: '18446744073709551615',
+        lost: '0',
+      },
+      {
+        name: 'tls_io',
+        attached: false,
+        attach_type: 'uprobe',
+        reason: 'no OpenSSL file found in any process yet',
+        seen: '0',
+        filtered: '0',
+        deduplicated: '0',
+        emitted: '0',
+        lost: '0',
+      },
+    ]);
   });
 });

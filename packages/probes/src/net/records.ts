@@ -168,3 +168,46 @@ function tlsRecord(ev: TlsEvent, base: Record<string, unknown>, session?: TlsSes
     bytes: ev.bytes.toString(),
   };
 }
+
+/** One entry of a collector_status record's `probes` array (schema v1). */
+export interface CollectorProbeEntry {
+  name: string;
+  attached: boolean;
+  attach_type: string;
+  reason?: string;
+  seen: string;
+  filtered: string;
+  deduplicated: string;
+  emitted: string;
+  lost: string;
+}
+
+/**
+ * The `probes` entries of a collector_status record from a probe set's
+ * status and counters: sorted by name, counters as decimal strings. A probe
+ * without counters (not running) reports zeros.
+ */
+export function collectorProbeEntries(
+  status: ReadonlyArray<{ name: string; attached: boolean; attachType?: string; reason?: string }>,
+  counters: ReadonlyMap<
+    string,
+    { seen: bigint; filtered: bigint; deduplicated: bigint; emitted: bigint; lost: bigint }
+  >,
+): CollectorProbeEntry[] {
+  return [...status]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((s) => {
+      const c = counters.get(s.name);
+      return {
+        name: s.name,
+        attached: s.attached,
+        attach_type: s.attachType ?? 'none',
+        ...(s.reason ? { reason: s.reason } : {}),
+        seen: (c?.seen ?? 0n).toString(),
+        filtered: (c?.filtered ?? 0n).toString(),
+        deduplicated: (c?.deduplicated ?? 0n).toString(),
+        emitted: (c?.emitted ?? 0n).toString(),
+        lost: (c?.lost ?? 0n).toString(),
+      };
+    });
+}

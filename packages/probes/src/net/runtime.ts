@@ -406,7 +406,8 @@ class NetProbesImpl implements NetProbes {
     if (o.hostLibraries) for (const t of hostLibraries()) this.#attacher.attach(t);
     this.#reader = obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
     if (o.rescanOnExec && usesUprobes(o)) {
-      const hints = obj.ringBuffer('exec_hints', { latencyMs: 5 });
+      // 50 ms: an idle collector wakes 20 times a second for hints, not 200.
+      const hints = obj.ringBuffer('exec_hints', { latencyMs: 50 });
       this.#hints = hints;
       void (async () => {
         for await (const batch of hints)
