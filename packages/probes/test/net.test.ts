@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cgroupIdOf } from '../../../tools/oci-image/ctr.js';
 import type { NetEvent, SockEvent, TcpStateEvent } from '../src/net/index.js';
 import { fileKey, toNetRecord } from '../src/net/index.js';
 import { type Collector, collect, freePort, PYTHON, run, start, stopChild, waitFor } from './net-helpers.js';
@@ -296,6 +297,30 @@ describe.runIf(canRunBpf('net probes: filters, dedup and per-inode attach'))(
         expect(k?.deduplicated).toBeGreaterThanOrEqual(4n);
       } finally {
         await c.stop();
+      }
+    });
+
+    it('a cgroup allow-list: other cgroups are filtered and counted, listed ones recorded', async () => {
+      const port = await freePort();
+      const child = spawn(PYTHON, [
+        '-c',
+        `import socket,sys\nsys.stdin.readline()\ns=socket.socket()\ntry: s.connect(('127.0.0.1', ${port}))\nexcept OSError: pass`,
+      ]);
+      const own = cgroupIdOf(child.pid ?? 0);
+      const other = collect({ probes: NET_ONLY, cgroupIds: [own + 1_000_000n] });
+      const mine = collect({ probes: NET_ONLY, cgroupIds: [own] });
+      try {
+        const exited = new Promise((r) => child.on('exit', r));
+        child.stdin?.end('go\n');
+        await exited;
+        const [conn] = await waitFor(mine, 'allowed connect', isSock('net_connect', child.pid ?? 0));
+        expect(conn?.header.cgroupId).toBe(own);
+        await new Promise((r) => setTimeout(r, 100));
+        expect(other.events.filter((e) => e.header.pid === child.pid)).toEqual([]);
+        expect(other.probes.counters().get('net_connect')?.filtered).toBeGreaterThan(0n);
+      } finally {
+        await other.stop();
+        await mine.stop();
       }
     });
 
