@@ -55,6 +55,14 @@ describe('deployment manifests', () => {
     expect(kubeTypeErrors(broken, 'kubernetes-types/apps/v1', 'DaemonSet').join('\n')).toMatch(/hostPid/);
   }, 60_000);
 
+  it('mounts the signing key as a plain file (subPath), where the collector looks for it', () => {
+    const c = ds.spec.template.spec.containers[0];
+    const keyPath = c.env.find((e: { name: string }) => e.name === 'STELLA_SIGNING_KEY_PATH').value;
+    const mount = c.volumeMounts.find((m: { name: string }) => m.name === 'signing-key');
+    // Secret volumes present files as symlinks; the signer refuses symlinked keys.
+    expect(mount).toMatchObject({ mountPath: keyPath, subPath: 'signals-key.pem', readOnly: true });
+  });
+
   it('every mounted volume is declared', () => {
     const declared = new Set(ds.spec.template.spec.volumes.map((v: { name: string }) => v.name));
     for (const m of ds.spec.template.spec.containers[0].volumeMounts) expect(declared).toContain(m.name);

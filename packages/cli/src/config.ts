@@ -57,7 +57,7 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
     key: 'signing.key_id',
     type: str,
     default: 'local',
-    doc: '"local" (PEM key at signing.key_path), "fulcio" (keyless, needs an OIDC token), or a KMS reference.',
+    doc: '"local" (PEM key at signing.key_path) or "fulcio" (keyless, needs SIGSTORE_ID_TOKEN); KMS keys: embed @stellaops/signals with an ExternalKeySigner.',
   },
   {
     key: 'signing.key_path',
@@ -88,7 +88,12 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   { key: 'probes.file_open', type: bool, default: true, doc: 'open/openat/openat2/creat.' },
   { key: 'probes.exec', type: bool, default: true, doc: 'execve/execveat and process exit.' },
   { key: 'probes.tcp_state', type: bool, default: true, doc: 'inet_sock_set_state transitions.' },
-  { key: 'probes.libc_net', type: bool, default: true, doc: 'libc connect/accept/accept4 uprobes.' },
+  {
+    key: 'probes.libc_net',
+    type: bool,
+    default: true,
+    doc: 'connect/accept/accept4 calls with their addresses (net_connect, net_accept).',
+  },
   { key: 'probes.tls', type: bool, default: true, doc: 'OpenSSL SSL_read/SSL_write/handshake uprobes.' },
   {
     key: 'dedup.enabled',

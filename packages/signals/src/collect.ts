@@ -7,7 +7,12 @@ import {
   type Resolution,
   SymbolResolver,
 } from '@stellaops/enrich';
-import type { CollectorStatusRecord, EvidenceRecord, StackFrame } from '@stellaops/ndjson';
+import {
+  type CollectorStatusRecord,
+  type EvidenceRecord,
+  encodeRecord,
+  type StackFrame,
+} from '@stellaops/ndjson';
 import {
   type NetEvent,
   type NetProbes,
@@ -47,7 +52,7 @@ export interface CollectOptions {
   };
   /** In-kernel dedup of facts already reported (default on, 65536 entries). */
   dedup?: { enabled?: boolean; maxEntries?: number };
-  /** Ring buffer size per probe object, bytes, a power of two (default 4 MiB). */
+  /** Ring buffer size per probe object, bytes, a power of two (default: 16 MiB for file/exec, 4 MiB for network/TLS). */
   ringBufferBytes?: number;
   /** How often rings are drained, ms (default 10). */
   drainLatencyMs?: number;
@@ -130,6 +135,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #seq: bigint;
   #wallOffset: bigint;
   #userFiltered = new Map<string, bigint>();
+  #unencodable = new Map<string, bigint>();
+  #lines = new WeakMap<EvidenceRecord, string>();
   #emitted = new Map<string, bigint>();
   #lastLost = new Map<string, bigint>();
   #pumps: Promise<void>[] = [];
@@ -336,9 +343,32 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       this.#count(this.#userFiltered, probe);
       return undefined;
     }
+    // Encode here, once: a record the schema refuses (a kernel value the
+    // format has no room for) is counted as lost with a warning, and never
+    // takes a seq number, so one odd event cannot stop the collection.
+    let line: string;
+    try {
+      line = encodeRecord(rec);
+    } catch (e) {
+      this.#count(this.#unencodable, probe);
+      this.emit(
+        'warning',
+        `a ${rec.type} record was not schema-valid and is counted as lost: ${(e as Error).message}`,
+      );
+      return undefined;
+    }
+    this.#lines.set(rec, line);
     this.#nextSeq();
     this.#count(this.#emitted, probe);
     return rec;
+  }
+
+  /**
+   * The canonical NDJSON line of a record this collection yielded (encoded
+   * once, when the record was made), or undefined for other objects.
+   */
+  lineOf(record: EvidenceRecord): string | undefined {
+    return this.#lines.get(record);
   }
 
   #accounts(final = false): ProbeAccount[] {
@@ -360,10 +390,12 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         const kEmitted = c?.emitted ?? 0n;
         // Records the kernel emitted that have not reached the stream: in
         // flight while running; lost if the run is over.
-        const pending = kEmitted > emitted + userFiltered ? kEmitted - emitted - userFiltered : 0n;
+        const handled = emitted + userFiltered + (this.#unencodable.get(st.name) ?? 0n);
+        const pending = kEmitted > handled ? kEmitted - handled : 0n;
         const filtered = (c?.filtered ?? 0n) + userFiltered;
         const deduplicated = c?.deduplicated ?? 0n;
-        const lost = (c?.lost ?? 0n) + (final ? pending : 0n);
+        const unencodable = this.#unencodable.get(st.name) ?? 0n;
+        const lost = (c?.lost ?? 0n) + unencodable + (final ? pending : 0n);
         out.push({
           name: st.name,
           attached: st.attached,
@@ -418,6 +450,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       })),
       ...(final ? { final: true } : {}),
     };
+    this.#lines.set(rec, encodeRecord(rec));
     this.emit('status', rec);
     return rec;
   }

@@ -77,6 +77,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
   #started = Date.now();
   #dir: string;
   #lastError: string | null = null;
+  #stopping = false;
   #recent: Array<[number, bigint]> = [];
 
   private constructor(dir: string, collection: Collection, writer: EvidenceWriter) {
@@ -140,8 +141,8 @@ export class Collector extends EventEmitter<CollectorEvents> {
   async #run(): Promise<void> {
     try {
       for await (const rec of this.#collection) {
-        const line = encodeRecord(rec);
-        this.#writer.append(line, {
+        const line = this.#collection.lineOf(rec) ?? encodeRecord(rec);
+        await this.#append(line, {
           type: rec.type,
           wallNs: BigInt(rec.wall_ns),
           monoNs: BigInt(rec.mono_ns),
@@ -160,6 +161,36 @@ export class Collector extends EventEmitter<CollectorEvents> {
       await this.#writer.close();
       await this.#status?.close();
     }
+  }
+
+  /**
+   * Append one line; while the disk is full (the writer paused on ENOSPC,
+   * nothing partial written), retry every second instead of giving up, and
+   * say so once. Records keep queueing in memory meanwhile.
+   */
+  async #append(
+    line: string,
+    info: { type: string; wallNs: bigint; monoNs: bigint; seq: bigint },
+  ): Promise<void> {
+    for (let warned = false, tries = 0; ; tries++) {
+      try {
+        this.#writer.append(line, info);
+        if (warned) this.emit('warning', 'disk space is back: writing resumed');
+        return;
+      } catch (e) {
+        // Stopping with the disk still full: give up; the next start recovers the chunk.
+        if ((e as { code?: string }).code !== 'DISK_FULL' || (this.#stopping && tries >= 5)) throw e;
+        this.#lastError = (e as Error).message;
+        if (!warned) this.emit('warning', `${(e as Error).message}; retrying every second`);
+        warned = true;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /** What opening the directory recovered from a previous run that did not stop cleanly. */
+  get recovery(): EvidenceWriter['recovery'] {
+    return this.#writer.recovery;
   }
 
   /** A snapshot for status displays and the status socket. */
@@ -198,6 +229,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
    * the last chunk and the end-of-stream statement. Resolves when done.
    */
   async stop(): Promise<void> {
+    this.#stopping = true;
     await this.#collection.close();
     await this.done.catch(() => undefined);
   }

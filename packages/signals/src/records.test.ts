@@ -216,5 +216,11 @@ describe('kernel events become schema-valid evidence records', () => {
       event: { ...tls, type: 'tls_handshake', op: 'SSL_connect', result: 'ok', ret: 1 },
     });
     expect(hs).toMatchObject({ result: 'ok', function: 'SSL_connect' });
+    // A client that writes before handshaking completes the handshake inside SSL_write_ex.
+    const implicit = valid({
+      source: 'net',
+      event: { ...tls, type: 'tls_handshake', op: 'SSL_write_ex', result: 'implicit', ret: 1 },
+    });
+    expect(implicit).toMatchObject({ result: 'ok', function: 'SSL_write_ex' });
   });
 });

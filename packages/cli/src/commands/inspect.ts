@@ -60,6 +60,8 @@ export interface ImageSummary {
     chainClosed: boolean;
     chunksVerified: number;
     chunksFailed: string[];
+    /** Not yet signed (collector running or crashed): not read. */
+    chunksUnsealed: string[];
     probesNotAttached: Array<{ name: string; reason?: string }>;
     lost: Record<string, string>;
   };
@@ -89,6 +91,10 @@ function trustedKeys(p: Parsed, io: Io): string[] {
   });
 }
 
+function sealedAndVerified(c: ChainReport['chunks'][number]): boolean {
+  return c.ok && !c.checks.some((k) => k.name === 'sealed');
+}
+
 /** Read the verified chunks of `dir` and summarise what the image `digest` did. */
 export async function summarise(dir: string, digest: string, report: ChainReport): Promise<ImageSummary> {
   const files = new Map<string, { path: string; containerPath?: string; opens: number; failed: number }>();
@@ -107,7 +113,10 @@ export async function summarise(dir: string, digest: string, report: ChainReport
     v.count++;
     m.set(k, v);
   };
-  for (const chunk of report.chunks.filter((c) => c.ok)) {
+  // Only sealed chunks whose signature verified: an unsealed tail (a running
+  // collector's current chunk, or anything planted after the chain) is
+  // unsigned and is never read as evidence.
+  for (const chunk of report.chunks.filter(sealedAndVerified)) {
     for await (const r of decodeStream(createReadStream(join(dir, chunk.file)), {
       mode: 'collect',
       checkSequence: false,
@@ -205,8 +214,9 @@ export async function summarise(dir: string, digest: string, report: ChainReport
     completeness: {
       chainOk: report.ok,
       chainClosed: report.summary.closed,
-      chunksVerified: report.chunks.filter((c) => c.ok).length,
+      chunksVerified: report.chunks.filter(sealedAndVerified).length,
       chunksFailed: report.chunks.filter((c) => !c.ok).map((c) => c.file),
+      chunksUnsealed: report.chunks.filter((c) => c.ok && !sealedAndVerified(c)).map((c) => c.file),
       probesNotAttached: [...notAttached].map(([name, reason]) => ({ name, ...(reason ? { reason } : {}) })),
       lost: Object.fromEntries([...lost].filter(([, n]) => n > 0n).map(([k, n]) => [k, n.toString()])),
     },
@@ -234,7 +244,7 @@ function formatSummary(s: ImageSummary): string {
   const c = s.completeness;
   out.push('', 'completeness:');
   out.push(
-    `  chain: ${c.chunksVerified} chunks verified${c.chunksFailed.length ? `, FAILED (not read): ${c.chunksFailed.join(', ')}` : ''}, ${c.chainClosed ? 'closed' : 'open (collector running, or its end is missing)'}`,
+    `  chain: ${c.chunksVerified} chunks verified${c.chunksFailed.length ? `, FAILED (not read): ${c.chunksFailed.join(', ')}` : ''}${c.chunksUnsealed.length ? `, unsealed (not read, not signed yet): ${c.chunksUnsealed.join(', ')}` : ''}, ${c.chainClosed ? 'closed' : 'open (collector running, or its end is missing)'}`,
   );
   out.push(
     c.probesNotAttached.length

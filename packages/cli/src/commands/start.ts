@@ -185,6 +185,11 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
       })),
     });
   }
+  for (const r of collector.recovery.recovered) {
+    const msg = `recovered ${r.file} (${r.records} records${r.partialLineBytes ? `, a torn last line of ${r.partialLineBytes} bytes kept aside` : ''}) left unsealed by a run that did not stop cleanly`;
+    if (tty) io.err(`stella: ${msg}\n`);
+    else jsonLog(io, 'warn', msg, { recovered: r });
+  }
   for (const probe of started.probes.filter((x) => !x.attached)) {
     if (tty) io.err(`stella: probe ${probe.name} not attached: ${probe.reason ?? 'unknown reason'}\n`);
   }

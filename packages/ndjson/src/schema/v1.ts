@@ -328,8 +328,8 @@ const tlsHandshake = {
   result: req(enumOf(['ok', 'failed']), 'Handshake outcome ("ok" when `ret` is 1).'),
   ret: req(i32(), 'Return value of the function.'),
   function: req(
-    enumOf(['SSL_do_handshake', 'SSL_connect', 'SSL_accept']),
-    'OpenSSL function that was called.',
+    enumOf(['SSL_do_handshake', 'SSL_connect', 'SSL_accept', ...READ_FUNCTIONS, ...WRITE_FUNCTIONS]),
+    'OpenSSL function in which the handshake completed: a read or write function when it completed implicitly inside the first SSL_read/SSL_write.',
   ),
   connection: opt(connection, 'TCP connection of the SSL object, when known.'),
   library: opt(bytes(PATH_MAX), 'Path of the TLS library the probe is attached to.'),
