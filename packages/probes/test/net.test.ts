@@ -310,7 +310,7 @@ describe.runIf(canRunBpf('net probes: filters, dedup and per-inode attach'))(
       const other = collect({ probes: NET_ONLY, cgroupIds: [own + 1_000_000n] });
       const mine = collect({ probes: NET_ONLY, cgroupIds: [own] });
       try {
-        const exited = new Promise((r) => child.on('exit', r));
+        const exited = new Promise((r) => child.on('close', r));
         child.stdin?.end('go\n');
         await exited;
         const [conn] = await waitFor(mine, 'allowed connect', isSock('net_connect', child.pid ?? 0));
@@ -333,8 +333,9 @@ describe.runIf(canRunBpf('net probes: filters, dedup and per-inode attach'))(
       const c = collect({ excludePids: [child.pid ?? 0], probes: NET_ONLY });
       try {
         const before = c.probes.counters().get('net_connect')?.filtered ?? 0n;
+        const closed = new Promise((r) => child.on('close', r));
         child.stdin?.end('go\n');
-        await new Promise((r) => child.on('exit', r));
+        await closed;
         await new Promise((r) => setTimeout(r, 200));
         expect(c.events.filter((e) => e.header.pid === child.pid)).toEqual([]);
         expect(c.probes.counters().get('net_connect')?.filtered).toBeGreaterThan(before);
@@ -365,7 +366,7 @@ describe.runIf(canRunBpf('net probes: filters, dedup and per-inode attach'))(
             target: { kind: 'libc', pid },
             symbols: ['connect', 'accept', 'accept4'],
           });
-          const exited = new Promise((r) => child.on('exit', r));
+          const exited = new Promise((r) => child.on('close', r));
           child.stdin?.end('x');
           await exited;
           const [conn] = await waitFor(c, 'chrooted connect', isSock('net_connect', pid));
@@ -393,7 +394,7 @@ describe.runIf(canRunBpf('net probes: filters, dedup and per-inode attach'))(
           if (!entry) await new Promise((r) => setTimeout(r, 20));
         }
         expect(entry).toMatchObject({ target: { kind: 'libc', pid } });
-        const exited = new Promise((r) => child.on('exit', r));
+        const exited = new Promise((r) => child.on('close', r));
         child.stdin?.end('x');
         await exited;
         await waitFor(c, 'connect after the exec-triggered scan', isSock('net_connect', pid));

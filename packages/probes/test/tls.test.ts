@@ -233,6 +233,8 @@ describe.runIf(canRunBpf('TLS probes with real peers') && gate('TLS probes: tool
       srv.child.stdout?.on('data', (d) => {
         out += d;
       });
+      // 'close', not 'exit': the server's last line may still be in the pipe at exit.
+      const closed = new Promise((r) => srv.child.on('close', r));
       const curl = await run('curl', [
         '-sS',
         '--cacert',
@@ -243,7 +245,7 @@ describe.runIf(canRunBpf('TLS probes with real peers') && gate('TLS probes: tool
       ]);
       expect(curl.code, curl.stderr).toBe(0);
       expect(curl.stdout).toBe('ok');
-      await new Promise((r) => srv.child.on('exit', r));
+      await closed;
       const reqLen = Number(out.trim().split('\n')[1]);
       const [acc] = await waitFor(
         c,
@@ -290,7 +292,7 @@ describe.runIf(canRunBpf('TLS probes with real peers') && gate('TLS probes: tool
               (l.target.mappedPath === node || l.target.path === node),
           );
         expect(lib?.symbols).toContain('SSL_write');
-        const exited = new Promise((r) => child.on('exit', r));
+        const exited = new Promise((r) => child.on('close', r));
         child.stdin.end('go');
         await exited;
         expect(out).toMatch(/done 200 \d+/);
