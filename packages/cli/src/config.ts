@@ -96,6 +96,12 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   },
   { key: 'probes.tls', type: bool, default: true, doc: 'OpenSSL SSL_read/SSL_write/handshake uprobes.' },
   {
+    key: 'probes.socket_source',
+    type: { kind: 'string', oneOf: ['syscall', 'libc'] },
+    default: 'syscall',
+    doc: 'connect/accept from the syscalls (all programs, cheapest) or libc uprobes (stacks start at the caller).',
+  },
+  {
     key: 'dedup.enabled',
     type: bool,
     default: true,

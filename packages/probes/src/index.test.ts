@@ -21,7 +21,6 @@ describe('@stellaops/probes public surface', () => {
       'objectPath',
       'openNetProbes',
       'openProbeSet',
-      'toNetRecord',
     ]);
   });
 

@@ -21,12 +21,12 @@ export type {
   NetProbeOptions,
   NetProbeStatus,
   NetProbes,
-  NetRecord,
   SockAddr,
   SockEvent,
   SocketTuple,
   TcpStateEvent,
   TlsEvent,
+  TlsSessionInfo,
 } from './net/index.js';
 export {
   decodeNetRecord,
@@ -37,7 +37,6 @@ export {
   netObjectPath,
   openNetProbes,
   TlsCorrelator,
-  toNetRecord,
 } from './net/index.js';
 export type { ObjectName } from './objects.js';
 export { objectPath } from './objects.js';

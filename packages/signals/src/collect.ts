@@ -63,6 +63,12 @@ export interface CollectOptions {
   enrich?: false | (ContainerTrackerOptions & { waitMs?: number });
   /** Capture and symbolize user stacks on network/TLS records (default true). */
   userStacks?: boolean;
+  /**
+   * Where connect/accept records come from: the syscalls (default: every
+   * program, static binaries too, cheapest) or libc uprobes (the libc call
+   * itself, so a user stack starts at the function that called connect()).
+   */
+  socketSource?: 'syscall' | 'libc';
   /** Interval of in-band collector_status records, ms (default 60000). */
   statusIntervalMs?: number;
   /** Host identity; read from the machine by default. */
@@ -231,6 +237,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
           probes: netProbes,
           dedup: o.dedup?.enabled ?? true,
           userStack: o.userStacks ?? true,
+          sockSource: o.socketSource ?? 'syscall',
           cgroupIds,
           excludePids,
           ...common,

@@ -57,6 +57,7 @@ export function collectOptions(cfg: EffectiveConfig): CollectOptions {
     ringBufferBytes: cfg.get<number>('ring_buffer.size_mb') * 1024 * 1024,
     drainLatencyMs: cfg.get<number>('ring_buffer.drain_latency_ms'),
     statusIntervalMs: cfg.get<number>('status_interval_seconds') * 1000,
+    socketSource: cfg.get<'syscall' | 'libc'>('probes.socket_source'),
   };
 }
 

@@ -6,12 +6,18 @@
  * added.
  */
 import type { NetEvent, SocketTuple } from './decode.js';
-import type { TlsSessionInfo } from './records.js';
 
 interface Session {
   sni: Buffer | undefined;
   tuple: SocketTuple | undefined;
   tupleSource: 'socket' | 'fd' | undefined;
+}
+
+export interface TlsSessionInfo {
+  readonly sni?: Buffer | undefined;
+  readonly tuple?: SocketTuple | undefined;
+  /** How the tuple was found: 'socket' (seen in-kernel during an SSL call), 'fd' (pid+fd of a connect/accept record). */
+  readonly tupleSource?: 'socket' | 'fd' | undefined;
 }
 
 /** Bounded maps of sessions (pid+SSL*) and sockets (pid+fd), oldest evicted first. */

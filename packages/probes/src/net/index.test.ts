@@ -16,9 +16,7 @@ describe('@stellaops/probes net surface', () => {
       'STATIC_SSL_REQUIRED',
       'TlsCorrelator',
       'UprobeAttacher',
-      'byteString',
       'classifyLibrary',
-      'collectorProbeEntries',
       'decodeNetRecord',
       'decodeSockaddr',
       'dynamicFunctions',
@@ -29,8 +27,6 @@ describe('@stellaops/probes net surface', () => {
       'netObjectPath',
       'openNetProbes',
       'parseMaps',
-      'sockaddrRecord',
-      'toNetRecord',
     ]);
   });
 

@@ -1,5 +1,6 @@
 export type { AttachedLibrary, UprobeHost, UprobeSpec } from './attach.js';
 export { LIBC_UPROBES, SSL_IO_SYMBOLS, SSL_UPROBES, UprobeAttacher } from './attach.js';
+export type { TlsSessionInfo } from './correlate.js';
 export { TlsCorrelator } from './correlate.js';
 export type {
   Endpoint,
@@ -35,7 +36,5 @@ export type {
   TlsResult,
 } from './layout.js';
 export { NET_COUNTER_SLOT, NET_KIND, NET_LAYOUT } from './layout.js';
-export type { ByteString, CollectorProbeEntry, NetEnvelope, NetRecord, TlsSessionInfo } from './records.js';
-export { byteString, collectorProbeEntries, sockaddrRecord, toNetRecord } from './records.js';
 export type { NetProbeCounters, NetProbeOptions, NetProbeStatus, NetProbes } from './runtime.js';
 export { netObjectPath, openNetProbes } from './runtime.js';
