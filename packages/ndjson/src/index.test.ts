@@ -42,7 +42,7 @@ describe('public surface of @stellaops/ndjson', () => {
     expectTypeOf<FileOpenRecord['pid']>().toEqualTypeOf<number>();
     expectTypeOf<FileOpenRecord['path']>().toEqualTypeOf<string | { readonly b64: string }>();
     expectTypeOf<FileOpenRecord['path_resolution']>().toEqualTypeOf<
-      'absolute' | 'cwd' | 'dirfd' | 'unresolved'
+      'absolute' | 'cwd' | 'dirfd' | 'fd' | 'unresolved'
     >();
     expectTypeOf<FileOpenRecord['container']>().toEqualTypeOf<api.ContainerInfo | undefined>();
     expectTypeOf<NetConnectRecord['family']>().toEqualTypeOf<'inet' | 'inet6' | 'unix' | 'other'>();
