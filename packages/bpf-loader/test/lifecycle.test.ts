@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { BpfError, BpfObject, NotSupportedError, probeFeature, tracefsPath } from '@stellaops/bpf-loader';
 import { canRunBpf } from '@stellaops/testing';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -288,22 +290,21 @@ describe.runIf(canRunBpf('bpf-loader lifecycle'))(
         expect(e.code).toBe('CLOSED');
       });
 
-      it.runIf(tracefsPath() === null)(
-        "without tracefs a classic tracepoint is 'ATTACH' with the tracefs fix",
-        () => {
-          const o = track(BpfObject.open(fixture('fixture.bpf.o')));
-          o.load();
-          const e = codeOf(() =>
-            o.attach('on_getppid_tp', {
-              kind: 'tracepoint',
-              category: 'syscalls',
-              name: 'sys_enter_getppid',
-            }),
-          );
-          expect(e.code).toBe('ATTACH');
-          expect(e.hint).toMatch(/mount tracefs at \/sys\/kernel\/tracing/);
-        },
-      );
+      it("without tracefs a classic tracepoint is 'ATTACH' with the tracefs fix", () => {
+        // tracefs is unmounted in a private mount namespace of a child, so
+        // this runs whether or not the machine has tracefs mounted.
+        const tsx = fileURLToPath(new URL('../../../node_modules/.bin/tsx', import.meta.url));
+        const child = fileURLToPath(new URL('./fixtures/attach-tracepoint.ts', import.meta.url));
+        const script = `umount -l /sys/kernel/tracing 2>/dev/null; umount -l /sys/kernel/debug/tracing 2>/dev/null; umount -l /sys/kernel/debug 2>/dev/null; test -e /sys/kernel/tracing/events && exit 99; exec "${tsx}" "${child}"`;
+        const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        expect(r.status, r.stderr).toBe(0);
+        const out = JSON.parse(r.stdout) as { code?: string; hint?: string };
+        expect(out.code).toBe('ATTACH');
+        expect(out.hint).toMatch(/mount tracefs at \/sys\/kernel\/tracing/);
+      });
 
       it.runIf(tracefsPath() !== null)(
         'a classic tracepoint (tracefs mounted) delivers the workload syscalls',
