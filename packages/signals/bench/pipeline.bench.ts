@@ -8,7 +8,7 @@
  *
  *   npm run bench -w @stellaops/signals
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +34,7 @@ async function run(enrich: boolean): Promise<void> {
       filters: { pathAllowlist: [`${data}/**`] },
       dedup: { enabled: false },
       statusIntervalMs: 60_000,
+      ...(process.env.BENCH_QUEUE ? { maxQueuedRecords: Number(process.env.BENCH_QUEUE) } : {}),
       ...(enrich ? {} : { enrich: false as const }),
     },
     rotation: { maxSizeBytes: 64 * 1024 * 1024 },
@@ -47,8 +48,9 @@ async function run(enrich: boolean): Promise<void> {
   const t0 = performance.now();
   // The workload runs in a child so the collector's event loop stays free.
   const py = `import os\nfor _ in range(${ROUNDS}):\n  for i in range(${FILES}):\n    os.close(os.open('${data}/f%d' % i, os.O_RDONLY))`;
-  const child = spawnSync('python3', ['-c', py], { stdio: 'inherit' });
-  if (child.status !== 0) throw new Error('workload failed');
+  const child = spawn('python3', ['-c', py], { stdio: 'inherit' });
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  if (code !== 0) throw new Error('workload failed');
   const workloadS = (performance.now() - t0) / 1000;
   await new Promise((r) => setTimeout(r, 300));
   await collector.stop();
@@ -64,6 +66,7 @@ async function run(enrich: boolean): Promise<void> {
       `opens ${opens}`,
       `records written ${emitted}`,
       `lost ${fo?.lost ?? '?'}`,
+      `filtered ${fo?.filtered ?? '?'}`,
       `workload ${(opens / workloadS).toFixed(0)} opens/s`,
       `pipeline ${(emitted / wallS).toFixed(0)} records/s`,
       `collector CPU ${((cpu.user + cpu.system) / 1e6 / wallS).toFixed(2)} cores`,

@@ -77,6 +77,14 @@ export interface CollectOptions {
   bindingPath?: string;
   /** First sequence number of the stream (default 0). */
   firstSeq?: bigint;
+  /** How long close() waits for the rings to empty into the stream, ms (default 5000). */
+  drainTimeoutMs?: number;
+  /**
+   * Records read from the rings but not yet through the pipeline before
+   * reading pauses (default 65536); past it, overload shows as `lost` in the
+   * kernel counters and memory stays bounded.
+   */
+  maxQueuedRecords?: number;
 }
 
 /** Exact accounting of one probe at a point of the stream. */
@@ -150,6 +158,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #stopped = false;
   #iterating = false;
   #records = 0n;
+  /** Records read from the rings and not yet taken by the pipeline. */
+  #queued = 0;
   /** Last counters read from each runtime: what the final status uses once they are closed. */
   #lastCounters = new Map<ProbeRuntime, ReturnType<ProbeRuntime['counters']>>();
   /**
@@ -265,6 +275,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #userFilter: (k: KernelEvent) => boolean = () => true;
 
   async #pump<E>(source: AsyncIterable<E[]>, wrap: (e: E) => KernelEvent): Promise<void> {
+    const highWater = this.#options.maxQueuedRecords ?? 65_536;
     for await (const batch of source) {
       const items: Item[] = new Array(batch.length);
       for (let i = 0; i < batch.length; i++) {
@@ -272,8 +283,21 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         const h = headerOf(k);
         items[i] = { cgroupId: h.cgroupId, pid: h.pid, k };
       }
+      this.#queued += items.length;
       this.#input.push(items);
+      // Backpressure: past the high-water mark stop reading the ring, so an
+      // overload fills the kernel ring, where every dropped record is counted
+      // as lost, instead of growing this process without bound.
+      while (this.#queued > highWater && !this.#stopped) await new Promise((r) => setTimeout(r, 2));
       if (this.#stopped) break;
+    }
+  }
+
+  /** The input queue as the pipeline consumes it, keeping the backlog count. */
+  async *#consume(): AsyncGenerator<Item[]> {
+    for await (const items of this.#input) {
+      this.#queued -= items.length;
+      yield items;
     }
   }
 
@@ -474,8 +498,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
           )
         : undefined;
       const batches: AsyncIterable<ReadonlyArray<Item & { enrichment?: Resolution }>> = stage
-        ? stage.run(this.#input)
-        : this.#input;
+        ? stage.run(this.#consume())
+        : this.#consume();
       const iterator = batches[Symbol.asyncIterator]();
       const interval = this.#options.statusIntervalMs ?? 60_000;
       let nextStatus = Date.now() + interval;
@@ -517,14 +541,40 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#stopped = true;
       await this.ready.catch(() => undefined);
+      await this.#drain();
+      this.#stopped = true;
       this.#accounts(); // snapshot the kernel counters before the maps go away
       await this.#teardown();
       await Promise.allSettled(this.#pumps);
       this.#input.end();
     })();
     return this.#closing;
+  }
+
+  /**
+   * Before detaching, let each ring empty into the pipeline: wait until every
+   * runtime has received what the kernel had emitted when the stop began
+   * (bounded by `drainTimeoutMs`). What is still in a ring after that is
+   * reported as lost in the final status, never dropped silently.
+   */
+  async #drain(): Promise<void> {
+    const runtimes = [this.#fileexec, this.#net].filter((r): r is ProbeSet | NetProbes => r !== undefined);
+    const emittedNow = (rt: ProbeSet | NetProbes) => {
+      let n = 0n;
+      for (const c of rt.counters().values()) n += c.emitted;
+      return n;
+    };
+    let targets: bigint[];
+    try {
+      targets = runtimes.map(emittedNow);
+    } catch {
+      return; // already closed
+    }
+    const deadline = Date.now() + (this.#options.drainTimeoutMs ?? 5000);
+    while (Date.now() < deadline && runtimes.some((rt, i) => BigInt(rt.received) < targets[i]!)) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   async #teardown(): Promise<void> {
