@@ -1,6 +1,6 @@
 import type { ContainerField } from '@stellaops/enrich';
 import { bytesField, type EvidenceRecord, type StackFrame } from '@stellaops/ndjson';
-import type { NetEvent, ProbeEvent, SockAddr, SocketTuple, TlsCorrelator } from '@stellaops/probes';
+import type { EventHeader, NetEvent, ProbeEvent, SockAddr, SocketTuple, TlsCorrelator } from '@stellaops/probes';
 
 /** What the TLS correlator knows of an event's session (SNI, 4-tuple). */
 type TlsSessionInfo = NonNullable<ReturnType<TlsCorrelator['observe']>>;
@@ -27,16 +27,8 @@ export interface RecordEnvelope {
 /** A decoded event from either probe object. */
 export type KernelEvent = { source: 'fileexec'; event: ProbeEvent } | { source: 'net'; event: NetEvent };
 
-interface Header {
-  pid: number;
-  tid: number;
-  ppid: number;
-  uid: number;
-  gid: number;
-  comm: Buffer;
-  cgroupId: bigint;
-  monoNs: bigint;
-}
+/** The task fields every kernel event carries (net events nest them in `header`). */
+type Header = EventHeader;
 
 function envelope(type: EvidenceRecord['type'], h: Header, env: RecordEnvelope) {
   return {
