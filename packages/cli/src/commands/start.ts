@@ -192,7 +192,7 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
     else jsonLog(io, 'warn', msg, { recovered: r });
   }
   for (const probe of started.probes.filter((x) => !x.attached)) {
-    if (tty) io.err(`stella: probe ${probe.name} not attached: ${probe.reason ?? 'unknown reason'}\n`);
+    if (tty) io.err(`stella: probe ${probe.name}: ${probe.reason ?? 'not attached (no reason given)'}\n`);
   }
   collector.on('sealed', (s) => {
     if (!tty)
