@@ -1,6 +1,13 @@
 import type { ContainerField } from '@stellaops/enrich';
 import { bytesField, type EvidenceRecord, type StackFrame } from '@stellaops/ndjson';
-import type { EventHeader, NetEvent, ProbeEvent, SockAddr, SocketTuple, TlsCorrelator } from '@stellaops/probes';
+import type {
+  EventHeader,
+  NetEvent,
+  ProbeEvent,
+  SockAddr,
+  SocketTuple,
+  TlsCorrelator,
+} from '@stellaops/probes';
 
 /** What the TLS correlator knows of an event's session (SNI, 4-tuple). */
 type TlsSessionInfo = NonNullable<ReturnType<TlsCorrelator['observe']>>;
