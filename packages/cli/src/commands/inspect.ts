@@ -226,7 +226,9 @@ export async function summarise(dir: string, digest: string, report: ChainReport
 function formatSummary(s: ImageSummary): string {
   const out = [`image ${s.digest} (matched as ${s.matchedAs.join(' and ')} digest), ${s.records} records`];
   for (const c of s.containers) {
-    out.push(`  container ${c.id.slice(0, 12)} ${c.runtime ?? ''} ${c.imageRef ?? ''}`.trimEnd());
+    // Hash ids (Docker, CRI) read best shortened; names (ctr, podman) stay whole.
+    const id = /^[0-9a-f]{64}$/.test(c.id) ? c.id.slice(0, 12) : c.id;
+    out.push(`  container ${id} ${c.runtime ?? ''} ${c.imageRef ?? ''}`.trimEnd());
   }
   out.push(`window ${s.window.first} .. ${s.window.last}`, '');
   out.push(`files opened (${s.files.length}):`);
