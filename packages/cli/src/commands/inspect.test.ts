@@ -1,0 +1,83 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair, LocalKeySigner, openChunkWriter, verifyChain } from '@stellaops/evidence-chain';
+import { encodeRecord, type FileOpenRecord } from '@stellaops/ndjson';
+import { describe, expect, it } from 'vitest';
+import { summarise } from './inspect.js';
+
+const DIGEST = `sha256:${'a'.repeat(64)}`;
+let seq = 0n;
+
+function open(path: string): FileOpenRecord {
+  const wall = 1_795_000_000_000_000_000n + seq;
+  const rec: FileOpenRecord = {
+    schema_version: 1,
+    type: 'file_open',
+    seq: (seq++).toString(),
+    mono_ns: (1_000n + seq).toString(),
+    wall_ns: wall.toString(),
+    host_id: 'h',
+    pid: 10,
+    tid: 10,
+    ppid: 1,
+    uid: 0,
+    gid: 0,
+    comm: 'app',
+    cgroup_id: '4242',
+    container: {
+      id: 'c'.repeat(64),
+      runtime: 'containerd',
+      image_manifest_digest: DIGEST,
+      status: 'resolved',
+    },
+    path,
+    path_resolution: 'absolute',
+    path_truncated: false,
+    flags: 0,
+    mode: 0,
+    dirfd: -100,
+    ret: 3,
+    syscall: 'openat',
+  };
+  return rec;
+}
+
+describe('inspect reads only sealed, signed chunks', () => {
+  it('leaves out the records of an unsealed tail chunk and lists it as not read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stella-inspect-'));
+    const keys = mkdtempSync(join(tmpdir(), 'stella-inspect-keys-'));
+    const { publicKeyPem } = generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
+    const writer = await openChunkWriter({
+      dir,
+      signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
+      meta: {
+        hostId: 'h',
+        kernelRelease: 'test',
+        btfId: 'none',
+        collectorVersion: 'test',
+        filterConfigDigest: DIGEST,
+      },
+    });
+    const append = (r: FileOpenRecord) =>
+      writer.append(encodeRecord(r), {
+        type: r.type,
+        wallNs: BigInt(r.wall_ns),
+        monoNs: BigInt(r.mono_ns),
+        seq: BigInt(r.seq),
+      });
+    append(open('/etc/sealed-evidence'));
+    await writer.rotate(); // chunk 0 sealed and signed
+    append(open('/etc/unsealed-tail')); // chunk 1: written, not signed yet
+    try {
+      const report = await verifyChain(dir, { keys: [publicKeyPem], requireEnd: false });
+      const summary = await summarise(dir, DIGEST, report);
+      expect(summary.files.map((f) => f.path)).toEqual(['/etc/sealed-evidence']);
+      expect(summary.completeness.chunksVerified).toBe(1);
+      expect(summary.completeness.chunksUnsealed).toHaveLength(1);
+      expect(summary.completeness.chainClosed).toBe(false);
+    } finally {
+      await writer.close();
+    }
+  });
+});
