@@ -257,6 +257,13 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       await this.#teardown();
       throw e;
     }
+    // Set before the pumps start, so no record is ever checked without it.
+    this.#userFilter = (k) => {
+      if (k.source === 'fileexec' && k.event.kind === 'file_open' && filter.needsUserCheck) {
+        return filter.allows(k.event.path.toString('utf8'));
+      }
+      return true;
+    };
     if (this.#fileexec)
       this.#pumps.push(this.#pump(this.#fileexec, (ev: ProbeEvent) => ({ source: 'fileexec', event: ev })));
     if (this.#net) this.#pumps.push(this.#pump(this.#net, (ev: NetEvent) => ({ source: 'net', event: ev })));
@@ -264,12 +271,6 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       () => this.#input.end(),
       (e) => this.#input.fail(e),
     );
-    this.#userFilter = (k) => {
-      if (k.source === 'fileexec' && k.event.kind === 'file_open' && filter.needsUserCheck) {
-        return filter.allows(k.event.path.toString('utf8'));
-      }
-      return true;
-    };
   }
 
   #userFilter: (k: KernelEvent) => boolean = () => true;

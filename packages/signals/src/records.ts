@@ -6,11 +6,8 @@ import type {
   ProbeEvent,
   SockAddr,
   SocketTuple,
-  TlsCorrelator,
+  TlsSessionInfo,
 } from '@stellaops/probes';
-
-/** What the TLS correlator knows of an event's session (SNI, 4-tuple). */
-type TlsSessionInfo = NonNullable<ReturnType<TlsCorrelator['observe']>>;
 
 /**
  * Kernel events → schema v1 evidence records. This is the one place where

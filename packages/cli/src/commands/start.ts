@@ -162,12 +162,11 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
     },
     fsync: { mode: cfg.get<'seal' | 'interval' | 'always'>('rotation.fsync') },
     witnesses: witnesses(cfg),
-    filterConfig: {
-      target_containers: cfg.get('filters.target_containers'),
-      path_allowlist: cfg.get('filters.path_allowlist'),
-      path_denylist: cfg.get('filters.path_denylist'),
-      probes: cfg.toObject().signals,
-    },
+    // What decides what is (not) looked for: filters, probes and dedup;
+    // not paths, keys or rotation, which would change the digest for nothing.
+    filterConfig: (({ filters, probes, dedup }) => ({ filters, probes, dedup }))(
+      cfg.toObject().signals as Record<string, unknown>,
+    ),
   });
 
   const tty = io.isTTY;
