@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EnrichError } from './errors.js';
 import { type ContainerResolver, EnrichmentStage } from './stage.js';
-import type { Resolution } from './tracker.js';
+import { ContainerTracker, type Resolution } from './tracker.js';
 
 // Stand-in resolver: the stage's ordering/timeout logic is what is tested here;
 // the real ContainerTracker is exercised against real runtimes in test/.
@@ -148,6 +148,53 @@ describe('EnrichmentStage', () => {
       for await (const b of new EnrichmentStage(r).run(source())) seen.push(b.length);
     }).rejects.toThrow('ring closed');
     expect(seen).toEqual([1]);
+  });
+
+  it('sends records out unknown, never throwing, when the tracker is closed under it', async () => {
+    // The real tracker, closed while records are still in flight (a stop).
+    const tracker = await ContainerTracker.create({
+      containerd: false,
+      docker: false,
+      podman: false,
+      crio: false,
+    });
+    const stage = new EnrichmentStage(tracker, { waitMs: 50 });
+    let n = 0;
+    async function* source() {
+      yield [{ cgroupId: 11n, pid: process.pid }];
+      tracker.close();
+      yield [{ cgroupId: 12n, pid: process.pid }];
+      yield [{ cgroupId: 11n }];
+    }
+    for await (const b of stage.run(source())) {
+      for (const x of b) {
+        n++;
+        if (n > 1) {
+          expect(x.enrichment).toMatchObject({
+            status: 'unknown',
+            reason: expect.stringMatching(/used after close/),
+          });
+        }
+      }
+    }
+    expect(n).toBe(3);
+  });
+
+  it('stops reading its source while a consumer that does not pull holds maxPendingItems', async () => {
+    const r = new StandInResolver();
+    let produced = 0;
+    async function* source() {
+      for (;;) {
+        await new Promise((res) => setImmediate(res));
+        produced += 10;
+        yield Array.from({ length: 10 }, () => ({ cgroupId: 1n }));
+      }
+    }
+    const it = new EnrichmentStage(r, { maxPendingItems: 100 }).run(source());
+    await it.next(); // one batch taken, then the consumer stalls (a full disk downstream)
+    await new Promise((res) => setTimeout(res, 200));
+    expect(produced).toBeLessThanOrEqual(100 + 10 + 10 + 10);
+    await it.return(undefined);
   });
 
   it('rejects bad options with a typed error', () => {

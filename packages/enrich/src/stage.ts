@@ -24,7 +24,11 @@ export interface ContainerResolver {
 export interface EnrichmentStageOptions {
   /** Longest a record waits for its cgroup's first resolution; default 1000 ms. */
   readonly waitMs?: number;
-  /** Records held back at most; past it the oldest batch goes out with what is known. Default 65536. */
+  /**
+   * Records held back at most; past it the oldest batch goes out with what
+   * is known, and reading the source pauses until the consumer takes
+   * batches (memory stays bounded when the consumer stalls). Default 65536.
+   */
   readonly maxPendingItems?: number;
 }
 
@@ -63,7 +67,9 @@ interface PendingBatch<T> {
  * whose cgroup is not yet known waits (with the rest of its batch and the
  * batches behind it, to keep order) at most `waitMs` from the first time its
  * cgroup was seen, then goes out `unknown` with its cgroup path. Resolutions
- * that finish later serve the following records.
+ * that finish later serve the following records. A resolver that fails or
+ * throws (closed under it) never ends the stream: the record goes out
+ * `unknown` with the reason.
  */
 export class EnrichmentStage {
   readonly #resolver: ContainerResolver;
@@ -106,12 +112,18 @@ export class EnrichmentStage {
     this.stats.waited++;
     let timer: NodeJS.Timeout | undefined;
     const entry: { result?: Resolution; done: Promise<void> } = { done: Promise.resolve() };
-    const resolution = this.#resolver.resolveDetailed(cgroupId, pid).then(
+    let started: Promise<Resolution>;
+    try {
+      started = this.#resolver.resolveDetailed(cgroupId, pid);
+    } catch (err) {
+      started = Promise.reject(err);
+    }
+    const resolution = started.then(
       (r) => {
         entry.result = r;
       },
       (err: unknown) => {
-        entry.result = { status: 'unknown', reason: err instanceof Error ? err.message : String(err) };
+        entry.result = { status: 'unknown', reason: errorText(err) };
       },
     );
     const timeout = new Promise<void>((resolve) => {
@@ -133,7 +145,7 @@ export class EnrichmentStage {
     const entries = new Map<bigint, Entry>();
     for (const it of items) {
       if (entries.has(it.cgroupId)) continue;
-      if (this.#resolver.peek(it.cgroupId, it.pid) !== undefined) continue;
+      if (this.#peek(it.cgroupId, it.pid) !== undefined) continue;
       entries.set(it.cgroupId, this.#entry(it.cgroupId, it.pid));
     }
     const batch: PendingBatch<T> = {
@@ -152,10 +164,31 @@ export class EnrichmentStage {
     return batch;
   }
 
+  /**
+   * The resolver's cache-only answer. A resolver that throws (a tracker
+   * closed while records were still in flight) never stops the pipeline:
+   * the record goes out `unknown`, saying why.
+   */
+  #peek(cgroupId: bigint, pid: number | undefined): Resolution | undefined {
+    try {
+      return this.#resolver.peek(cgroupId, pid);
+    } catch (err) {
+      return { status: 'unknown', reason: `container attribution failed: ${errorText(err)}` };
+    }
+  }
+
+  #pathOf(cgroupId: bigint, pid: number | undefined): string | undefined {
+    try {
+      return this.#resolver.cgroupPathOf?.(cgroupId, pid);
+    } catch {
+      return undefined;
+    }
+  }
+
   #attach<T extends EnrichableItem>(it: T, entries: Map<bigint, Entry>): Enriched<T> {
-    let r = entries.get(it.cgroupId)?.result ?? this.#resolver.peek(it.cgroupId, it.pid);
+    let r = entries.get(it.cgroupId)?.result ?? this.#peek(it.cgroupId, it.pid);
     if (r === undefined) {
-      const path = this.#resolver.cgroupPathOf?.(it.cgroupId, it.pid);
+      const path = this.#pathOf(it.cgroupId, it.pid);
       const reason = `container runtime did not answer within ${this.#waitMs} ms`;
       r =
         path === undefined ? { status: 'unknown', reason } : { status: 'unknown', cgroupPath: path, reason };
@@ -179,6 +212,7 @@ export class EnrichmentStage {
     let stopped = false;
     let failure: { error: unknown } | undefined;
     let wake: (() => void) | undefined;
+    let resume: (() => void) | undefined;
     const notify = () => {
       const w = wake;
       wake = undefined;
@@ -192,6 +226,15 @@ export class EnrichmentStage {
           queue.push(this.#prepare(r.value));
           pendingItems += r.value.length;
           notify();
+          // Bounded read-ahead: while `maxPendingItems` records wait for a
+          // consumer that does not pull (a full disk downstream), stop
+          // reading, so the backlog stays upstream (where the producer can
+          // count it) instead of growing here.
+          while (pendingItems > this.#maxPending && !stopped) {
+            await new Promise<void>((r) => {
+              resume = r;
+            });
+          }
         }
       } catch (error) {
         failure = { error };
@@ -224,6 +267,9 @@ export class EnrichmentStage {
         }
         queue.shift();
         pendingItems -= head.items.length;
+        const go = resume;
+        resume = undefined;
+        go?.();
         this.stats.batches++;
         this.stats.items += head.items.length;
         yield head.items.map((x) => this.#attach(x, head.entries));
@@ -231,8 +277,13 @@ export class EnrichmentStage {
       if (failure !== undefined) throw failure.error;
     } finally {
       stopped = true;
+      resume?.();
       if (!done) void Promise.resolve(it.return?.()).catch(() => undefined);
       void pump;
     }
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
