@@ -5,7 +5,11 @@
  * prefix allow/deny) and dedup, and the ring-buffer submit policy.
  *
  * Accounting rule, relied on by tests: every event a probe sees increments
- * `seen` once and exactly one of filtered, deduplicated, emitted, lost.
+ * `seen` once on entry (stella_seen, before any filter, dedup or ring
+ * reserve) and, once its fate is decided, exactly one of filtered,
+ * deduplicated, emitted, lost (stella_count). The two are counted apart, so
+ * seen = filtered + deduplicated + emitted + lost is a check user space can
+ * make, not an identity: it holds whenever no program is mid-event.
  *
  * Layouts here are mirrored by src/layout.ts; test/btf-layout.test.ts checks
  * the mirror against the compiled object's BTF.
@@ -45,7 +49,8 @@ struct stella_event_header {
 	char comm[STELLA_COMM_LEN];
 };
 
-/* Per-CPU, per-probe counters; user space sums over CPUs. */
+/* Per-CPU, per-probe counters; user space sums over CPUs. `seen` first:
+ * user space reads the terminal fields, then `seen` (src/probeset.ts). */
 struct stella_counters {
 	__u64 seen;
 	__u64 filtered;
@@ -59,14 +64,14 @@ struct stella_dedup_stats {
 	__u64 inserts;  /* new keys added */
 	__u64 deletes;  /* keys removed again because the record was lost */
 	__u64 races;    /* insert found the key already there (another CPU won) */
-	__u64 failures; /* insert failed otherwise (no free LRU node): record sent undeduplicated */
+	__u64 failures; /* insert failed otherwise (no free LRU node, -EBUSY bucket lock): record sent undeduplicated */
 };
 
 struct stella_dedup_key {
 	__u64 cgroup_id;
-	__u64 hash;      /* FNV-1a 64 of the path bytes */
+	__u64 hash;      /* per kind: path bytes (file), filename + argv + exe (exec), endpoint (net) */
 	__u32 kind;
-	__u32 fclass;    /* flags class: see fileexec.h */
+	__u32 fclass;    /* per kind: flags class (file, fileexec.h), filename length (exec), call/outcome (net) */
 };
 
 struct stella_prefix_key {
@@ -141,18 +146,34 @@ struct {
 	__type(value, __u64);
 } dedup SEC(".maps");
 
+/*
+ * Counter and dedup-stat adds are atomic although the slots are per CPU:
+ * tracing programs run with migration disabled, not preemption, so on a
+ * PREEMPT kernel a program can be preempted mid-add by another program on
+ * the same CPU (a uprobe, a sys_exit of another task) and a plain ++ would
+ * lose a count.
+ */
+#define STELLA_ADD(field) __sync_fetch_and_add(&(field), 1)
+
+/* An event reached `probe`: counted before any filter, dedup or reserve. */
+static __always_inline void stella_seen(__u32 probe)
+{
+	struct stella_counters *c = bpf_map_lookup_elem(&counters, &probe);
+	if (c)
+		STELLA_ADD(c->seen);
+}
+
+/* The event's fate: exactly one call per stella_seen(). */
 static __always_inline void stella_count(__u32 probe, int field)
 {
 	struct stella_counters *c = bpf_map_lookup_elem(&counters, &probe);
 	if (!c)
 		return;
-	/* Per-CPU slot and no preemption inside a tracing program: plain adds. */
-	c->seen++;
 	switch (field) {
-	case STELLA_C_FILTERED: c->filtered++; break;
-	case STELLA_C_DEDUPLICATED: c->deduplicated++; break;
-	case STELLA_C_EMITTED: c->emitted++; break;
-	default: c->lost++; break;
+	case STELLA_C_FILTERED: STELLA_ADD(c->filtered); break;
+	case STELLA_C_DEDUPLICATED: STELLA_ADD(c->deduplicated); break;
+	case STELLA_C_EMITTED: STELLA_ADD(c->emitted); break;
+	default: STELLA_ADD(c->lost); break;
 	}
 }
 
@@ -215,17 +236,17 @@ static __always_inline bool stella_dedup_seen(struct stella_dedup_key *key, __u6
 	if (err == -17 /* EEXIST */) {
 		/* Another CPU inserted the same key between lookup and update. */
 		if (st)
-			st->races++;
+			STELLA_ADD(st->races);
 		return true;
 	}
 	if (err != 0) {
 		/* Not remembered: better a duplicate later than a fact dropped now. */
 		if (st)
-			st->failures++;
+			STELLA_ADD(st->failures);
 		return false;
 	}
 	if (st)
-		st->inserts++;
+		STELLA_ADD(st->inserts);
 	return false;
 }
 
@@ -237,7 +258,7 @@ static __always_inline void stella_dedup_forget(struct stella_dedup_key *key)
 	if (bpf_map_delete_elem(&dedup, key) == 0) {
 		struct stella_dedup_stats *st = bpf_map_lookup_elem(&dedup_stats, &zero);
 		if (st)
-			st->deletes++;
+			STELLA_ADD(st->deletes);
 	}
 }
 

@@ -214,6 +214,7 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const boo
 	if (id != NR_openat && id != NR_open && id != NR_openat2 && id != NR_creat &&
 	    id != NR_open_by_handle_at)
 		return 0;
+	stella_seen(FE_PROBE_FILE_OPEN);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	if (stella_task_filtered(pid_tgid >> 32, bpf_get_current_cgroup_id())) {
 		stella_count(FE_PROBE_FILE_OPEN, STELLA_C_FILTERED);
@@ -369,6 +370,7 @@ static __always_inline __u64 encode_dev(__u32 kdev)
 
 static __always_inline int on_exec(struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
+	stella_seen(FE_PROBE_EXEC);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 cg = bpf_get_current_cgroup_id();
 	if (stella_task_filtered(pid_tgid >> 32, cg)) {
@@ -398,15 +400,6 @@ static __always_inline int on_exec(struct task_struct *p, int old_pid, struct li
 	flen &= FE_PATH_MAX - 1;
 	ev->filename_len = flen;
 
-	struct stella_dedup_key key = { .cgroup_id = cg, .kind = STELLA_KIND_EXEC, .fclass = 0 };
-	if (cfg_dedup) {
-		key.hash = hash_bytes(ev->data, flen);
-		if (stella_dedup_seen(&key, now)) {
-			stella_count(FE_PROBE_EXEC, STELLA_C_DEDUPLICATED);
-			return 0;
-		}
-	}
-
 	/* The new image's argument block, laid out by the kernel just before this tracepoint. */
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	__u64 as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
@@ -420,6 +413,25 @@ static __always_inline int on_exec(struct task_struct *p, int old_pid, struct li
 		ev->exec_flags |= FE_EXEC_ARGV_TRUNCATED;
 	}
 	ev->argv_len = alen;
+
+	/*
+	 * Fact: this cgroup ran this image with these arguments. The key covers
+	 * the filename, the argv bytes kept (and argc, for what is cut off) and
+	 * the executable's inode: another run with other arguments, or a
+	 * multi-call binary (busybox via /proc/self/exe) under another argv[0],
+	 * is a new fact.
+	 */
+	struct stella_dedup_key key = { .cgroup_id = cg, .kind = STELLA_KIND_EXEC, .fclass = flen };
+	if (cfg_dedup) {
+		__u64 h = hash_bytes(ev->data, flen + alen);
+		h = (h ^ ev->argc) * STELLA_FNV_PRIME;
+		h = (h ^ ev->exe_ino) * STELLA_FNV_PRIME;
+		key.hash = (h ^ ev->exe_dev) * STELLA_FNV_PRIME;
+		if (stella_dedup_seen(&key, now)) {
+			stella_count(FE_PROBE_EXEC, STELLA_C_DEDUPLICATED);
+			return 0;
+		}
+	}
 	__u64 size = offsetof(struct fe_exec_event, data) + flen + alen;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
@@ -447,6 +459,7 @@ static __always_inline int on_exit(struct task_struct *p)
 	/* Only the exit of the last thread is a process exit (signal->live hit 0 in do_exit). */
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
+	stella_seen(FE_PROBE_EXIT);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 cg = bpf_get_current_cgroup_id();
 	if (stella_task_filtered(pid_tgid >> 32, cg)) {
@@ -487,6 +500,7 @@ int BPF_PROG(fe_exit_proc_raw, struct task_struct *p)
 
 static __always_inline int on_file_open(struct file *file)
 {
+	stella_seen(FE_PROBE_FILE_OPEN_LSM);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 cg = bpf_get_current_cgroup_id();
 	if (stella_task_filtered(pid_tgid >> 32, cg)) {

@@ -277,6 +277,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 		return 0; /* intermediate transition: collapsed, not a record */
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
+	stella_seen(NET_PROBE_TCP_STATE);
 
 	__u64 now = bpf_ktime_get_ns();
 	__u64 key = (__u64)sk;
@@ -303,8 +304,10 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	}
 
 	struct net_scratch *s = scratch();
-	if (!s)
+	if (!s) {
+		stella_count(NET_PROBE_TCP_STATE, STELLA_C_LOST);
 		return 0;
+	}
 	struct net_tcp_state_event *e = &s->tcp;
 	__builtin_memset(e, 0, sizeof(*e));
 	e->hdr.mono_ns = now;
@@ -496,6 +499,7 @@ static __always_inline int emit_sock(void *ctx, struct net_sock_args *ap, int re
 	struct net_sock_args args = *ap;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 probe = args.call == NET_CALL_CONNECT ? NET_PROBE_CONNECT : NET_PROBE_ACCEPT;
+	stella_seen(probe);
 	__u64 now = bpf_ktime_get_ns();
 	__u64 cg = bpf_get_current_cgroup_id();
 	if (stella_task_filtered(pid_tgid >> 32, cg)) {
@@ -503,8 +507,10 @@ static __always_inline int emit_sock(void *ctx, struct net_sock_args *ap, int re
 		return 0;
 	}
 	struct net_scratch *s = scratch();
-	if (!s)
+	if (!s) {
+		stella_count(probe, STELLA_C_LOST);
 		return 0;
+	}
 	struct net_sock_event *e = &s->sock;
 	__builtin_memset(e, 0, sizeof(*e));
 	stella_fill_header(&e->hdr, args.call == NET_CALL_CONNECT ? NET_KIND_CONNECT : NET_KIND_ACCEPT, pid_tgid,
@@ -790,6 +796,7 @@ static __always_inline void emit_tls(void *ctx, struct net_session *sess, __u64 
 				     __s64 requested, __s64 ret, __u64 bytes, __u64 start_ns)
 {
 	__u32 probe = result == NET_TLS_RES_NONE ? NET_PROBE_TLS_IO : NET_PROBE_TLS_HANDSHAKE;
+	stella_seen(probe);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 cg = bpf_get_current_cgroup_id();
 	__u64 now = bpf_ktime_get_ns();
@@ -798,8 +805,10 @@ static __always_inline void emit_tls(void *ctx, struct net_session *sess, __u64 
 		return;
 	}
 	struct net_scratch *s = scratch();
-	if (!s)
+	if (!s) {
+		stella_count(probe, STELLA_C_LOST);
 		return;
+	}
 	struct net_tls_event *e = &s->tls;
 	__builtin_memset(e, 0, sizeof(*e));
 	stella_fill_header(&e->hdr, result == NET_TLS_RES_NONE ? NET_KIND_TLS_IO : NET_KIND_TLS_HANDSHAKE, pid_tgid,
