@@ -1,0 +1,43 @@
+#!/bin/sh
+# PID 1 of the kernel-VM initramfs (busybox). Loads the virtio/9p/overlay
+# modules, mounts the host's root (read-only 9p) under a tmpfs overlay so the
+# tests can write anywhere without touching the host, mounts the kernel's
+# pseudo file systems there, runs guest.sh in it and powers off.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+param() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p"; }
+for m in $(cat /modules); do insmod "/lib/modules/$m.ko" || echo "[init] insmod $m failed"; done
+ip link set lo up
+# cache=loose: the share is read-only for the VM's lifetime, so the guest may cache it.
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host /host || echo "[init] mounting the host root failed"
+mount -t tmpfs -o mode=0755 scratch /scratch
+mkdir -p /scratch/upper /scratch/work
+if ! mount -t overlay overlay -o lowerdir=/host,upperdir=/scratch/upper,workdir=/scratch/work /newroot; then
+  echo "[init] overlay failed: the root stays read-only"
+  mount --bind /host /newroot
+fi
+r=/newroot
+mount -t proc proc $r/proc
+mount -t sysfs sys $r/sys
+mount -t devtmpfs dev $r/dev
+mkdir -p $r/dev/pts $r/dev/shm
+mount -t devpts devpts $r/dev/pts
+mount -t tmpfs tmpfs $r/dev/shm
+mount -t tmpfs -o mode=1777 tmpfs $r/tmp
+mount -t tmpfs -o mode=0755 tmpfs $r/run
+mount -t cgroup2 cgroup2 $r/sys/fs/cgroup
+mount -t bpf bpf $r/sys/fs/bpf
+mount -t tracefs tracefs $r/sys/kernel/tracing
+mount -t debugfs debugfs $r/sys/kernel/debug
+mkdir -p $r/kvm-out
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out $r/kvm-out
+repo=$(param stella_repo)
+tests=$(param stella_tests)
+echo "[init] $(cat /proc/version)"
+chroot $r /bin/bash "$repo/tools/kernel-vm/guest.sh" "$repo" "$tests"
+echo "[init] guest exited with $?"
+sync
+umount $r/kvm-out
+poweroff -f

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Kernel matrix runner: boots Debian's own kernels under qemu and runs the
+# kernel test suites of bpf-loader, probes and signals inside each one.
+#
+#   npm run test:kernels                 all of 5.10, 6.1, 6.12
+#   npm run test:kernels -- 5.10 6.1     the named ones
+#
+# For each kernel: apt-get download of the Debian kernel package (own sources
+# list, lists and cache under .cache/kernel-vm/<version>: the system's apt
+# configuration is never read or written), an initramfs of busybox-static plus
+# the virtio/9p/overlay modules from that package, a qemu boot (TCG; KVM when
+# KERNEL_VM_ACCEL=kvm), the host's root shared read-only over 9p under a tmpfs
+# overlay (every write inside the VM lands in guest RAM), and tools/kernel-vm/
+# guest.sh run in that root. The BPF objects and the addon are the host's
+# builds, read through the share: build them first (npm run build:native).
+#
+# Ends with one line: `N passed, N failed` over all kernels (a kernel that did
+# not boot or timed out counts as one failure). Exit status 0 only when none
+# failed. Environment:
+#   KERNEL_VM_TIMEOUT  seconds per kernel (default 2400) before qemu is killed
+#   KERNEL_VM_ACCEL    tcg (default) or kvm
+#   KERNEL_VM_SMP      guest CPUs (default 2), KERNEL_VM_MEM (default 3G)
+#   KERNEL_VM_TESTS    test paths or filters for vitest (default: the three packages)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cache="$repo/.cache/kernel-vm"
+timeout_s=${KERNEL_VM_TIMEOUT:-2400}
+accel=${KERNEL_VM_ACCEL:-tcg}
+smp=${KERNEL_VM_SMP:-2}
+mem=${KERNEL_VM_MEM:-3G}
+tests=${KERNEL_VM_TESTS:-packages/bpf-loader packages/probes packages/signals}
+
+log() { printf '[kernel-vm] %s\n' "$*" >&2; }
+die() {
+  printf '[kernel-vm] error: %s\n' "$1" >&2
+  [ -n "${2:-}" ] && printf '[kernel-vm] hint: %s\n' "$2" >&2
+  exit 2
+}
+
+# Debian suite that ships each kernel line (the linux-image-amd64 metapackage there).
+suite_of() {
+  case "$1" in
+  5.10) echo bullseye ;;
+  6.1) echo bookworm ;;
+  6.12) echo bookworm-backports ;;
+  *) return 1 ;;
+  esac
+}
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "the kernel runner needs root (apt-get, BPF inside the VM)" "run it as root: sudo npm run test:kernels"
+}
+
+ensure_qemu() {
+  command -v qemu-system-x86_64 >/dev/null && return
+  log "installing qemu-system-x86 (Debian package)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86 >/dev/null ||
+    { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-x86 >/dev/null; } ||
+    die "could not install qemu-system-x86" "apt-get install qemu-system-x86"
+}
+
+ensure_busybox() {
+  [ -x /bin/busybox ] && /bin/busybox --list | grep -qx switch_root && ! ldd /bin/busybox >/dev/null 2>&1 && return
+  log "installing busybox-static (Debian package)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static >/dev/null ||
+    die "could not install busybox-static" "apt-get install busybox-static"
+}
+
+# fetch <version> <dir>: download and unpack the kernel package into <dir>/pkg.
+fetch_kernel() {
+  local ver=$1 dir=$2 suite
+  suite=$(suite_of "$ver")
+  [ -d "$dir/pkg/boot" ] && return
+  local a="$dir/apt"
+  mkdir -p "$a/lists/partial" "$a/cache/archives/partial" "$dir/deb"
+  : >"$a/status"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >"$a/sources.list"
+  local opts=(-o "Dir::Etc::sourcelist=$a/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$a/lists"
+    -o "Dir::Cache=$a/cache" -o "Dir::State::status=$a/status" -o APT::Get::List-Cleanup=0 -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  log "$ver: apt-get update ($suite)"
+  apt-get "${opts[@]}" update >"$a/update.log" 2>&1 || die "apt-get update of $suite failed (see $a/update.log)" "is deb.debian.org reachable?"
+  local pkg
+  pkg=$(apt-cache "${opts[@]}" depends linux-image-amd64 | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+  [ -n "$pkg" ] || die "no linux-image package found in $suite" "see $a/update.log"
+  log "$ver: downloading $pkg"
+  (cd "$dir/deb" && apt-get "${opts[@]}" download "$pkg" >/dev/null) || die "apt-get download $pkg failed"
+  rm -rf "$dir/pkg.tmp" && mkdir -p "$dir/pkg.tmp"
+  dpkg-deb -x "$dir"/deb/"$pkg"_*.deb "$dir/pkg.tmp"
+  mv "$dir/pkg.tmp" "$dir/pkg"
+}
+
+# The `depends=` of a module file (.ko, .ko.xz or .ko.zst), one name a line.
+mod_depends() {
+  case "$1" in
+  *.xz) xz -dc "$1" ;;
+  *.zst) zstd -qdc "$1" ;;
+  *) cat "$1" ;;
+  esac | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' '\n' | sed '/^$/d'
+}
+
+# initramfs <dir>: busybox + the modules (dependencies first) + init.
+build_initramfs() {
+  local dir=$1 kver modroot
+  kver=$(ls "$dir/pkg/lib/modules")
+  modroot="$dir/pkg/lib/modules/$kver"
+  [ -f "$dir/initramfs.gz" ] && [ "$dir/initramfs.gz" -nt "$here/init.sh" ] && return
+  local stage="$dir/initramfs"
+  rm -rf "$stage" && mkdir -p "$stage"/{bin,lib/modules,proc,sys,dev,host,scratch,newroot}
+  cp /bin/busybox "$stage/bin/busybox"
+  for a in sh mount umount mkdir insmod switch_root poweroff cat echo sleep ls; do ln -s busybox "$stage/bin/$a"; done
+  # name -> file, then a depth-first walk so each module follows what it needs.
+  declare -A file_of=()
+  local f n
+  while IFS= read -r f; do
+    n=$(basename "$f")
+    n=${n%%.ko*}
+    file_of[$n]=$f
+    file_of[${n//-/_}]=$f
+  done < <(find "$modroot/kernel" -name '*.ko*')
+  declare -A done_=()
+  local order=()
+  visit() {
+    local m=${1//-/_} d
+    [ -n "${done_[$m]:-}" ] && return
+    done_[$m]=1
+    local path=${file_of[$m]:-}
+    [ -n "$path" ] || return 0 # built in
+    for d in $(mod_depends "$path"); do visit "$d"; done
+    order+=("$m")
+  }
+  for m in virtio_pci 9pnet_virtio 9p overlay; do visit "$m"; done
+  : >"$stage/modules"
+  for m in "${order[@]}"; do
+    f=${file_of[$m]}
+    case "$f" in
+    *.xz) xz -dc "$f" >"$stage/lib/modules/$m.ko" ;;
+    *.zst) zstd -qdc "$f" >"$stage/lib/modules/$m.ko" ;;
+    *) cp "$f" "$stage/lib/modules/$m.ko" ;;
+    esac
+    echo "$m" >>"$stage/modules"
+  done
+  cp "$here/init.sh" "$stage/init"
+  chmod +x "$stage/init"
+  (cd "$stage" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1 >"$dir/initramfs.gz.tmp")
+  mv "$dir/initramfs.gz.tmp" "$dir/initramfs.gz"
+  log "initramfs: ${order[*]}"
+}
+
+# boot <version> <dir>: prints the VM's console; leaves results in <dir>/out.
+boot() {
+  local ver=$1 dir=$2 kernel
+  kernel=$(ls "$dir"/pkg/boot/vmlinuz-*)
+  rm -rf "$dir/out" && mkdir -p "$dir/out"
+  local cpu=(-accel tcg -cpu max)
+  [ "$accel" = kvm ] && cpu=(-accel kvm -cpu host)
+  # lsm=...,bpf turns on BPF LSM where the kernel has CONFIG_BPF_LSM (Debian does).
+  local append="console=ttyS0 panic=-1 quiet loglevel=4 lsm=lockdown,capability,yama,apparmor,bpf stella_repo=$repo stella_tests=${tests// /,}"
+  timeout -k 15 "$timeout_s" qemu-system-x86_64 "${cpu[@]}" -smp "$smp" -m "$mem" \
+    -display none -monitor none -serial stdio -no-reboot \
+    -kernel "$kernel" -initrd "$dir/initramfs.gz" -append "$append" \
+    -virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap" \
+    -virtfs "local,path=$dir/out,mount_tag=out,security_model=none,multidevs=remap" \
+    </dev/null
+}
+
+main() {
+  local versions=("$@")
+  [ ${#versions[@]} -gt 0 ] || versions=(5.10 6.1 6.12)
+  for v in "${versions[@]}"; do
+    suite_of "$v" >/dev/null || die "unknown kernel '$v'" "choose from: 5.10 6.1 6.12"
+  done
+  need_root
+  [ -f "$repo/packages/probes/bpf/fileexec.bpf.o" ] && [ -x "$repo/.toolchain/node/bin/node" ] ||
+    die "the host build is missing (BPF objects or .toolchain/node)" "bash scripts/bootstrap.sh setup && npm run build:native"
+  ensure_qemu
+  ensure_busybox
+  local passed=0 failed=0 summary=()
+  for v in "${versions[@]}"; do
+    local dir="$cache/$v" start rc=0 line p f
+    mkdir -p "$dir"
+    fetch_kernel "$v" "$dir"
+    build_initramfs "$dir"
+    start=$(date +%s)
+    log "$v: booting ($accel, ${smp} CPUs, $mem, timeout ${timeout_s}s)"
+    boot "$v" "$dir" | tee "$dir/console.log" || rc=$?
+    local took=$(($(date +%s) - start))
+    line=$(grep -ao 'vitest: [0-9]* passed, [0-9]* failed, [0-9]* skipped' "$dir/out/vitest.log" 2>/dev/null | tail -1 || true)
+    if [ -n "$line" ]; then
+      p=$(sed 's/vitest: \([0-9]*\) passed.*/\1/' <<<"$line")
+      f=$(sed 's/.* \([0-9]*\) failed.*/\1/' <<<"$line")
+      passed=$((passed + p))
+      failed=$((failed + f))
+      summary+=("$v ($(cat "$dir/out/uname" 2>/dev/null || echo '?')): $line in ${took}s")
+    else
+      failed=$((failed + 1))
+      local why="no test summary"
+      [ "$rc" = 124 ] && why="timed out after ${timeout_s}s"
+      summary+=("$v: $why (qemu exit $rc; console in $dir/console.log) after ${took}s")
+    fi
+  done
+  printf '\n'
+  for s in "${summary[@]}"; do printf '[kernel-vm] %s\n' "$s"; done
+  printf '%d passed, %d failed\n' "$passed" "$failed"
+  [ "$failed" = 0 ]
+}
+
+main "$@"
