@@ -7,6 +7,9 @@ export type EvidenceChainErrorCode =
   | 'INVALID_RECORD'
   | 'SYMLINK_REFUSED'
   | 'NOT_A_DIRECTORY'
+  | 'UNSAFE_DIRECTORY'
+  | 'UNSUPPORTED_FILESYSTEM'
+  | 'PERMISSION_DENIED'
   | 'DISK_FULL'
   | 'IO_ERROR'
   | 'WRITER_CLOSED'
@@ -25,17 +28,20 @@ export class EvidenceChainError extends Error {
   readonly path: string | undefined;
   /** For `appendMany`: how many records of the batch were written before the failure. */
   readonly written: number | undefined;
+  /** How to fix it, when the message alone does not say (printed as a hint line by the CLI). */
+  readonly hint: string | undefined;
 
   constructor(
     code: EvidenceChainErrorCode,
     message: string,
-    options: { cause?: unknown; path?: string; written?: number } = {},
+    options: { cause?: unknown; path?: string; written?: number; hint?: string } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = this.constructor.name;
     this.code = code;
     this.path = options.path;
     this.written = options.written;
+    this.hint = options.hint;
   }
 }
 
@@ -62,6 +68,27 @@ export function ioError(what: string, path: string, err: unknown): EvidenceChain
       `${what} ${path}: it is a symbolic link; evidence files are never opened through symlinks — point the output at a real directory`,
       { cause: err, path },
     );
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new EvidenceChainError('PERMISSION_DENIED', `${what} ${path}: permission denied (${code})`, {
+      cause: err,
+      path,
+      hint: `run as a user that may write there (this process is uid ${process.geteuid?.() ?? '?'}), or choose a directory this user owns`,
+    });
+  }
+  if (code === 'ENOTDIR') {
+    return new EvidenceChainError(
+      'NOT_A_DIRECTORY',
+      `${what} ${path}: a component of the path is a file, not a directory (ENOTDIR)`,
+      { cause: err, path, hint: 'check the path: every part before the last must be a directory' },
+    );
+  }
+  if (code === 'EROFS') {
+    return new EvidenceChainError('IO_ERROR', `${what} ${path}: the filesystem is read-only (EROFS)`, {
+      cause: err,
+      path,
+      hint: 'choose a directory on a writable filesystem (in Kubernetes, a writable volume)',
+    });
   }
   const msg = err instanceof Error ? err.message : String(err);
   return new EvidenceChainError('IO_ERROR', `${what} ${path}: ${msg}`, { cause: err, path });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { EvidenceChainError, errnoCode, ioError } from './errors.js';
 
 /** Mode of the evidence directory: owner rwx, group rx (STYLE: no world access to evidence). */
@@ -8,25 +8,174 @@ export const DIR_MODE = 0o750;
 /** Mode of every evidence file: owner rw, group r. */
 export const FILE_MODE = 0o640;
 
+/** The sticky bit: in a directory with it, only an entry's owner may rename or remove the entry. */
+const S_ISVTX = 0o1000;
+
 const { O_WRONLY, O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_APPEND, O_DIRECTORY } = fs.constants;
 
 /**
- * Make sure `dir` is a real directory (created 0750 if missing, mode forced
- * to 0750). Throws SYMLINK_REFUSED when `dir` is a symbolic link and
- * NOT_A_DIRECTORY when it is something else.
+ * Filesystems that keep no files of their own (statfs `f_type`, from
+ * include/uapi/linux/magic.h; mqueue from ipc/mqueue.c). Evidence written
+ * there is lost or refused, and Node's recursive mkdir spins forever under
+ * /proc/self (mkdir answers ENOENT while the parent exists).
  */
-export function ensureEvidenceDir(dir: string): void {
-  let st: fs.Stats;
+const PSEUDO_FILESYSTEMS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'],
+  [0x74726163, 'tracefs'],
+  [0x73636673, 'securityfs'],
+  [0x1cd1, 'devpts'],
+  [0xcafe4a11, 'bpf'],
+  [0x6165676c, 'pstore'],
+  [0x62656570, 'configfs'],
+  [0xde5e81e4, 'efivarfs'],
+  [0xf97cff8c, 'selinuxfs'],
+  [0x43415d53, 'smackfs'],
+  [0x7655821, 'resctrl'],
+  [0x6e736673, 'nsfs'],
+  [0x42494e4d, 'binfmt_misc'],
+  [0x65735543, 'fusectl'],
+  [0x958458f6, 'hugetlbfs'],
+  [0x19800202, 'mqueue'],
+]);
+
+/** The pseudo filesystem `path` lives on, or undefined for a real one (or when statfs fails). */
+function pseudoFilesystem(path: string): string | undefined {
   try {
-    st = fs.lstatSync(dir);
+    return PSEUDO_FILESYSTEMS.get(Number(fs.statfsSync(path).type));
+  } catch {
+    return undefined;
+  }
+}
+
+function refusePseudo(dir: string, at: string): void {
+  const kind = pseudoFilesystem(at);
+  if (kind === undefined) return;
+  throw new EvidenceChainError(
+    'UNSUPPORTED_FILESYSTEM',
+    `output directory ${dir} is on a ${kind} pseudo filesystem (${at}); evidence needs a real, persistent filesystem`,
+    { path: dir, hint: 'choose a directory on disk, e.g. /var/lib/stellaops/evidence' },
+  );
+}
+
+/**
+ * Refuse a directory that another user can replace or fill: owned by someone
+ * else, writable by group or others, or under a parent that any user may
+ * write to without the sticky bit (any user could rename it away and put
+ * their own in its place). Ancestors are checked up to `/`.
+ */
+function refuseUnsafe(dir: string, st: fs.Stats, created: boolean): void {
+  const uid = process.geteuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    throw new EvidenceChainError(
+      'UNSAFE_DIRECTORY',
+      `output directory ${dir} is owned by uid ${st.uid}, but the collector runs as uid ${uid}; another user must not own the evidence directory`,
+      { path: dir, hint: `chown ${uid} ${dir}, or choose a directory owned by uid ${uid}` },
+    );
+  }
+  if (!created && (st.mode & 0o022) !== 0) {
+    const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
+    throw new EvidenceChainError(
+      'UNSAFE_DIRECTORY',
+      `output directory ${dir} has mode ${mode}: ${st.mode & 0o002 ? 'every user' : 'its group'} may add, replace or remove evidence files`,
+      {
+        path: dir,
+        hint: `chmod 0750 ${dir} (the collector never changes the mode of a directory it did not create)`,
+      },
+    );
+  }
+  let parent = dirname(safeRealpathOr(dir));
+  for (let i = 0; i < 4096; i++) {
+    let pst: fs.Stats;
+    try {
+      pst = fs.statSync(parent);
+    } catch {
+      break;
+    }
+    if ((pst.mode & 0o002) !== 0 && (pst.mode & S_ISVTX) === 0) {
+      const mode = (pst.mode & 0o7777).toString(8).padStart(4, '0');
+      throw new EvidenceChainError(
+        'UNSAFE_DIRECTORY',
+        `${parent}, a parent of output directory ${dir}, is writable by every user without the sticky bit (mode ${mode}): anyone can replace the evidence directory`,
+        { path: dir, hint: `chmod o-w ${parent} (or chmod +t ${parent}), or choose a directory elsewhere` },
+      );
+    }
+    const up = dirname(parent);
+    if (up === parent) break;
+    parent = up;
+  }
+}
+
+/**
+ * Create the missing components of `abs` one at a time (mode 0750), never
+ * with Node's recursive mkdir, which loops forever where mkdir answers ENOENT
+ * although the parent exists (under /proc/self). Returns true when it created
+ * `abs` itself.
+ */
+function createDirs(dir: string, abs: string): boolean {
+  const missing: string[] = [];
+  let cur = abs;
+  for (;;) {
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(cur);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw ioError('cannot inspect output directory', cur, err);
+    }
+    if (st) {
+      if (!st.isDirectory()) {
+        throw new EvidenceChainError(
+          'NOT_A_DIRECTORY',
+          `output directory ${dir} cannot be created: ${cur} is not a directory`,
+          { path: dir, hint: `choose a path whose parents are directories (${cur} is a file)` },
+        );
+      }
+      refusePseudo(dir, cur);
+      break;
+    }
+    missing.unshift(cur);
+    const up = dirname(cur);
+    if (up === cur) break;
+    cur = up;
+  }
+  for (const p of missing) {
+    try {
+      fs.mkdirSync(p, { mode: DIR_MODE });
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST' && fs.statSync(p).isDirectory()) continue;
+      throw ioError('cannot create output directory', p, err);
+    }
+  }
+  return missing.length > 0 && missing[missing.length - 1] === abs;
+}
+
+/**
+ * Make sure `dir` is a safe evidence directory, creating it (and missing
+ * parents) 0750 when absent. Throws, each with a `hint`:
+ * SYMLINK_REFUSED (`dir` is a symbolic link), NOT_A_DIRECTORY (it, or a
+ * parent, is something else), UNSUPPORTED_FILESYSTEM (proc, sysfs and other
+ * pseudo filesystems), UNSAFE_DIRECTORY (owned by another user, writable or
+ * readable by others, or under a world-writable parent without the sticky
+ * bit), PERMISSION_DENIED (this user may not create or write it).
+ *
+ * The mode of a directory the collector did not create is never changed: one
+ * that others may read or search (a kubelet `DirectoryOrCreate` hostPath is
+ * 0755) is used as it is, with a warning in the result; the files inside are
+ * 0640, so others see names only.
+ */
+export function ensureEvidenceDir(dir: string): EvidenceDirReport {
+  const abs = resolve(dir);
+  let st: fs.Stats;
+  let created = false;
+  try {
+    st = fs.lstatSync(abs);
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw ioError('cannot inspect output directory', dir, err);
-    try {
-      fs.mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-    } catch (err2) {
-      throw ioError('cannot create output directory', dir, err2);
-    }
-    st = fs.lstatSync(dir);
+    created = createDirs(dir, abs);
+    st = fs.lstatSync(abs);
   }
   if (st.isSymbolicLink()) {
     throw new EvidenceChainError(
@@ -38,14 +187,47 @@ export function ensureEvidenceDir(dir: string): void {
   if (!st.isDirectory()) {
     throw new EvidenceChainError('NOT_A_DIRECTORY', `output path ${dir} exists and is not a directory`, {
       path: dir,
+      hint: 'give a directory (it is created when missing), not a file',
     });
   }
-  if ((st.mode & 0o777) !== DIR_MODE) {
+  refusePseudo(dir, abs);
+  refuseUnsafe(dir, st, created);
+  try {
+    fs.accessSync(abs, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (err) {
+    throw ioError('cannot write to output directory', dir, err);
+  }
+  if (created && (st.mode & 0o777) !== DIR_MODE) {
+    // umask may have narrowed the mode of the directory just created.
     try {
-      fs.chmodSync(dir, DIR_MODE);
+      fs.chmodSync(abs, DIR_MODE);
     } catch (err) {
       throw ioError('cannot set mode 0750 on output directory', dir, err);
     }
+  }
+  const warnings: string[] = [];
+  if (!created && (st.mode & 0o007) !== 0) {
+    const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
+    warnings.push(
+      `output directory ${dir} has mode ${mode}: every user can list the evidence file names (the files are 0640); chmod 0750 ${dir} to hide them`,
+    );
+  }
+  return { created, warnings };
+}
+
+/** What {@link ensureEvidenceDir} did and what an operator should know. */
+export interface EvidenceDirReport {
+  /** True when the directory did not exist and was created (0750). */
+  created: boolean;
+  /** Non-fatal findings, each with the fix (a directory others may read). */
+  warnings: string[];
+}
+
+function safeRealpathOr(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return resolve(p);
   }
 }
 

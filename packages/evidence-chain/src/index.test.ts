@@ -23,6 +23,7 @@ describe('public surface of @stellaops/evidence-chain', () => {
         'chunkName',
         'dssePae',
         'endBundleName',
+        'ensureEvidenceDir',
         'generateKeyPair',
         'keyHintFromPublicKey',
         'mergeMaterial',

@@ -8,6 +8,8 @@ export type { BundleJson } from './bundle.js';
 export { BUNDLE_MEDIA_TYPE, pae as dssePae } from './bundle.js';
 export type { EvidenceChainErrorCode } from './errors.js';
 export { EvidenceChainError } from './errors.js';
+export type { EvidenceDirReport } from './fsx.js';
+export { ensureEvidenceDir } from './fsx.js';
 export { bundleName, chunkName, endBundleName } from './layout.js';
 export type { RecoveredChunk, RecoveryReport } from './recovery.js';
 export { recoverDirectory } from './recovery.js';

@@ -57,6 +57,48 @@ function assertP256(key: KeyObject, where: string): void {
   }
 }
 
+/** "a directory", "a character device", ... for messages about a path that should be a file. */
+function fileKind(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** A KEY_ERROR saying why a key file cannot be read, and what to do about it. */
+function keyReadError(path: string, err: unknown): EvidenceChainError {
+  const code = errnoCode(err);
+  const fix: Record<string, [string, string]> = {
+    ENOENT: ['does not exist', `create one: stella signals keygen --out ${path}`],
+    EACCES: [
+      `cannot be read by this user (uid ${process.geteuid?.() ?? '?'})`,
+      `run the collector as the key's owner, or chown that user ${path} (keep mode 600)`,
+    ],
+    EPERM: ['cannot be read (EPERM)', 'check the file attributes (lsattr) and the LSM policy'],
+    ELOOP: [
+      'is a symbolic link; keys are not read through symlinks',
+      'give the real path of the key file (realpath; in Kubernetes mount the secret with subPath)',
+    ],
+    ENOTDIR: ['is not a path to a file: a component of it is a file', 'check the path'],
+    EISDIR: ['is a directory, not a regular file', 'give the PEM file itself'],
+  };
+  const f = code ? fix[code] : undefined;
+  if (f)
+    return new EvidenceChainError('KEY_ERROR', `private key ${path} ${f[0]}`, {
+      path,
+      cause: err,
+      hint: f[1],
+    });
+  const e = ioError('cannot read private key', path, err);
+  return new EvidenceChainError('KEY_ERROR', e.message, {
+    path,
+    cause: err,
+    ...(e.hint ? { hint: e.hint } : {}),
+  });
+}
+
 /**
  * Signs with a local ECDSA P-256 private key (PEM, PKCS#8 or SEC1). The key
  * never leaves the process and is never put in a message.
@@ -85,14 +127,25 @@ export class LocalKeySigner implements Signer {
   static fromPemFile(path: string, options: { passphrase?: string } = {}): LocalKeySigner {
     let pem: Buffer;
     try {
-      const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      // O_NONBLOCK: opening a FIFO given by mistake must not hang the start.
+      const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
       try {
         const st = fs.fstatSync(fd);
+        if (!st.isFile()) {
+          throw new EvidenceChainError(
+            'KEY_ERROR',
+            `private key ${path} is ${fileKind(st)}, not a regular file`,
+            {
+              path,
+              hint: 'give the PEM file itself (make one with `stella signals keygen --out FILE`)',
+            },
+          );
+        }
         if ((st.mode & 0o007) !== 0) {
           throw new EvidenceChainError(
             'KEY_ERROR',
             `private key ${path} is accessible to all users (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
-            { path },
+            { path, hint: `chmod 600 ${path}` },
           );
         }
         pem = fs.readFileSync(fd);
@@ -101,8 +154,7 @@ export class LocalKeySigner implements Signer {
       }
     } catch (err) {
       if (err instanceof EvidenceChainError) throw err;
-      const e = ioError('cannot read private key', path, err);
-      throw new EvidenceChainError('KEY_ERROR', e.message, { path, cause: err });
+      throw keyReadError(path, err);
     }
     let key: KeyObject;
     try {
