@@ -46,6 +46,8 @@ export type { Witness, WitnessContext, WitnessMaterial } from './witness/types.j
 export type {
   AppendInfo,
   ChunkWriterOptions,
+  CloseOptions,
+  EndReason,
   EvidenceWriterEvents,
   FsyncPolicy,
   SealedChunk,

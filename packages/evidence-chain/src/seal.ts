@@ -86,7 +86,7 @@ export function chainHeadAt(dir: string, index: number): ChainHead {
 export interface EndOfStream {
   head: ChainHead;
   firstChunkIndex: number;
-  reason: 'stop' | 'crash_recovery';
+  reason: StreamEndPredicate['reason'];
   endedWallNs: bigint;
   totals: StatusTotals;
   meta: Pick<ChainMeta, 'hostId' | 'collectorVersion'>;

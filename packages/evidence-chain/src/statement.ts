@@ -85,7 +85,12 @@ export interface ChunkPredicate {
 /** Predicate of an end-of-stream statement. Its subject is the stream's last chunk. */
 export interface StreamEndPredicate {
   stream_id: string;
-  reason: 'stop' | 'crash_recovery';
+  /**
+   * `stop`: a clean stop; `error`: the collector died of an error;
+   * `disk_full`: the disk stayed full, records after the last chunk were not
+   * written; `crash_recovery`: sealed by the next start after a crash.
+   */
+  reason: 'stop' | 'error' | 'disk_full' | 'crash_recovery';
   first_chunk_index: number;
   last_chunk_index: number;
   chunk_count: number;

@@ -1,5 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -352,7 +363,7 @@ describe.runIf(isRoot)('EvidenceWriter on a full filesystem (real tmpfs, root)',
       let i = 0;
       let err: unknown;
       for (; i < 100_000; i++) {
-        const r = record(i, 'file_open', { filename: 'x'.repeat(300) });
+        const r = record(i, 'file_open', { path: `/${'x'.repeat(299)}` });
         try {
           w.append(r.line, r.info);
         } catch (e) {
@@ -373,7 +384,7 @@ describe.runIf(isRoot)('EvidenceWriter on a full filesystem (real tmpfs, root)',
       execFileSync('mount', ['-o', 'remount,size=2m', mnt]);
       // Sealing was retried in the background; give it a moment, then continue.
       const resumed = new Promise<void>((res) => w.once('resumed', () => res()));
-      const r = record(i, 'file_open', { filename: 'x'.repeat(300) });
+      const r = record(i, 'file_open', { path: `/${'x'.repeat(299)}` });
       w.append(r.line, r.info);
       await resumed;
       expect(w.status().paused).toBe(false);
@@ -404,7 +415,7 @@ describe.runIf(isRoot)('EvidenceWriter on a full filesystem (real tmpfs, root)',
       let err: EvidenceChainError | undefined;
       while (!err) {
         const batch = Array.from({ length: 37 }, () =>
-          record(seq++, 'file_open', { filename: 'y'.repeat(200) }),
+          record(seq++, 'file_open', { path: `/${'y'.repeat(199)}` }),
         );
         try {
           w.appendMany(batch);
@@ -428,6 +439,125 @@ describe.runIf(isRoot)('EvidenceWriter on a full filesystem (real tmpfs, root)',
       const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
       expect(report.errors).toEqual([]);
       expect(report.summary.records).toBe(expected.length);
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
+  });
+});
+
+/** Fill a filesystem to the last byte with one file; returns its path. */
+function fill(mnt: string): string {
+  const filler = join(mnt, 'filler');
+  const fd = openSync(filler, 'w');
+  const block = Buffer.alloc(4096, 0x41);
+  try {
+    for (;;) writeSync(fd, block);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+  } finally {
+    closeSync(fd);
+  }
+  return filler;
+}
+
+describe.runIf(isRoot)('EvidenceWriter: a full disk never starves a pending seal (real tmpfs)', () => {
+  it('seals the chunk that was pending before appending again, once space comes back', async () => {
+    const mnt = join(t.path, 'small3');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]);
+    try {
+      const dir = join(mnt, 'ev');
+      // No reserve: the seal itself must fail with ENOSPC here.
+      const w = await openChunkWriter({
+        dir,
+        signer: key.signer,
+        meta: META,
+        rotation: { maxSizeBytes: 16 * 1024 },
+        reserveBytes: 0,
+      });
+      const errors: string[] = [];
+      w.on('error', (e) => errors.push(e.code));
+      let seq = 0;
+      const append = () => {
+        const r = record(seq, 'file_open', { path: '/z'.repeat(100) });
+        w.append(r.line, r.info);
+        seq++;
+      };
+      while ((w.status().currentChunk?.bytes ?? 0) < 12 * 1024) append();
+      const filler = fill(mnt);
+      // The next appends rotate chunk 0 (its seal fails: no space for the bundle)
+      // and then fail themselves.
+      let full: unknown;
+      for (let i = 0; i < 100 && !full; i++) {
+        try {
+          append();
+        } catch (e) {
+          full = e;
+        }
+      }
+      expect(full).toMatchObject({ code: 'DISK_FULL' });
+      while (!errors.includes('DISK_FULL')) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(existsSync(join(dir, bundleName(0)))).toBe(false);
+      unlinkSync(filler);
+      // Space is back: the writer refuses appends until the pending seal is on disk.
+      let refused = 0;
+      for (;;) {
+        try {
+          append();
+          break;
+        } catch (e) {
+          expect(e).toMatchObject({ code: 'DISK_FULL' });
+          refused++;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+      expect(existsSync(join(dir, bundleName(0)))).toBe(true);
+      expect(w.status().pendingSeals).toBe(0);
+      expect(refused).toBeGreaterThan(0);
+      for (let i = 0; i < 400; i++) append();
+      await w.close();
+      const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
+      expect(report.summary.failedChunks).toBe(0);
+      expect(report.summary.records).toBe(seq);
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+    }
+  });
+
+  it('keeps a reserve: on a disk that stays full the last chunk and the end statement are still sealed', async () => {
+    const mnt = join(t.path, 'small4');
+    mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]);
+    try {
+      const dir = join(mnt, 'ev');
+      const w = await openChunkWriter({ dir, signer: key.signer, meta: META });
+      w.on('error', () => {});
+      let seq = 0;
+      for (; seq < 50; seq++) {
+        const r = record(seq, 'file_open', { path: '/r'.repeat(100) });
+        w.append(r.line, r.info);
+      }
+      fill(mnt);
+      let full: unknown;
+      while (!full) {
+        const r = record(seq, 'file_open', { path: '/r'.repeat(100) });
+        try {
+          w.append(r.line, r.info);
+          seq++;
+        } catch (e) {
+          full = e;
+        }
+      }
+      expect(full).toMatchObject({ code: 'DISK_FULL' });
+      await w.close({ reason: 'disk_full', sealTimeoutMs: 5000 });
+      const report = verifyChain(dir, { keys: [key.publicKeyPem], requireEnd: true });
+      expect(report.summary.failedChunks).toBe(0);
+      expect(report.summary.records).toBe(seq);
+      const end = parseBundle(readFileSync(join(dir, endBundleName(0)), 'utf8'), 'x');
+      const st = JSON.parse(Buffer.from(end.dsseEnvelope.payload, 'base64').toString('utf8'));
+      expect(st.predicate.reason).toBe('disk_full');
     } finally {
       execFileSync('umount', ['-l', mnt]);
     }

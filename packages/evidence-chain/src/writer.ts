@@ -57,8 +57,36 @@ export interface ChunkWriterOptions {
   witnesses?: Witness[];
   /** Where pending witness submissions are kept (default `<dir>/.spool`). */
   spoolDir?: string;
+  /**
+   * Bytes kept back in `<dir>/.reserve` (default 64 KiB, 0 = none) so that
+   * a full disk can still take the pending bundles and the end-of-stream
+   * statement: a seal that fails with ENOSPC releases the reserve; appends
+   * resume only once every pending seal is on disk and the reserve is back.
+   */
+  reserveBytes?: number;
   meta: ChainMeta;
 }
+
+/** Why a stream ended, as its signed end-of-stream statement says. */
+export type EndReason = 'stop' | 'error' | 'disk_full';
+
+/** Options of {@link EvidenceWriter.close}. */
+export interface CloseOptions {
+  /** Longest wait for witness submissions, ms (default 5000); the rest stay in the spool. */
+  witnessTimeoutMs?: number;
+  /** Longest wait for pending seals, ms (default 30000); unsealed chunks are recovered at the next start. */
+  sealTimeoutMs?: number;
+  /**
+   * Why the stream ends (default `stop`): `error` when the producer died of
+   * an error, `disk_full` when records could not be written any more. Signed
+   * into the end-of-stream statement so a verifier can tell a crash from a
+   * clean stop.
+   */
+  reason?: EndReason;
+}
+
+/** File name of the disk-space reserve inside the evidence directory. */
+export const RESERVE_FILE = '.reserve';
 
 /** Metadata of the record `append` writes. */
 export interface AppendInfo {
@@ -150,6 +178,7 @@ interface Current {
 const MB = 1024 * 1024;
 const DEFAULT_MAX_SIZE = 100 * MB;
 const DEFAULT_MAX_AGE = 60 * 60 * 1000;
+const DEFAULT_RESERVE = 64 * 1024;
 
 /**
  * Writes canonical NDJSON lines into `chunk-N.ndjson`, rotates, and seals each
@@ -188,6 +217,13 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
   #closing: Promise<void> | undefined;
   #lastError: string | null = null;
   #timers: NodeJS.Timeout[] = [];
+  readonly #reserveBytes: number;
+  /** The reserve file is not (fully) there: appends wait until it is. */
+  #reserveMissing = true;
+  /** A seal failed with DISK_FULL and has not succeeded since: appends wait for it. */
+  #sealBlocked = false;
+  /** Wakes a seal retry that sleeps in its back-off. */
+  #wakeSeal: (() => void) | undefined;
 
   private constructor(
     o: ChunkWriterOptions,
@@ -208,6 +244,8 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
     this.#nextIndex = head ? head.index + 1 : 0;
     this.#releaseLock = releaseLock;
     this.#spool = spool;
+    this.#reserveBytes = o.reserveBytes ?? DEFAULT_RESERVE;
+    if (this.#reserveBytes === 0) this.#reserveMissing = false;
   }
 
   /**
@@ -251,6 +289,7 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
         spool.on('witnessed', (e) => w.emit('witnessed', e));
         spool.on('witness-error', (e) => w.emit('witness-error', e));
       }
+      w.#ensureReserve();
       w.#openNextChunk();
       w.#startTimers();
       if (report.recovered.length > 0 || report.endMarkers.length > 0) {
@@ -277,6 +316,7 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
   append(line: string | Buffer, info: AppendInfo): void {
     this.#assertOpen();
     const buf = toLine(line, info);
+    this.#assertRoom();
     let cur = this.#cur;
     if (cur && cur.records > 0 && cur.bytes + buf.length > this.#maxSize) {
       this.#switchChunk(false);
@@ -303,6 +343,7 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
         throw new EvidenceChainError('INVALID_RECORD', `appendMany: record ${i}: ${(err as Error).message}`);
       }
     });
+    this.#assertRoom();
     let i = 0;
     while (i < bufs.length) {
       let cur = this.#cur;
@@ -332,6 +373,74 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       }
       for (let k = i; k < j; k++) this.#account(cur, bufs[k]!, records[k]!.info);
       i = j;
+    }
+  }
+
+  /**
+   * After a full disk, seal before appending again: while a seal is failing
+   * with ENOSPC, or the space reserve could not be taken back yet, appends
+   * fail with DISK_FULL (the writer stays paused) and the seal is retried
+   * at once. New chunks can never starve a pending seal.
+   */
+  #assertRoom(): void {
+    if (this.#sealBlocked) {
+      this.#wakeSeal?.();
+      throw this.#diskFull(
+        `waiting for the pending seal of chunk ${this.#head?.index ?? '?'} before appending again`,
+      );
+    }
+    if (this.#reserveMissing && !this.#ensureReserve()) {
+      throw this.#diskFull(`cannot take back the ${this.#reserveBytes}-byte space reserve`);
+    }
+  }
+
+  #diskFull(what: string): EvidenceChainError {
+    const e = new EvidenceChainError('DISK_FULL', `${this.dir}: the filesystem is full: ${what}`, {
+      path: this.dir,
+    });
+    this.#pause(e);
+    return e;
+  }
+
+  /** (Re)create the space reserve; false while the disk has no room for it. */
+  #ensureReserve(): boolean {
+    if (!this.#reserveMissing) return true;
+    const path = join(this.dir, RESERVE_FILE);
+    try {
+      const fd = fs.openSync(
+        path,
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        let size = fs.fstatSync(fd).size;
+        const zeros = Buffer.alloc(Math.min(64 * 1024, this.#reserveBytes));
+        while (size < this.#reserveBytes) {
+          size += fs.writeSync(fd, zeros, 0, Math.min(zeros.length, this.#reserveBytes - size), size);
+        }
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      this.#reserveMissing = false;
+      return true;
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOSPC' && errnoCode(err) !== 'EDQUOT') {
+        this.#lastError = ioError('cannot create the space reserve', path, err).message;
+      }
+      return false;
+    }
+  }
+
+  /** Give the reserve back to the filesystem (a seal or the end statement needs the room). */
+  #releaseReserve(): boolean {
+    if (this.#reserveBytes === 0 || this.#reserveMissing) return false;
+    this.#reserveMissing = true;
+    try {
+      fs.unlinkSync(join(this.dir, RESERVE_FILE));
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -398,12 +507,16 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
    * witness submissions up to `witnessTimeoutMs` (default 5000; the rest stay
    * in the spool for the next run), release the directory. Idempotent.
    */
-  close(options: { witnessTimeoutMs?: number; sealTimeoutMs?: number } = {}): Promise<void> {
-    this.#closing ??= this.#doClose(options.witnessTimeoutMs ?? 5000, options.sealTimeoutMs ?? 30_000);
+  close(options: CloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#doClose(
+      options.witnessTimeoutMs ?? 5000,
+      options.sealTimeoutMs ?? 30_000,
+      options.reason ?? 'stop',
+    );
     return this.#closing;
   }
 
-  async #doClose(witnessTimeoutMs: number, sealTimeoutMs: number): Promise<void> {
+  async #doClose(witnessTimeoutMs: number, sealTimeoutMs: number, reason: EndReason): Promise<void> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     try {
@@ -418,29 +531,40 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
         fsyncDir(this.dir);
         this.#cur = null;
       }
+      this.#wakeSeal?.();
       if (!(await settlesWithin(this.#sealQueue, sealTimeoutMs))) {
         // The signer (KMS, Fulcio) or the disk keeps failing: give up here and
         // leave the chunks with their open markers; the next start seals them
         // as recovered, so nothing written is lost.
+        this.#closed = true; // the seal retry gives up at its next attempt
+        this.#wakeSeal?.();
         throw new EvidenceChainError(
-          'SIGNING_FAILED',
+          this.#sealBlocked ? 'DISK_FULL' : 'SIGNING_FAILED',
           `close: ${this.#pendingSeals} chunk(s) of stream ${this.streamId} could not be sealed within ${sealTimeoutMs} ms (${this.#lastError ?? 'no error recorded'}); they stay in ${this.dir} and are sealed as recovered at the next start`,
         );
       }
       const head = this.#lastSealed;
       if (head && this.#streamFirstIndex !== undefined) {
-        await sealEndOfStream(
-          this.dir,
-          {
-            head,
-            firstChunkIndex: this.#streamFirstIndex,
-            reason: 'stop',
-            endedWallNs: nowWallNs(),
-            totals: this.#totals,
-            meta: this.#meta,
-          },
-          this.#signer,
-        );
+        const end = () =>
+          sealEndOfStream(
+            this.dir,
+            {
+              head,
+              firstChunkIndex: this.#streamFirstIndex!,
+              reason,
+              endedWallNs: nowWallNs(),
+              totals: this.#totals,
+              meta: this.#meta,
+            },
+            this.#signer,
+          );
+        try {
+          await end();
+        } catch (err) {
+          // The disk is full: the reserve is there for this statement.
+          if (!(isDiskFull(err) && this.#releaseReserve())) throw err;
+          await end();
+        }
         this.emit('end-of-stream', { index: head.index, bundleFile: endBundleName(head.index) });
         this.#spool?.enqueue(endBundleName(head.index));
       }
@@ -624,7 +748,12 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
         const e =
           err instanceof EvidenceChainError ? err : ioError('cannot seal', join(this.dir, cur.name), err);
         this.#lastError = `sealing ${cur.name} failed, retrying: ${e.message}`;
-        if (e.code === 'DISK_FULL') this.#pause(e);
+        if (e.code === 'DISK_FULL') {
+          this.#sealBlocked = true;
+          this.#pause(e);
+          // The reserve is kept for exactly this: retry at once with its room.
+          if (this.#releaseReserve()) continue;
+        }
         if (this.listenerCount('error') > 0) this.emit('error', e);
         if (this.#closed) {
           try {
@@ -634,10 +763,19 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
           }
           return;
         }
-        await sleep(delay);
-        delay = Math.min(delay * 2, 30_000);
+        // Back off, but an append (space may be back) or close() wakes the retry.
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          this.#wakeSeal = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.#wakeSeal = undefined;
+        delay = this.#sealBlocked ? Math.min(delay * 2, 1000) : Math.min(delay * 2, 30_000);
       }
     }
+    this.#sealBlocked = false;
     try {
       fs.closeSync(cur.fd);
     } catch {
@@ -765,8 +903,12 @@ function laterOf(a: bigint, b: bigint): bigint {
   return a;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function isDiskFull(err: unknown): boolean {
+  return (
+    (err instanceof EvidenceChainError && err.code === 'DISK_FULL') ||
+    errnoCode(err) === 'ENOSPC' ||
+    errnoCode(err) === 'EDQUOT'
+  );
 }
 
 function validateOptions(o: ChunkWriterOptions): void {
@@ -802,4 +944,10 @@ function validateOptions(o: ChunkWriterOptions): void {
     if (typeof m?.[k] !== 'string') throw bad(`meta.${k} must be a string`);
   }
   if (o.witnesses !== undefined && !Array.isArray(o.witnesses)) throw bad('witnesses must be an array');
+  if (
+    o.reserveBytes !== undefined &&
+    !(Number.isSafeInteger(o.reserveBytes) && o.reserveBytes >= 0 && o.reserveBytes <= 1024 * MB)
+  ) {
+    throw bad(`reserveBytes must be an integer from 0 to 1 GiB (got ${String(o.reserveBytes)})`);
+  }
 }
