@@ -740,6 +740,16 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
   ) {
     let delay = 200;
     for (;;) {
+      if (this.#closed) {
+        // close() gave up on this seal and released the directory: the next
+        // start seals the chunk as recovered; never write its bundle now.
+        try {
+          fs.closeSync(cur.fd);
+        } catch {
+          // already closed
+        }
+        return;
+      }
       try {
         await fsyncFd(cur.fd);
         await sealToDisk(this.dir, bundleName(cur.index), encoded, this.#signer);
