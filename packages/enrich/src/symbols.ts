@@ -3,6 +3,9 @@ import { type ElfInfo, fileOffsetToVaddr, readElf, symbolAt } from './elf.js';
 import { EnrichError } from './errors.js';
 import { LruCache } from './lru.js';
 
+/** Segment flag "executable" (elf.h). */
+const PF_X = 1;
+
 /** One symbolized user stack frame. */
 export interface StackFrame {
   /** The runtime address as captured. */
@@ -16,6 +19,20 @@ export interface StackFrame {
    */
   readonly offset?: bigint;
   readonly offsetKind?: 'vaddr' | 'file';
+  /**
+   * File offset of the address in `module` (address - mapping start +
+   * mapping offset): what the evidence schema calls a frame's `offset`.
+   */
+  readonly fileOffset?: bigint;
+  /**
+   * Present when a mapping holds the address: true only when it is a
+   * file mapping the process may execute (`x` in `/proc/<pid>/maps`) and,
+   * when the file could be read, the offset lies in an executable (`PF_X`)
+   * segment of it. A stack word that is not executable code of a file
+   * cannot be a return address (a frame-pointer walk through code built
+   * without frame pointers reads data words: pointers, and plaintext).
+   */
+  readonly executable?: boolean;
   /** Function name, when a symbol table covers the address. */
   readonly symbol?: string;
   /** Bytes from the start of `symbol`. */
@@ -149,14 +166,35 @@ export class SymbolResolver {
         break;
       }
     }
-    if (m === undefined || m.inode === 0n || !m.path.startsWith('/')) {
-      return m === undefined || m.path === '' ? { address } : { address, module: m.path };
+    if (m === undefined) return { address };
+    if (m.inode === 0n || !m.path.startsWith('/')) {
+      return m.path === '' ? { address, executable: false } : { address, module: m.path, executable: false };
     }
     const fileOffset = address - m.start + m.offset;
+    const mappedX = m.perms[2] === 'x';
     const elf = this.#module(pid, m);
-    if (elf === undefined) return { address, module: m.path, offset: fileOffset, offsetKind: 'file' };
-    const vaddr = fileOffsetToVaddr(elf, Number(fileOffset));
-    const base = { address, module: m.path, ...(elf.buildId !== undefined && { buildId: elf.buildId }) };
+    if (elf === undefined) {
+      return {
+        address,
+        module: m.path,
+        offset: fileOffset,
+        offsetKind: 'file',
+        fileOffset,
+        executable: mappedX,
+      };
+    }
+    const at = Number(fileOffset);
+    const inCode = elf.segments.some(
+      (s) => (s.flags & PF_X) !== 0 && at >= s.offset && at < s.offset + s.filesz,
+    );
+    const vaddr = fileOffsetToVaddr(elf, at);
+    const base = {
+      address,
+      module: m.path,
+      ...(elf.buildId !== undefined && { buildId: elf.buildId }),
+      fileOffset,
+      executable: mappedX && inCode,
+    };
     if (vaddr === undefined) return { ...base, offset: fileOffset, offsetKind: 'file' };
     const sym = symbolAt(elf, vaddr);
     return {

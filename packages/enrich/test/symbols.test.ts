@@ -1,9 +1,9 @@
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EnrichError, readElf, SymbolResolver } from '@stellaops/enrich';
+import { EnrichError, parseMaps, readElf, SymbolResolver } from '@stellaops/enrich';
 import { commandUnavailableReason, gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConnectPrograms, type ConnectPrograms } from './fixtures/build.js';
@@ -109,6 +109,32 @@ describe.runIf(gate('ELF reader and symbolizer (C test program)', reason))(
       expect(f!.symbol).toBeUndefined();
       expect(f!.offset).toBeGreaterThan(0n);
       expect(f!.buildId).toMatch(/^[0-9a-f]{40}$/);
+    });
+
+    it('marks only words in executable code of a file as executable, with their file offset', async () => {
+      const { child, lines } = await startProgram(progs.pie, port);
+      children.push(child);
+      const maps = parseMaps(readFileSync(`/proc/${child.pid}/maps`, 'utf8'));
+      const data = maps.find((m) => m.path === progs.pie && m.perms.startsWith('rw'));
+      const heap = maps.find((m) => m.path === '[heap]' || (m.inode === 0n && m.perms.startsWith('rw')));
+      expect(data).toBeDefined();
+      expect(heap).toBeDefined();
+      const caller = BigInt(lines.get('caller')!);
+      const [code, dataWord, heapWord] = new SymbolResolver().resolve(child.pid!, [
+        caller,
+        data!.start + 8n,
+        heap!.start + 8n,
+      ]);
+      const text = maps.find((m) => m.path === progs.pie && caller >= m.start && caller < m.end)!;
+      expect(code).toMatchObject({ executable: true, fileOffset: caller - text.start + text.offset });
+      const elf = readElf(progs.pie);
+      const off = Number(code!.fileOffset);
+      expect(
+        elf.segments.some((s) => (s.flags & 1) === 1 && off >= s.offset && off < s.offset + s.filesz),
+      ).toBe(true);
+      // A data word of the program file and a heap word: mapped, never code.
+      expect(dataWord).toMatchObject({ module: progs.pie, executable: false });
+      expect(heapWord?.executable).toBe(false);
     });
 
     it('bounds the depth it symbolizes', async () => {

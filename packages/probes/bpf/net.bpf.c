@@ -25,7 +25,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-const volatile __u8 cfg_user_stack = 1; /* 1: capture up to NET_STACK_MAX user frames in connect/accept/TLS records */
+/*
+ * Which records carry up to NET_STACK_MAX user frames: bit 0 (NET_STACK_SOCK)
+ * connect/accept, bit 1 (NET_STACK_TLS) TLS calls. A family that is off costs
+ * no unwind at all.
+ */
+#define NET_STACK_SOCK 1
+#define NET_STACK_TLS 2
+const volatile __u8 cfg_user_stack = NET_STACK_SOCK | NET_STACK_TLS;
 /*
  * Where connect/accept records come from. 1 (default): the connect, accept
  * and accept4 syscalls at sys_enter/sys_exit: no uprobe traps (a uprobe hit
@@ -589,7 +596,7 @@ static __always_inline int emit_sock(void *ctx, struct net_sock_args *ap, int re
 		}
 	}
 	/* Unwinding is the costliest step: only for records that are sent. */
-	if (cfg_user_stack) {
+	if (cfg_user_stack & NET_STACK_SOCK) {
 		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
 		e->stack_len = n > 0 ? (__u64)n / 8 : 0;
 	}
@@ -849,7 +856,7 @@ static __always_inline void emit_tls(void *ctx, struct net_session *sess, __u64 
 			return;
 		}
 	}
-	if (cfg_user_stack && op != NET_TLS_FREE) {
+	if ((cfg_user_stack & NET_STACK_TLS) && op != NET_TLS_FREE) {
 		long n = bpf_get_stack(ctx, e->stack, sizeof(e->stack), BPF_F_USER_STACK);
 		e->stack_len = n > 0 ? (__u64)n / 8 : 0;
 	}

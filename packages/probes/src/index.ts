@@ -21,6 +21,7 @@ export type {
   NetProbeOptions,
   NetProbeStatus,
   NetProbes,
+  NetUserStacks,
   SockAddr,
   SockEvent,
   SocketTuple,

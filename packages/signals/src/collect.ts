@@ -29,10 +29,35 @@ import { type HostIdentity, hostIdentity } from './host.js';
 import { compilePathFilter } from './path-filter.js';
 import { AsyncQueue } from './queue.js';
 import { headerOf, type KernelEvent, probeNameOf, toRecord } from './records.js';
+import { verifiedStack } from './stack.js';
 
 /** The probe groups `collect()` can run, as stellaops.yaml names them. */
 export const COLLECT_PROBES = ['file_open', 'exec', 'tcp_state', 'libc_net', 'tls'] as const;
 export type CollectProbe = (typeof COLLECT_PROBES)[number];
+
+/** Per-family switch of {@link CollectOptions.userStacks}; a family left out keeps its default. */
+export interface UserStackOptions {
+  /** Stacks on net_connect/net_accept records (default true). */
+  libc_net?: boolean;
+  /** Stacks on tls_io/tls_handshake records (default false). */
+  tls?: boolean;
+}
+
+/** The families of {@link CollectOptions.userStacks} as the net probes take them, checked. */
+function userStackFamilies(v: CollectOptions['userStacks']): { sock: boolean; tls: boolean } {
+  if (v === undefined) return { sock: true, tls: false };
+  if (typeof v === 'boolean') return { sock: v, tls: v };
+  const bad =
+    v === null || typeof v !== 'object' || Array.isArray(v)
+      ? JSON.stringify(v)
+      : Object.entries(v).find(([k, x]) => (k !== 'libc_net' && k !== 'tls') || typeof x !== 'boolean')?.[0];
+  if (bad !== undefined) {
+    throw new CollectError('USAGE', `userStacks: unexpected ${bad}`, {
+      hint: 'pass true, false, or { libc_net: boolean, tls: boolean }',
+    });
+  }
+  return { sock: v.libc_net ?? true, tls: v.tls ?? false };
+}
 
 /** Options of {@link collect}. Every member is optional. */
 export interface CollectOptions {
@@ -61,8 +86,14 @@ export interface CollectOptions {
    * it (records then carry no `container`). Default: auto-discover runtimes.
    */
   enrich?: false | (ContainerTrackerOptions & { waitMs?: number });
-  /** Capture and symbolize user stacks on network/TLS records (default true). */
-  userStacks?: boolean;
+  /**
+   * User stacks per record family: `libc_net` (net_connect/net_accept,
+   * default on) and `tls` (tls_io/tls_handshake, default off); `true` or
+   * `false` sets both. A family that is off is not unwound in the kernel.
+   * Only frames verified to be code of a file the process maps executable
+   * are written (docs/probe-reference.md, "User stacks").
+   */
+  userStacks?: boolean | UserStackOptions;
   /**
    * Where connect/accept records come from: the syscalls (default: every
    * program, static binaries too, cheapest) or libc uprobes (the libc call
@@ -246,7 +277,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         this.#net = openNetProbes({
           probes: netProbes,
           dedup: o.dedup?.enabled ?? true,
-          userStack: o.userStacks ?? true,
+          userStack: userStackFamilies(o.userStacks),
           sockSource: o.socketSource ?? 'syscall',
           cgroupIds,
           excludePids,
@@ -320,24 +351,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   }
 
   #stack(pid: number, k: KernelEvent): StackFrame[] | undefined {
-    if (k.source !== 'net' || k.event.type === 'tcp_state' || k.event.stack.length === 0) return undefined;
-    const addresses = k.event.stack;
-    try {
-      return this.#symbols.resolve(pid, addresses).map(
-        (f): StackFrame => ({
-          // Unmapped addresses keep the absolute address under "[unknown]".
-          module: f.module ?? '[unknown]',
-          offset: `0x${(f.offset ?? f.address).toString(16)}`,
-          ...(f.symbol ? { symbol: f.symbol } : {}),
-          ...(f.buildId ? { build_id: f.buildId } : {}),
-        }),
-      );
-    } catch {
-      // The process is gone: keep the raw addresses rather than nothing.
-      return addresses.map(
-        (a: bigint): StackFrame => ({ module: '[unknown]', offset: `0x${a.toString(16)}` }),
-      );
-    }
+    if (k.source !== 'net' || k.event.type === 'tcp_state') return undefined;
+    return verifiedStack(this.#symbols, pid, k.event.stack);
   }
 
   #container(r: Resolution): ContainerField | undefined {

@@ -14,7 +14,13 @@ export { EvidenceChainError, generateKeyPair, LocalKeySigner, verifyChain } from
 export type { CollectorStatusRecord, EvidenceRecord, RecordType } from '@stellaops/ndjson';
 export { encodeRecord, NdjsonError, validateRecord } from '@stellaops/ndjson';
 export { ProbeOptionError, ProbesError } from '@stellaops/probes';
-export type { CollectionEvents, CollectOptions, CollectProbe, ProbeAccount } from './collect.js';
+export type {
+  CollectionEvents,
+  CollectOptions,
+  CollectProbe,
+  ProbeAccount,
+  UserStackOptions,
+} from './collect.js';
 export { COLLECT_PROBES, Collection, collect } from './collect.js';
 export type { CollectorEvents, CollectorOptions, CollectorSnapshot } from './collector.js';
 export { Collector, filterConfigDigest } from './collector.js';

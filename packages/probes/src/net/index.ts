@@ -36,5 +36,11 @@ export type {
   TlsResult,
 } from './layout.js';
 export { NET_COUNTER_SLOT, NET_KIND, NET_LAYOUT } from './layout.js';
-export type { NetProbeCounters, NetProbeOptions, NetProbeStatus, NetProbes } from './runtime.js';
+export type {
+  NetProbeCounters,
+  NetProbeOptions,
+  NetProbeStatus,
+  NetProbes,
+  NetUserStacks,
+} from './runtime.js';
 export { netObjectPath, openNetProbes } from './runtime.js';

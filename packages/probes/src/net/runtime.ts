@@ -31,8 +31,13 @@ export interface NetProbeOptions {
   probes?: readonly NetProbeName[];
   /** In-kernel dedup of facts (cgroup, endpoint, kind). Default true. */
   dedup?: boolean;
-  /** Capture up to 16 user stack frames in connect/accept and TLS records. Default true. */
-  userStack?: boolean;
+  /**
+   * Capture up to 16 user stack frames (raw words of a frame-pointer walk:
+   * not all are return addresses) per record family: `sock` for
+   * connect/accept, `tls` for TLS calls; `true`/`false` for both. A family
+   * that is off is not unwound in the kernel at all. Default true.
+   */
+  userStack?: boolean | NetUserStacks;
   /**
    * Source of net_connect/net_accept records. 'syscall' (default): the
    * connect/accept/accept4 syscalls at sys_enter/sys_exit (no uprobe traps,
@@ -157,7 +162,8 @@ interface Resolved {
   file: string;
   probes: Set<NetProbeName>;
   dedup: boolean;
-  userStack: boolean;
+  /** cfg_user_stack: bit 0 connect/accept, bit 1 TLS. */
+  userStack: number;
   sockSource: 'syscall' | 'libc';
   cgroupIds: bigint[];
   excludePids: number[];
@@ -172,6 +178,36 @@ interface Resolved {
   onRawRecord: ((record: Buffer) => void) | undefined;
   ringBufferBytes: number;
   drainLatencyMs: number;
+}
+
+/** Per-family user stack capture of {@link NetProbeOptions.userStack}; a family left out is on. */
+export interface NetUserStacks {
+  /** net_connect / net_accept records. */
+  sock?: boolean;
+  /** tls_io / tls_handshake records. */
+  tls?: boolean;
+}
+
+/** The cfg_user_stack bits of net.bpf.c (NET_STACK_SOCK, NET_STACK_TLS). */
+function userStackMask(v: NetProbeOptions['userStack']): number {
+  if (v === undefined || v === true) return 3;
+  if (v === false) return 0;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    throw new ProbeOptionError(
+      'userStack',
+      `must be a boolean or { sock?: boolean, tls?: boolean }, got ${JSON.stringify(v)}`,
+    );
+  }
+  for (const [k, x] of Object.entries(v)) {
+    if ((k !== 'sock' && k !== 'tls') || (x !== undefined && typeof x !== 'boolean')) {
+      throw new ProbeOptionError(
+        'userStack',
+        `unknown member or non-boolean value '${k}'`,
+        'use { sock: boolean, tls: boolean }',
+      );
+    }
+  }
+  return (v.sock !== false ? 1 : 0) | (v.tls !== false ? 2 : 0);
 }
 
 function resolve(o: NetProbeOptions): Resolved {
@@ -242,7 +278,7 @@ function resolve(o: NetProbeOptions): Resolved {
     file,
     probes: new Set(probes),
     dedup: o.dedup ?? true,
-    userStack: o.userStack ?? true,
+    userStack: userStackMask(o.userStack),
     sockSource: o.sockSource ?? 'syscall',
     cgroupIds: [...(o.cgroupIds ?? [])],
     excludePids: [process.pid, ...(o.excludePids ?? [])],
