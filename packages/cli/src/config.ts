@@ -102,6 +102,18 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
     doc: 'connect/accept from the syscalls (all programs, cheapest) or libc uprobes (stacks start at the caller).',
   },
   {
+    key: 'stacks.libc_net',
+    type: bool,
+    default: true,
+    doc: 'User stack (verified code frames) on net_connect/net_accept: which code opened the connection.',
+  },
+  {
+    key: 'stacks.tls',
+    type: bool,
+    default: false,
+    doc: 'User stack on tls_io/tls_handshake records: one more unwind per TLS record (docs/probe-reference.md).',
+  },
+  {
     key: 'dedup.enabled',
     type: bool,
     default: true,

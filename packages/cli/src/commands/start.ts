@@ -58,6 +58,7 @@ export function collectOptions(cfg: EffectiveConfig): CollectOptions {
     drainLatencyMs: cfg.get<number>('ring_buffer.drain_latency_ms'),
     statusIntervalMs: cfg.get<number>('status_interval_seconds') * 1000,
     socketSource: cfg.get<'syscall' | 'libc'>('probes.socket_source'),
+    userStacks: { libc_net: cfg.get<boolean>('stacks.libc_net'), tls: cfg.get<boolean>('stacks.tls') },
   };
 }
 
