@@ -465,6 +465,29 @@ export const VALID_CASES: readonly GoldenCase[] = [
     },
   },
   {
+    name: 'collector_status_running',
+    description: 'An in-band status while events are still in flight: seen = the four fates + in_flight.',
+    record: {
+      ...env(22, '5000000022'),
+      type: 'collector_status',
+      window_start_wall_ns: '1764100000000000000',
+      window_end_wall_ns: '1764100030000000000',
+      probes: [
+        {
+          name: 'file_open',
+          attached: true,
+          attach_type: 'tp_btf',
+          seen: '50210',
+          filtered: '40000',
+          deduplicated: '9000',
+          emitted: '1100',
+          lost: '0',
+          in_flight: '110',
+        },
+      ],
+    },
+  },
+  {
     name: 'collector_status_empty',
     description: 'A status with no probes and a zero-length window.',
     record: {

@@ -341,11 +341,21 @@ const probeStatus = object('probe_status', {
   attached: req(bool(), 'True when the probe is attached and producing events.'),
   attach_type: req(ATTACH_TYPE, 'How it is attached ("none" when not attached).'),
   reason: opt(str(1024), 'Why it is not attached, or why a fallback attach type is used.'),
-  seen: req(u64(), 'Events the probe produced in the window.'),
-  filtered: req(u64(), 'Events dropped by configured filters.'),
+  seen: req(
+    u64(),
+    "Events the probe's kernel program saw in the window, counted on entry, before any filter or dedup.",
+  ),
+  filtered: req(u64(), 'Events dropped by configured filters (in the kernel or in user space).'),
   deduplicated: req(u64(), 'Events folded into an earlier identical record.'),
   emitted: req(u64(), 'Records written to the stream.'),
-  lost: req(u64(), 'Events lost (ring buffer full, reader too slow).'),
+  lost: req(
+    u64(),
+    'Events lost (ring buffer full, reader too slow, a record the schema refuses, or still in flight at the stop).',
+  ),
+  in_flight: opt(
+    u64(),
+    'Events seen but not yet filtered, deduplicated, emitted or lost when the record was made (in a program, a ring buffer or the pipeline); absent means 0 and a final record never has it. seen = filtered + deduplicated + emitted + lost + in_flight.',
+  ),
 });
 
 const collectorStatus = {
