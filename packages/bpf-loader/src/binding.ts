@@ -15,6 +15,8 @@ export interface NativeBinding {
     feature: string,
   ): { supported: true } | { supported: false; errno: number; stage: string; message: string; log: string };
   numPossibleCpus(): number;
+  /** capget(2): the effective capability set of the calling thread. */
+  capget(): bigint;
   liveObjects(): number;
   libbpfVersion: string;
 }

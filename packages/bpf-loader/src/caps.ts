@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { loadBinding } from './binding.js';
 
 /** Capability bits, from include/uapi/linux/capability.h. */
 export const CAP = {
@@ -10,20 +11,75 @@ export const CAP = {
 
 export type CapabilityName = keyof typeof CAP;
 
-/** The effective capability set of this process (from /proc/self/status). */
-export function effectiveCapabilities(status?: string): bigint {
-  let text = status;
-  if (text === undefined) {
-    try {
-      text = readFileSync('/proc/self/status', 'utf8');
-    } catch {
-      return 0n;
-    }
-  }
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(text);
-  return m?.[1] ? BigInt(`0x${m[1]}`) : 0n;
+/**
+ * Where {@link readCapabilities} gets the effective set from; each may throw.
+ * Tests inject these; the defaults read the real process.
+ */
+export interface CapabilityReaders {
+  /** Text of /proc/self/status. Unreadable in a non-dumpable process (one that gained capabilities at exec). */
+  readStatus?: () => string;
+  /** The effective set from capget(2) (default: through the addon), or undefined when no such route exists. */
+  capget?: () => bigint | undefined;
 }
 
+/** This process's effective capabilities, or why they could not be read. */
+export type CapabilityState =
+  | { known: true; effective: bigint; source: 'proc-status' | 'capget' }
+  | { known: false; reason: string };
+
+function parseCapEff(text: string): bigint | undefined {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(text);
+  return m?.[1] ? BigInt(`0x${m[1]}`) : undefined;
+}
+
+function defaultReadStatus(): string {
+  return readFileSync('/proc/self/status', 'utf8');
+}
+
+/** capget(2) through the addon; undefined when the loaded addon predates it. */
+function nativeCapget(): bigint | undefined {
+  const b = loadBinding() as { capget?: () => bigint };
+  return typeof b.capget === 'function' ? b.capget() : undefined;
+}
+
+/**
+ * The effective capability set, from /proc/self/status or else capget(2).
+ * A process that gained capabilities at exec (file capabilities, ambient
+ * capabilities after a uid change) is non-dumpable and cannot read its own
+ * /proc/self/status; answering "no capabilities" there would be a false
+ * claim, so this says `known: false` and why instead. Never throws.
+ */
+export function readCapabilities(readers: CapabilityReaders = {}): CapabilityState {
+  const reasons: string[] = [];
+  try {
+    const eff = parseCapEff((readers.readStatus ?? defaultReadStatus)());
+    if (eff !== undefined) return { known: true, effective: eff, source: 'proc-status' };
+    reasons.push('/proc/self/status has no CapEff line');
+  } catch (err) {
+    reasons.push(`/proc/self/status: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const eff = (readers.capget ?? nativeCapget)();
+    if (eff !== undefined) return { known: true, effective: eff, source: 'capget' };
+    reasons.push('capget(2) is not available');
+  } catch (err) {
+    reasons.push(`capget(2): ${(err as Error).message}`);
+  }
+  return { known: false, reason: reasons.join('; ') };
+}
+
+/**
+ * The effective capability set of this process (from `status`, the text of
+ * /proc/self/status, or read from the process). 0n when it cannot be read:
+ * use {@link readCapabilities} to tell "unknown" from "none".
+ */
+export function effectiveCapabilities(status?: string): bigint {
+  if (status !== undefined) return parseCapEff(status) ?? 0n;
+  const s = readCapabilities();
+  return s.known ? s.effective : 0n;
+}
+
+/** True when `name` is in the effective set `eff`. */
 export function hasCapability(name: CapabilityName, eff: bigint = effectiveCapabilities()): boolean {
   return (eff & (1n << BigInt(CAP[name]))) !== 0n;
 }

@@ -16,6 +16,7 @@ describe('public surface', () => {
         'loadedBindingPath',
         'makeRecordBatch',
         'missingCapabilities',
+        'readCapabilities',
         'numPossibleCpus',
         'preflight',
         'probeFeature',

@@ -1,12 +1,18 @@
 export { bindingCandidates, loadBinding, loadedBindingPath } from './binding.js';
-export type { CapabilityName } from './caps.js';
-export { effectiveCapabilities, missingCapabilities } from './caps.js';
+export type { CapabilityName, CapabilityReaders, CapabilityState } from './caps.js';
+export { effectiveCapabilities, missingCapabilities, readCapabilities } from './caps.js';
 export type { BpfErrorCode, BpfErrorDetails } from './errors.js';
 export { BpfError, NotSupportedError } from './errors.js';
 export type { BpfMap, MapInfo, MapUpdateFlag } from './map.js';
 export type { AttachSpec, BpfLink, GlobalInfo, OpenOptions, ProgramInfo } from './object.js';
 export { BpfObject, programKind } from './object.js';
-export type { BpfFeature, FeatureSupport, PreflightReport, ProgramTypeStatus } from './preflight.js';
+export type {
+  BpfFeature,
+  FeatureSupport,
+  PreflightOptions,
+  PreflightReport,
+  ProgramTypeStatus,
+} from './preflight.js';
 export {
   MIN_KERNEL,
   numPossibleCpus,

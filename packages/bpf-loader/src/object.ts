@@ -4,7 +4,7 @@ import {
   type NativeGlobalInfo,
   type NativeObjectHandle,
 } from './binding.js';
-import { effectiveCapabilities, missingCapabilities } from './caps.js';
+import { missingCapabilities, readCapabilities } from './caps.js';
 import { BpfError, NotSupportedError } from './errors.js';
 import { encodeGlobal } from './globals.js';
 import { type BpfMap, BpfMapImpl, type MapInfo } from './map.js';
@@ -83,7 +83,10 @@ function privilegeError(err: unknown, step: 'load' | 'tracepoint' | 'uprobe' | '
   if (!(err instanceof BpfError) || (err.errno !== EPERM && err.errno !== EACCES)) return err;
   if (err.code === 'LOAD' && err.errno === EACCES) return err; // the verifier said no
   const action = step === 'attach' ? 'load' : step;
-  const missing = missingCapabilities(action, effectiveCapabilities());
+  const caps = readCapabilities();
+  // Unknown (a non-dumpable process cannot read /proc/self/status): never claim a capability is missing.
+  if (!caps.known) return err;
+  const missing = missingCapabilities(action, caps.effective);
   if (missing.length === 0) return err; // privileged, yet refused: lockdown or an LSM; keep libbpf's error
   const what =
     step === 'load'
@@ -123,7 +126,8 @@ const KERNEL_GATED = new Set<BpfFeature>(['fentry', 'fexit', 'lsm']);
  */
 function unsupportedError(err: unknown, programs: readonly ProgramInfo[]): NotSupportedError | undefined {
   if (!(err instanceof BpfError) || err.code !== 'LOAD' || err.errno !== EPERM) return undefined;
-  if (missingCapabilities('load', effectiveCapabilities()).length > 0) return undefined;
+  const caps = readCapabilities();
+  if (caps.known && missingCapabilities('load', caps.effective).length > 0) return undefined;
   for (const p of programs) {
     if (!p.autoload || !KERNEL_GATED.has(p.type as BpfFeature)) continue;
     const feature = p.type as BpfFeature;

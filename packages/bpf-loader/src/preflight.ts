@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { loadBinding } from './binding.js';
-import { effectiveCapabilities, hasCapability, missingCapabilities } from './caps.js';
+import { type CapabilityReaders, hasCapability, missingCapabilities, readCapabilities } from './caps.js';
 import { NotSupportedError } from './errors.js';
 
 /** Features {@link probeFeature} can test. */
@@ -43,13 +43,21 @@ export interface PreflightReport {
   /** True when BPF programs can be loaded and attached with at least one tracepoint flavour. */
   ok: boolean;
   kernel: string;
+  /**
+   * Each capability: true/false, or null when this process's capabilities
+   * could not be read (then `source` is null and `unknownReason` says why;
+   * the program-type probes below are the evidence of what works).
+   */
   capabilities: {
-    CAP_BPF: boolean;
-    CAP_PERFMON: boolean;
-    CAP_SYS_ADMIN: boolean;
-    CAP_DAC_READ_SEARCH: boolean;
-    /** CapEff from /proc/self/status, hex. */
+    CAP_BPF: boolean | null;
+    CAP_PERFMON: boolean | null;
+    CAP_SYS_ADMIN: boolean | null;
+    CAP_DAC_READ_SEARCH: boolean | null;
+    /** The effective set, hex ('' when unknown). */
     effective: string;
+    /** Where it was read: /proc/self/status, capget(2), or null when neither worked. */
+    source: 'proc-status' | 'capget' | null;
+    unknownReason?: string;
   };
   /** mounted: a tracefs mount exists (from /proc/mounts); reachable: this process can read its events/. */
   tracefs: { mounted: boolean; path: string | null; reachable: boolean };
@@ -131,13 +139,18 @@ export function probeFeature(feature: BpfFeature): FeatureSupport {
     const extra = extraCheck(feature);
     out = extra === undefined ? { supported: true } : { supported: false, reason: extra };
   } else {
-    const missing = missingCapabilities(feature === 'uprobe' ? 'uprobe' : 'load');
+    const caps = readCapabilities();
+    const missing = caps.known
+      ? missingCapabilities(feature === 'uprobe' ? 'uprobe' : 'load', caps.effective)
+      : [];
     const why =
       r.errno === 1 && missing.length > 0
         ? `permission denied: missing ${missing.join(', ')}`
-        : r.errno === 1
-          ? `the kernel refused the ${r.stage} with EPERM although this process is privileged (kernel lockdown, an LSM, or the feature is disabled)`
-          : `${r.stage} failed: ${r.message}`;
+        : r.errno === 1 && !caps.known
+          ? `permission denied (EPERM); this process cannot read its own capabilities (${caps.reason}), so which one is missing is unknown`
+          : r.errno === 1
+            ? `the kernel refused the ${r.stage} with EPERM although this process is privileged (kernel lockdown, an LSM, or the feature is disabled)`
+            : `${r.stage} failed: ${r.message}`;
     const log = r.log.trim();
     out = { supported: false, reason: log ? `${why}; ${log.split('\n').slice(-2).join(' ')}` : why };
   }
@@ -164,19 +177,33 @@ function status(feature: BpfFeature): ProgramTypeStatus {
   }
 }
 
+/** Options of {@link preflight}. */
+export interface PreflightOptions {
+  /** Where capabilities are read from (tests inject unreadable sources). */
+  capabilities?: CapabilityReaders;
+}
+
 /**
  * Checks what loading and attaching need, before libbpf's misleading
  * messages (EPERM blamed on RLIMIT_MEMLOCK) get a chance: capabilities,
- * tracefs, kernel BTF and each program type. Never throws.
+ * tracefs, kernel BTF and each program type. When the capabilities cannot be
+ * read (a non-dumpable process cannot read /proc/self/status, and capget(2)
+ * is unavailable), it says so and lets the program-type probes decide,
+ * instead of reporting capabilities missing. Never throws.
  */
-export function preflight(): PreflightReport {
-  const eff = effectiveCapabilities();
-  const caps = {
-    CAP_BPF: hasCapability('CAP_BPF', eff),
-    CAP_PERFMON: hasCapability('CAP_PERFMON', eff),
-    CAP_SYS_ADMIN: hasCapability('CAP_SYS_ADMIN', eff),
-    CAP_DAC_READ_SEARCH: hasCapability('CAP_DAC_READ_SEARCH', eff),
-    effective: eff.toString(16),
+export function preflight(options: PreflightOptions = {}): PreflightReport {
+  const state = readCapabilities(options.capabilities);
+  const eff = state.known ? state.effective : undefined;
+  const has = (name: Parameters<typeof hasCapability>[0]) =>
+    eff === undefined ? null : hasCapability(name, eff);
+  const caps: PreflightReport['capabilities'] = {
+    CAP_BPF: has('CAP_BPF'),
+    CAP_PERFMON: has('CAP_PERFMON'),
+    CAP_SYS_ADMIN: has('CAP_SYS_ADMIN'),
+    CAP_DAC_READ_SEARCH: has('CAP_DAC_READ_SEARCH'),
+    effective: eff === undefined ? '' : eff.toString(16),
+    source: state.known ? state.source : null,
+    ...(state.known ? {} : { unknownReason: state.reason }),
   };
   const problems: string[] = [];
   const warnings: string[] = [];
@@ -185,20 +212,24 @@ export function preflight(): PreflightReport {
     problems.push(
       'kernel BTF is missing (/sys/kernel/btf/vmlinux): use a kernel built with CONFIG_DEBUG_INFO_BTF=y',
     );
-  const loadMissing = missingCapabilities('load', eff);
-  if (loadMissing.length > 0) {
+  const loadMissing = eff === undefined ? [] : missingCapabilities('load', eff);
+  if (eff === undefined) {
+    warnings.push(
+      `cannot determine capabilities (${state.known ? '' : state.reason}); whether BPF can be loaded is decided by loading a test program`,
+    );
+  } else if (loadMissing.length > 0) {
     problems.push(
       `missing ${loadMissing.join(', ')}: loading BPF needs CAP_BPF and CAP_PERFMON; run as root or grant them (setcap cap_bpf,cap_perfmon+ep)`,
     );
   }
-  if (!caps.CAP_SYS_ADMIN) warnings.push('missing CAP_SYS_ADMIN: uprobes cannot be attached');
+  if (caps.CAP_SYS_ADMIN === false) warnings.push('missing CAP_SYS_ADMIN: uprobes cannot be attached');
   const tracefs = tracefsPath();
   const mount = tracefsMount();
   if (mount === null) {
     warnings.push(`tracefs is not mounted: classic tracepoints cannot attach; ${TRACEFS_FIX}`);
   } else if (
     tracefs === null ||
-    (!caps.CAP_DAC_READ_SEARCH && !caps.CAP_SYS_ADMIN && process.getuid?.() !== 0)
+    (caps.CAP_DAC_READ_SEARCH === false && caps.CAP_SYS_ADMIN === false && process.getuid?.() !== 0)
   ) {
     warnings.push(
       `missing CAP_DAC_READ_SEARCH: tracefs at ${mount} cannot be read, so classic tracepoints cannot attach; use tp_btf or grant it`,
@@ -230,7 +261,11 @@ export function preflight(): PreflightReport {
       programTypes.raw_tp !== 'supported' &&
       programTypes.tracepoint !== 'supported'
     ) {
-      problems.push('no tracepoint flavour works (tracepoint, tp_btf, raw_tp): see warnings');
+      problems.push(
+        eff === undefined && /permission denied|EPERM/.test(probeFeature('raw_tp').reason ?? '')
+          ? 'loading BPF was refused (EPERM) and this process cannot read its capabilities: loading BPF needs CAP_BPF and CAP_PERFMON; run as root or grant them'
+          : 'no tracepoint flavour works (tracepoint, tp_btf, raw_tp): see warnings',
+      );
     }
   }
   return {

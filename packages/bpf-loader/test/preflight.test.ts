@@ -27,6 +27,30 @@ describe.runIf(canRunBpf('bpf-loader preflight'))('preflight and feature probes 
     if (!r.tracefs.mounted) expect(r.warnings.join('\n')).toMatch(/mount tracefs at \/sys\/kernel\/tracing/);
   });
 
+  const eacces = () => {
+    throw Object.assign(new Error("EACCES: permission denied, open '/proc/self/status'"), { code: 'EACCES' });
+  };
+
+  it('an unreadable /proc/self/status falls back to capget(2), not to "missing CAP_BPF"', () => {
+    const r = preflight({ capabilities: { readStatus: eacces } });
+    expect(r.capabilities.source).toBe('capget');
+    expect(r.capabilities.CAP_BPF || r.capabilities.CAP_SYS_ADMIN).toBe(true);
+    expect(r.capabilities.effective).toBe(preflight().capabilities.effective); // capget agrees with /proc
+    expect(r.problems.join('\n')).not.toMatch(/missing CAP_/);
+    expect(r.ok).toBe(true);
+  });
+
+  it('capabilities that cannot be read at all are reported as unknown; the load probes decide', () => {
+    const r = preflight({ capabilities: { readStatus: eacces, capget: () => undefined } });
+    expect(r.capabilities).toMatchObject({ CAP_BPF: null, CAP_PERFMON: null, source: null, effective: '' });
+    expect(r.warnings.join('\n')).toContain(
+      'cannot determine capabilities (/proc/self/status: EACCES; capget(2) is not available)',
+    );
+    expect(r.problems.join('\n')).not.toMatch(/missing CAP_/);
+    expect(r.programTypes.raw_tp).toBe('supported'); // probed by loading, although the capabilities are unknown
+    expect(r.ok).toBe(true);
+  });
+
   it('tracefsMount reads /proc/mounts', () => {
     expect(tracefsMount('tracefs /sys/kernel/tracing tracefs rw 0 0\nproc /proc proc rw 0 0\n')).toBe(
       '/sys/kernel/tracing',

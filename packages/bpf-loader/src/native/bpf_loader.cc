@@ -13,6 +13,8 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 
 #include <cerrno>
 #include <cstdarg>
@@ -1002,6 +1004,20 @@ Napi::Value InitJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// capget(): this thread's effective capability set as a BigInt. A process that
+// gained capabilities at exec is non-dumpable and cannot read its own
+// /proc/self/status; capget(2) answers regardless. Version 3 = 64-bit sets.
+Napi::Value CapGet(const Napi::CallbackInfo& info) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) != 0) {
+    int err = errno;
+    Throw(info.Env(), "BINDING", "capget", err, std::string("capget failed: ") + strerror(err));
+  }
+  uint64_t eff = (static_cast<uint64_t>(data[1].effective) << 32) | data[0].effective;
+  return Napi::BigInt::New(info.Env(), eff);
+}
+
 Napi::Value LiveCounts(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   AddonData* data = env.GetInstanceData<AddonData>();
@@ -1027,6 +1043,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, InitJs));
   exports.Set("probeProgram", Napi::Function::New(env, ProbeProgram));
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
+  exports.Set("capget", Napi::Function::New(env, CapGet));
   exports.Set("liveObjects", Napi::Function::New(env, LiveCounts));
   exports.Set("libbpfVersion", Napi::String::New(env, std::to_string(libbpf_major_version()) + "." +
                                                           std::to_string(libbpf_minor_version())));
