@@ -21,6 +21,7 @@ describe('public surface of @stellaops/evidence-chain', () => {
         'WitnessSpool',
         'bundleName',
         'chunkName',
+        'dsseKeyIdOf',
         'dssePae',
         'endBundleName',
         'ensureEvidenceDir',

@@ -36,8 +36,17 @@ export {
   IN_TOTO_STATEMENT_TYPE,
   STREAM_END_PREDICATE_TYPE,
 } from './statement.js';
-export type { ChainReport, CheckResult, ChunkReport, StreamReport, VerifyChainOptions } from './verify.js';
+export type {
+  ChainReport,
+  CheckResult,
+  ChunkRecovery,
+  ChunkReport,
+  LineProblem,
+  StreamReport,
+  VerifyChainOptions,
+} from './verify.js';
 export { verifyChain } from './verify.js';
+export { dsseKeyIdOf } from './verify-checks.js';
 export type { HttpWitnessOptions } from './witness/sigstore-witnesses.js';
 export { RekorV1Witness, RekorV2Witness, TimestampWitness } from './witness/sigstore-witnesses.js';
 export type { SpoolEntry, WitnessSpoolEvents, WitnessSpoolOptions } from './witness/spool.js';

@@ -203,6 +203,10 @@ async function recoverChunk(
     recovered_wall_ns: nowWallNs().toString(),
     partial_line_bytes: partial?.length ?? 0,
     partial_line_sha256: partial ? sha256Hex(partial) : null,
+    // Every complete line of this chunk was written while it was unsealed.
+    unsealed_lines: scan.recordCount > 0 ? { first: 1, last: scan.recordCount } : null,
+    unsealed_seq:
+      scan.firstSeq !== null && scan.lastSeq !== null ? { first: scan.firstSeq, last: scan.lastSeq } : null,
   };
   const m = marker.meta;
   const totals: StatusTotals = scan.lastStatus

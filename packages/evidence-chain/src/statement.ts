@@ -50,6 +50,16 @@ export interface RecoveryInfo {
   /** Bytes after the last newline (an incomplete record), cut from the chunk and kept in `chunk-N.partial`. */
   partial_line_bytes: number;
   partial_line_sha256: string | null;
+  /**
+   * Lines of the chunk (1-based, inclusive) that were written while the chunk
+   * was unsealed and were signed only by this recovery, after the restart:
+   * every line of a recovered chunk. Null for a chunk without lines. Anyone
+   * who could write the evidence directory between the crash and the restart
+   * could have changed them (docs/security-model.md, "Recovery window").
+   */
+  unsealed_lines?: { first: number; last: number } | null;
+  /** `seq` of the first and last of those lines; null when there are none. */
+  unsealed_seq?: { first: string; last: string } | null;
 }
 
 /** Predicate of a chunk statement. All u64 values are decimal strings, as in the record contract. */

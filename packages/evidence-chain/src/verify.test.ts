@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import * as fsModule from 'node:fs';
 import {
   cpSync,
@@ -11,11 +12,22 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { canonicalize } from 'json-canonicalize';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyPair, META, record, tmp } from '../test/support/fixtures.js';
 import { type BundleJson, parseBundle, serializeBundle, signPayload } from './bundle.js';
 import { bundleName, chunkName, endBundleName } from './layout.js';
+import {
+  CHUNK_PREDICATE_TYPE,
+  type ChunkPredicate,
+  encodeStatement,
+  STREAM_END_PREDICATE_TYPE,
+  type Statement,
+  type StreamEndPredicate,
+  sha256Hex,
+} from './statement.js';
 import { verifyChain } from './verify.js';
+import { dsseKeyIdOf } from './verify-checks.js';
 import { openChunkWriter } from './writer.js';
 
 let t: ReturnType<typeof tmp>;
@@ -328,3 +340,223 @@ describe('tamper matrix: each must fail and name the chunk', () => {
 function readBundle(dir: string, name: string): BundleJson {
   return parseBundle(readFileSync(join(dir, name), 'utf8'), name);
 }
+
+/**
+ * Re-seal chunks `from`.. with the owner's key after their files were edited,
+ * as a holder of the key (or a buggy collector) would: new subject digests,
+ * byte counts and links, every statement validly signed. Only the content
+ * checks can then catch the edit.
+ */
+async function resealFrom(dir: string, from: number): Promise<void> {
+  let prevStatement: string | null = null;
+  let prevChunk: string | null = null;
+  if (from > 0) {
+    const b = readBundle(dir, bundleName(from - 1));
+    prevStatement = `sha256:${sha256Hex(Buffer.from(b.dsseEnvelope.payload, 'base64'))}`;
+    prevChunk = `sha256:${sha256Hex(readFileSync(join(dir, chunkName(from - 1))))}`;
+  }
+  for (let i = from; i < CHUNKS; i++) {
+    const data = readFileSync(join(dir, chunkName(i)));
+    const old = JSON.parse(
+      Buffer.from(readBundle(dir, bundleName(i)).dsseEnvelope.payload, 'base64').toString('utf8'),
+    ) as Statement<ChunkPredicate>;
+    const p: ChunkPredicate = { ...old.predicate, byte_count: String(data.length) };
+    if (i > 0 && p.previous_statement_digest !== null) {
+      p.previous_statement_digest = prevStatement;
+      p.previous_chunk_digest = prevChunk;
+    }
+    const enc = encodeStatement(chunkName(i), sha256Hex(data), CHUNK_PREDICATE_TYPE, p);
+    writeFileSync(join(dir, bundleName(i)), serializeBundle(await signPayload(enc.payload, key.signer)));
+    prevStatement = enc.digest;
+    prevChunk = `sha256:${sha256Hex(data)}`;
+    if (fsModule.existsSync(join(dir, endBundleName(i)))) {
+      const e = JSON.parse(
+        Buffer.from(readBundle(dir, endBundleName(i)).dsseEnvelope.payload, 'base64').toString('utf8'),
+      ) as Statement<StreamEndPredicate>;
+      const ep: StreamEndPredicate = { ...e.predicate, last_statement_digest: enc.digest };
+      const ee = encodeStatement(chunkName(i), sha256Hex(data), STREAM_END_PREDICATE_TYPE, ep);
+      writeFileSync(join(dir, endBundleName(i)), serializeBundle(await signPayload(ee.payload, key.signer)));
+    }
+  }
+}
+
+/** Replace line `n` (1-based) of chunk `i` with `edit(line bytes without newline)`. */
+function editLine(dir: string, i: number, n: number, edit: (line: Buffer) => Buffer): void {
+  const data = readFileSync(join(dir, chunkName(i)));
+  const parts: Buffer[] = [];
+  let start = 0;
+  let k = 0;
+  while (start < data.length) {
+    const end = data.indexOf(10, start);
+    k++;
+    parts.push(k === n ? edit(data.subarray(start, end)) : data.subarray(start, end), Buffer.from('\n'));
+    start = end + 1;
+  }
+  writeFileSync(join(dir, chunkName(i)), Buffer.concat(parts));
+}
+
+const asJson = (line: Buffer) => JSON.parse(line.toString('utf8')) as Record<string, unknown>;
+
+describe('records re-sealed with the right key: every line must be what the collector signs', () => {
+  const cases: [string, (line: Buffer) => Buffer, RegExp][] = [
+    [
+      'members out of order',
+      (l) => Buffer.from(JSON.stringify(Object.fromEntries(Object.entries(asJson(l)).reverse()))),
+      /line 3 \$: NOT_CANONICAL/,
+    ],
+    [
+      'an unknown member',
+      (l) => Buffer.from(canonicalize({ ...asJson(l), zz_note: 'added' })),
+      /line 3 \$\.zz_note: SCHEMA: unknown member/,
+    ],
+    [
+      'uid above 2^32',
+      (l) => Buffer.from(canonicalize({ ...asJson(l), uid: 4294967296 })),
+      /line 3 \$\.uid: SCHEMA/,
+    ],
+    [
+      'a non-UTF-8 byte in comm',
+      (l) => Buffer.from(l.toString('latin1').replace('"comm":"cat"', '"comm":"c\xffa"'), 'latin1'),
+      /line 3 \$\.comm: INVALID_UTF8/,
+    ],
+    [
+      'a duplicated member',
+      (l) => Buffer.from(l.toString('utf8').replace('"uid":0', '"uid":0,"uid":0')),
+      /line 3 \$: NOT_CANONICAL/,
+    ],
+  ];
+  for (const [what, edit, want] of cases) {
+    it(`${what} fails the records check of that chunk, naming the line and the JSON path`, async () => {
+      const dir = copy();
+      editLine(dir, 1, 3, edit);
+      await resealFrom(dir, 1);
+      const report = verifyChain(dir, { keys: keys(), requireEnd: { expectedChunks: CHUNKS } });
+      expect(report.ok).toBe(false);
+      // Signatures, subjects and links all hold: only the records check catches it.
+      expect(report.errors).toHaveLength(1);
+      expect(report.errors[0]).toMatch(/^chunk-000001\.ndjson: records: /);
+      expect(report.errors[0]).toMatch(want);
+      const c = report.chunks[1]!;
+      expect(c.lineProblems?.[0]).toMatchObject({ line: 3 });
+    });
+  }
+
+  it('the re-sealing itself leaves an untouched chain verified (the cases above fail on content only)', async () => {
+    const dir = copy();
+    await resealFrom(dir, 0);
+    expect(verifyChain(dir, { keys: keys(), requireEnd: { expectedChunks: CHUNKS } }).errors).toEqual([]);
+  });
+});
+
+describe('key naming: keyid and publicKey.hint as sigstore-go and sigstore-js read them', () => {
+  async function resign(dir: string, i: number, edit: (b: BundleJson) => void): Promise<void> {
+    const b = readBundle(dir, bundleName(i));
+    const fresh = await signPayload(Buffer.from(b.dsseEnvelope.payload, 'base64'), key.signer);
+    edit(fresh);
+    writeFileSync(join(dir, bundleName(i)), serializeBundle(fresh));
+  }
+
+  it('an empty keyid and the pinned key’s hint verify (what the writer produces)', () => {
+    const b = readBundle(golden, bundleName(0));
+    expect(b.dsseEnvelope.signatures[0]!.keyid).toBe('');
+    expect(b.verificationMaterial.publicKey?.hint).toBe(key.signer.keyHint);
+    expect(verifyChain(golden, { keys: keys() }).ok).toBe(true);
+  });
+
+  it('a keyid equal to the key’s SHA256 SSH fingerprint (what sigstore-go computes) verifies', async () => {
+    const dir = copy();
+    const id = dsseKeyIdOf(createPublicKey(key.publicKeyPem))!;
+    expect(id).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+    await resign(dir, 2, (b) => {
+      b.dsseEnvelope.signatures[0]!.keyid = id;
+    });
+    expect(verifyChain(dir, { keys: keys() }).errors).toEqual([]);
+  });
+
+  it('a keyid naming another key fails the key check of that chunk, though the signature is good', async () => {
+    const dir = copy();
+    await resign(dir, 2, (b) => {
+      b.dsseEnvelope.signatures[0]!.keyid = key.signer.keyHint; // not sigstore-go's id for the key
+    });
+    const r = verifyFails(dir, chunkName(2), 'key');
+    expect(r.errors.join('\n')).toMatch(/chunk-000002\.ndjson: key: DSSE keyid '.*' is neither empty nor/);
+    expect(r.errors.join('\n')).not.toMatch(/chunk-000002\.ndjson: signature/);
+  });
+
+  it('a hint that names no pinned key fails the key check, though the signature is good', async () => {
+    const dir = copy();
+    await resign(dir, 3, (b) => {
+      b.verificationMaterial.publicKey = { hint: attacker.signer.keyHint };
+    });
+    const r = verifyFails(dir, chunkName(3), 'key');
+    expect(r.errors.join('\n')).toMatch(/hint '.*' names no pinned key/);
+    // With the other key pinned as well, the hint resolves to it, and its signature check fails.
+    const both = verifyChain(dir, { keys: [key.publicKeyPem, attacker.publicKeyPem] });
+    expect(both.errors.join('\n')).toMatch(
+      /chunk-000003\.ndjson: signature: .*does not verify with the pinned key the bundle names/,
+    );
+  });
+});
+
+describe('completeness: a stream must end with its final collector_status', () => {
+  const status = (seq: number, final: boolean) =>
+    record(seq, 'collector_status', {
+      probes: [
+        {
+          name: 'file_open',
+          attached: true,
+          attach_type: 'raw_tp',
+          seen: '3',
+          filtered: '0',
+          deduplicated: '0',
+          emitted: '3',
+          lost: '0',
+        },
+      ],
+      ...(final ? { final: true } : {}),
+    });
+
+  async function chain(lines: ReturnType<typeof record>[]): Promise<string> {
+    const dir = join(t.path, `complete-${n++}`);
+    const w = await openChunkWriter({ dir, signer: key.signer, meta: META });
+    for (const r of lines) w.append(r.line, r.info);
+    await w.close();
+    return dir;
+  }
+
+  it('a stop without a final collector_status is listed as incomplete, and fails under requireComplete', async () => {
+    const dir = await chain([record(0), record(1), status(2, false), record(3)]);
+    const lax = verifyChain(dir, { keys: keys(), requireEnd: true });
+    expect(lax.ok).toBe(true);
+    expect(lax.summary.complete).toBe(false);
+    expect(lax.streams[0]!.finalStatus).toBe(false);
+    expect(lax.incomplete).toEqual([
+      expect.stringMatching(
+        /^chunk-000000\.ndjson: stream .* was stopped but its last record is not a final collector_status/,
+      ),
+    ]);
+    const strict = verifyChain(dir, { keys: keys(), requireEnd: true, requireComplete: true });
+    expect(strict.ok).toBe(false);
+    expect(strict.errors).toEqual([expect.stringMatching(/^chunk-000000\.ndjson: complete: /)]);
+  });
+
+  it('an end-of-stream statement with collector_status {as_of_wall_ns: null, probes: []} is incomplete', async () => {
+    // No status ever reached the writer: the end statement carries empty totals.
+    const dir = await chain([record(0), record(1)]);
+    const end = JSON.parse(
+      Buffer.from(readBundle(dir, endBundleName(0)).dsseEnvelope.payload, 'base64').toString('utf8'),
+    ) as Statement<StreamEndPredicate>;
+    expect(end.predicate.collector_status).toEqual({ as_of_wall_ns: null, probes: [] });
+    const r = verifyChain(dir, { keys: keys(), requireEnd: true, requireComplete: true });
+    expect(r.ok).toBe(false);
+    expect(r.incomplete[0]).toMatch(/carries no collector totals \(as_of_wall_ns null, no probes\)/);
+  });
+
+  it('a stream that ends with its final collector_status is complete', async () => {
+    const dir = await chain([record(0), record(1), status(2, true)]);
+    const r = verifyChain(dir, { keys: keys(), requireEnd: true, requireComplete: true });
+    expect(r.errors).toEqual([]);
+    expect(r.summary.complete).toBe(true);
+    expect(r.streams[0]).toMatchObject({ end: 'stop', finalStatus: true, incomplete: null });
+  });
+});

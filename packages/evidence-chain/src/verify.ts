@@ -1,24 +1,31 @@
-import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { bundleFromJSON } from '@sigstore/bundle';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { type TrustMaterial, toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
-import { type BundleJson, bundlePayload, pae, parseBundle } from './bundle.js';
-import { EvidenceChainError } from './errors.js';
+import { toSignedEntity, Verifier } from '@sigstore/verify';
+import { type BundleJson, bundlePayload, parseBundle } from './bundle.js';
 import { readFileNoFollow } from './fsx.js';
 import { bundleName, chunkName, endBundleName, listDir, partialName } from './layout.js';
-import { scanChunk } from './records.js';
-import { keyHintFromPublicKey } from './signer.js';
 import {
   CHUNK_PREDICATE_TYPE,
   type ChunkPredicate,
-  IN_TOTO_PAYLOAD_TYPE,
-  IN_TOTO_STATEMENT_TYPE,
   STREAM_END_PREDICATE_TYPE,
   type Statement,
   type StreamEndPredicate,
 } from './statement.js';
+import {
+  checkKey,
+  checkLink,
+  checkSignature,
+  checkStatement,
+  checkTimes,
+  loadTrust,
+  type PreviousLink,
+  type Trust,
+} from './verify-checks.js';
+import { checkRecords, decodeChunkRecords, type LineProblem } from './verify-records.js';
+
+export type { LineProblem } from './verify-records.js';
 
 /** Verification policy. Trust comes only from here, never from the bundles. */
 export interface VerifyChainOptions {
@@ -34,6 +41,14 @@ export interface VerifyChainOptions {
    * is detected. `{ expectedChunks }` additionally demands that many chunks.
    */
   requireEnd?: boolean | { expectedChunks: number };
+  /**
+   * Demand that every ended stream is complete: it was stopped (not cut by a
+   * crash), its last record is the run's final `collector_status`
+   * (`final: true`), and its end-of-stream statement carries collector
+   * totals. Without it, incomplete streams are listed in `incomplete` but do
+   * not fail the report.
+   */
+  requireComplete?: boolean;
 }
 
 /** One check of one chunk. */
@@ -45,6 +60,22 @@ export interface CheckResult {
   skipped?: boolean;
 }
 
+/** How crash recovery sealed a chunk, from its signed predicate. */
+export interface ChunkRecovery {
+  crashedStreamId: string;
+  recoveredByStreamId: string;
+  recoveredWallNs: string;
+  /**
+   * Lines (1-based, inclusive) written while the chunk was unsealed and
+   * signed only at the restart: not protected against anyone who could
+   * write the directory between the crash and the restart. Null for a
+   * chunk without lines.
+   */
+  unsealedLines: { first: number; last: number } | null;
+  /** `seq` of the first and last of those lines. */
+  unsealedSeq: { first: string; last: string } | null;
+}
+
 /** Result for one chunk index. */
 export interface ChunkReport {
   index: number;
@@ -54,6 +85,10 @@ export interface ChunkReport {
   streamId?: string;
   records?: number;
   recovered?: boolean;
+  /** Set for a chunk sealed by crash recovery: which of its lines were unsealed until the restart. */
+  recovery?: ChunkRecovery;
+  /** Lines that are not canonical schema v1 records, with line number and JSON path. */
+  lineProblems?: LineProblem[];
 }
 
 /** A run of chunks written by one collector stream. */
@@ -61,7 +96,12 @@ export interface StreamReport {
   streamId: string;
   firstChunk: number;
   lastChunk: number;
-  end: 'stop' | 'crash_recovery' | null;
+  /** Reason of the stream's end-of-stream statement, null while it has none. */
+  end: StreamEndPredicate['reason'] | null;
+  /** True when the stream's last record is its run's final `collector_status` (`final: true`). */
+  finalStatus: boolean;
+  /** What is missing from an ended stream (crash, no final status, no totals), or null when complete. */
+  incomplete: string | null;
 }
 
 /** Machine-readable verify-chain report. */
@@ -79,61 +119,16 @@ export interface ChainReport {
     closed: boolean;
     /** Chunks at the tail that are not sealed yet (running or killed writer). */
     unsealed: number;
+    /** True when no ended stream is incomplete (see `incomplete`). */
+    complete: boolean;
+    /** Chunks sealed by crash recovery, and the lines in them that were unsealed until the restart. */
+    recoveredChunks: number;
+    recoveredLines: number;
   };
   /** One line per failure, each naming the chunk file and the check. */
   errors: string[];
-}
-
-interface Trust {
-  keys: { key: KeyObject; hint: string }[];
-  material: TrustMaterial | undefined;
-}
-
-function loadTrust(o: VerifyChainOptions): Trust {
-  if (!o || !Array.isArray(o.keys)) {
-    throw new EvidenceChainError('INVALID_OPTION', 'verifyChain: keys must be an array of PEM public keys');
-  }
-  const keys = o.keys.map((pem, i) => {
-    try {
-      const key = createPublicKey(pem);
-      return { key, hint: keyHintFromPublicKey(key) };
-    } catch (err) {
-      throw new EvidenceChainError('INVALID_OPTION', `verifyChain: keys[${i}] is not a PEM public key`, {
-        cause: err,
-      });
-    }
-  });
-  let material: TrustMaterial | undefined;
-  if (o.trustedRoot !== undefined) {
-    let root: TrustedRoot;
-    try {
-      root = TrustedRoot.fromJSON(JSON.parse(readFileNoFollow(o.trustedRoot).toString('utf8')));
-    } catch (err) {
-      throw new EvidenceChainError(
-        'INVALID_OPTION',
-        `verifyChain: trusted root ${o.trustedRoot} is not a readable trusted_root.json (${(err as Error).message})`,
-        { path: o.trustedRoot, cause: err },
-      );
-    }
-    material = toTrustMaterial(root, (hint: string) => {
-      const k = keys.find((x) => x.hint === hint);
-      if (!k) throw new Error(`no pinned key with hint ${hint}`);
-      return { publicKey: k.key, validFor: () => true };
-    });
-  }
-  if (o.requireTlog && !material) {
-    throw new EvidenceChainError(
-      'INVALID_OPTION',
-      'verifyChain: requireTlog needs trustedRoot (the log keys that make an entry verifiable offline)',
-    );
-  }
-  if (keys.length === 0 && !material) {
-    throw new EvidenceChainError(
-      'INVALID_OPTION',
-      'verifyChain: no trust configured: give keys and/or trustedRoot',
-    );
-  }
-  return { keys, material };
+  /** One line per incomplete stream, naming its last chunk; failures only under `requireComplete`. */
+  incomplete: string[];
 }
 
 /** Bundles hold one statement and a few log entries: a few KiB. Anything this big is not ours. */
@@ -145,356 +140,125 @@ interface Decoded<P> {
   digest: string;
 }
 
+/** Records a check on a chunk report (and a failure in the error list). */
+type AddCheck = (name: string, ok: boolean, message: string, skipped?: boolean) => void;
+
+function checkAdder(r: ChunkReport, errors: string[]): AddCheck {
+  return (name, ok, message, skipped = false) => {
+    r.checks.push(skipped ? { name, ok, message, skipped } : { name, ok, message });
+    if (!ok) {
+      r.ok = false;
+      errors.push(`${r.file}: ${name}: ${message}`);
+    }
+  };
+}
+
+/** State carried from one chunk to the next. */
+interface Cursor {
+  prev: PreviousLink | undefined;
+  /** Last seq of the stream so far, and which chunk held it. */
+  lastSeq: { stream: string; chunk: number; seq: string | null } | undefined;
+  records: number;
+  tlogEntries: number;
+  streams: StreamReport[];
+  seenStreams: Set<string>;
+  /** Streams whose end-of-stream statement carries no collector totals. */
+  emptyEndTotals: Set<string>;
+}
+
 /**
  * Verify an evidence directory offline. Never throws for evidence problems:
  * every problem is a failed check in the report, naming the chunk file and
  * the check. Throws INVALID_OPTION for bad options (no keys, unreadable
  * trusted root) and IO_ERROR when the directory cannot be listed.
  *
- * Checks per chunk: bundle, signature (pinned keys / trusted root), payload
- * (DSSE type, statement type, predicate type), subject (name and sha256 of
- * the file), index (continuity from 0), link (previous statement and chunk
- * digests), times (monotonic within and across streams), records (counts,
- * seq continuity, first/last times against the content), tlog (SET,
- * inclusion proof, checkpoint, when present or required), partial (the kept
- * incomplete line of a recovered chunk), end-of-stream.
+ * Checks per chunk: bundle, key (the bundle names a pinned key the way
+ * sigstore-js and sigstore-go look it up), signature, payload (DSSE type,
+ * statement type, predicate type), subject (name and sha256 of the file),
+ * index (continuity from 0), link (previous statement and chunk digests),
+ * times (monotonic within and across streams), records (every line a
+ * canonical schema v1 record, decoded by @stellaops/ndjson; counts, seq
+ * continuity, first/last times against the statement), tlog (SET,
+ * inclusion proof, checkpoint, when present or required), partial and
+ * recovery (what crash recovery sealed), end-of-stream. Per stream: whether
+ * it ended complete (see `requireComplete`).
  */
 export function verifyChain(dir: string, options: VerifyChainOptions): ChainReport {
   const trust = loadTrust(options);
   const l = listDir(dir);
   const reports: ChunkReport[] = [];
   const errors: string[] = [];
-  const streams: StreamReport[] = [];
-  let records = 0;
-  let tlogEntries = 0;
+  const cur: Cursor = {
+    prev: undefined,
+    lastSeq: undefined,
+    records: 0,
+    tlogEntries: 0,
+    streams: [],
+    seenStreams: new Set(),
+    emptyEndTotals: new Set(),
+  };
   const maxIndex = l.indexes.length > 0 ? l.indexes[l.indexes.length - 1]! : -1;
-  let prev: { statementDigest: string; chunkDigest: string; predicate: ChunkPredicate } | undefined;
-  let prevSeq: { stream: string; last: bigint | null } | undefined;
-  const seenStreams = new Set<string>();
   let openTailStart = maxIndex + 1;
   while (openTailStart > 0 && l.open.has(openTailStart - 1) && !l.bundles.has(openTailStart - 1))
     openTailStart--;
+  const endRequired = options.requireEnd !== undefined && options.requireEnd !== false;
 
   for (let i = 0; i <= maxIndex; i++) {
-    const file = chunkName(i);
-    const r: ChunkReport = { index: i, file, ok: true, checks: [] };
+    const r: ChunkReport = { index: i, file: chunkName(i), ok: true, checks: [] };
     reports.push(r);
-    const add = (name: string, ok: boolean, message: string, skipped = false) => {
-      r.checks.push(skipped ? { name, ok, message, skipped } : { name, ok, message });
-      if (!ok) {
-        r.ok = false;
-        errors.push(`${file}: ${name}: ${message}`);
+    const add = checkAdder(r, errors);
+    const hasChunk = l.chunks.has(i);
+    const hasBundle = l.bundles.has(i);
+    if (!hasChunk && !hasBundle && !(l.open.has(i) && i >= openTailStart)) {
+      add('present', false, missingChunkMessage(i, l.open.has(i), l.ends.has(i)));
+      cur.prev = undefined;
+      continue;
+    }
+    if (!hasBundle) {
+      // Seals run in the background, so a running (or killed) writer can leave
+      // several unsealed chunks at the tail; each still has its open marker.
+      if (i >= openTailStart) {
+        add(
+          'sealed',
+          !endRequired,
+          endRequired
+            ? `chunk ${i} is not sealed (the collector is running or crashed; its next start seals it) and requireEnd is set`
+            : `chunk ${i} is not sealed yet (collector running, or crashed and not yet restarted); its lines are not verified yet`,
+        );
+      } else {
+        add('bundle', false, `${bundleName(i)} is missing: chunk ${i} is not sealed`);
       }
-    };
+      cur.prev = undefined;
+      continue;
+    }
     try {
-      const hasChunk = l.chunks.has(i);
-      const hasBundle = l.bundles.has(i);
-      if (!hasChunk && !hasBundle && !(l.open.has(i) && i >= openTailStart)) {
-        if (l.open.has(i)) {
-          add('present', false, `chunk ${i} has an open marker but no data file`);
-        } else if (l.ends.has(i)) {
-          add(
-            'present',
-            false,
-            `chunk ${i} and its bundle are missing but its end-of-stream statement remains: the last chunk was deleted`,
-          );
-        } else {
-          add(
-            'present',
-            false,
-            `chunk ${i} and its bundle are missing (deleted?); indexes must run from 0 without gaps`,
-          );
-        }
-        prev = undefined;
-        continue;
-      }
-      if (!hasBundle) {
-        // Seals run in the background, so a running (or killed) writer can leave
-        // several unsealed chunks at the tail; each still has its open marker.
-        const isTail = i >= openTailStart;
-        if (isTail) {
-          const closedRequired = options.requireEnd !== undefined && options.requireEnd !== false;
-          add(
-            'sealed',
-            !closedRequired,
-            closedRequired
-              ? `chunk ${i} is not sealed (the collector is running or crashed; its next start seals it) and requireEnd is set`
-              : `chunk ${i} is not sealed yet (collector running, or crashed and not yet restarted); its lines are not verified yet`,
-          );
-        } else {
-          add('bundle', false, `${bundleName(i)} is missing: chunk ${i} is not sealed`);
-        }
-        prev = undefined;
-        continue;
-      }
-      if (!hasChunk) add('subject', false, `${file} is missing but its bundle exists (chunk deleted)`);
-
-      // Bundle, signature, payload.
-      const decoded = decodeBundle<ChunkPredicate>(dir, bundleName(i), trust, CHUNK_PREDICATE_TYPE, add);
-      if (!decoded) {
-        prev = undefined;
-        continue;
-      }
-      const p = decoded.statement.predicate;
-      r.streamId = p.stream_id;
-      r.recovered = p.recovered === true;
-
-      // Subject.
-      let data: Buffer | undefined;
-      if (hasChunk) {
-        try {
-          // The signed byte count bounds what is read: a planted huge file is
-          // rejected by size, never loaded.
-          const size = fs.lstatSync(join(dir, file)).size;
-          // A modestly changed file is still read, so the records check can say which line is wrong.
-          if (size > Math.max(2 * Number(p.byte_count), 64 * 1024 * 1024)) {
-            add(
-              'subject',
-              false,
-              `${file} is ${size} bytes, the signed statement says ${p.byte_count} (content altered)`,
-            );
-          } else {
-            data = readFileNoFollow(join(dir, file));
-          }
-        } catch (err) {
-          add('subject', false, `cannot read ${file}: ${(err as Error).message}`);
-        }
-      }
-      if (data) {
-        const digest = createHash('sha256').update(data).digest('hex');
-        const subj = decoded.statement.subject?.[0];
-        if (!subj || subj.name !== file) {
-          add(
-            'subject',
-            false,
-            `statement names ${subj?.name ?? 'no file'}, not ${file} (chunks swapped or renamed?)`,
-          );
-        } else if (subj.digest?.sha256 !== digest) {
-          add(
-            'subject',
-            false,
-            `sha256 of ${file} is ${digest}, the signed statement says ${subj.digest?.sha256} (content altered)`,
-          );
-        } else {
-          add('subject', true, `sha256 ${digest}`);
-        }
-      }
-
-      // Index and links.
-      add(
-        'index',
-        p.chunk_index === i,
-        p.chunk_index === i ? `index ${i}` : `statement says index ${p.chunk_index}, file is ${i}`,
-      );
-      if (i === 0) {
-        const ok = p.previous_statement_digest === null && p.previous_chunk_digest === null;
-        add('link', ok, ok ? 'first chunk' : 'chunk 0 claims a predecessor: earlier chunks were removed');
-      } else if (!prev) {
-        add('link', false, `cannot check the link: chunk ${i - 1} is missing or invalid`);
-      } else {
-        const okS = p.previous_statement_digest === prev.statementDigest;
-        const okC = p.previous_chunk_digest === prev.chunkDigest;
-        add(
-          'link',
-          okS && okC,
-          okS && okC
-            ? `follows chunk ${i - 1}`
-            : `${!okS ? `previous_statement_digest ${p.previous_statement_digest} is not chunk ${i - 1}'s statement ${prev.statementDigest}` : ''}${!okS && !okC ? '; ' : ''}${!okC ? `previous_chunk_digest ${p.previous_chunk_digest} is not chunk ${i - 1}'s digest ${prev.chunkDigest}` : ''}`,
-        );
-      }
-
-      // Times.
-      const timeProblems: string[] = [];
-      const opened = BigInt(p.opened_wall_ns);
-      const closed = BigInt(p.closed_wall_ns);
-      if (closed < opened) timeProblems.push('closed before it was opened (wall clock)');
-      if (p.closed_mono_ns !== null && BigInt(p.closed_mono_ns) < BigInt(p.opened_mono_ns)) {
-        timeProblems.push('closed before it was opened (monotonic clock)');
-      }
-      if (prev) {
-        const pp = prev.predicate;
-        if (pp.stream_id === p.stream_id) {
-          if (pp.closed_mono_ns !== null && BigInt(p.opened_mono_ns) < BigInt(pp.closed_mono_ns)) {
-            timeProblems.push(
-              `opened (mono ${p.opened_mono_ns}) before chunk ${i - 1} closed (mono ${pp.closed_mono_ns})`,
-            );
-          }
-        } else if (opened < BigInt(pp.closed_wall_ns)) {
-          timeProblems.push(
-            `new stream opened (wall ${p.opened_wall_ns}) before chunk ${i - 1} closed (wall ${pp.closed_wall_ns})`,
-          );
-        }
-      }
-      add(
-        'times',
-        timeProblems.length === 0,
-        timeProblems.length === 0 ? 'monotonic' : timeProblems.join('; '),
-      );
-
-      // Records.
-      if (data) {
-        const s = scanChunk(data);
-        records += s.recordCount;
-        r.records = s.recordCount;
-        const probs: string[] = [];
-        if (s.partial.length > 0) probs.push(`${s.partial.length} bytes after the last newline`);
-        for (const x of s.problems.slice(0, 5)) probs.push(`line ${x.line}: ${x.message}`);
-        if (s.problems.length > 5) probs.push(`and ${s.problems.length - 5} more line problems`);
-        const counts: Record<string, string> = {};
-        for (const k of [...s.recordCounts.keys()].sort()) counts[k] = String(s.recordCounts.get(k));
-        if (String(s.recordCount) !== p.record_count)
-          probs.push(`${s.recordCount} records, statement says ${p.record_count}`);
-        if (String(data.length) !== p.byte_count)
-          probs.push(`${data.length} bytes, statement says ${p.byte_count}`);
-        if (JSON.stringify(counts) !== JSON.stringify(p.record_counts)) {
-          probs.push(
-            `per-type counts ${JSON.stringify(counts)} differ from the statement's ${JSON.stringify(p.record_counts)}`,
-          );
-        }
-        for (const [k, v] of [
-          ['first_record_wall_ns', s.firstWall],
-          ['last_record_wall_ns', s.lastWall],
-        ] as const) {
-          if (p[k] !== v) probs.push(`${k} ${p[k]} but the records say ${v}`);
-        }
-        if (p.first_seq !== null && p.first_seq !== s.firstSeq)
-          probs.push(`first_seq ${p.first_seq} but records start at ${s.firstSeq}`);
-        if (p.last_seq !== null && p.last_seq !== s.lastSeq)
-          probs.push(`last_seq ${p.last_seq} but records end at ${s.lastSeq}`);
-        if (prevSeq && prevSeq.stream === p.stream_id && prevSeq.last !== null && s.firstSeq !== null) {
-          if (BigInt(s.firstSeq) !== prevSeq.last + 1n) {
-            probs.push(`first seq ${s.firstSeq} does not follow chunk ${i - 1}'s last seq ${prevSeq.last}`);
-          }
-        }
-        add(
-          'records',
-          probs.length === 0,
-          probs.length === 0 ? `${s.recordCount} records` : probs.join('; '),
-        );
-        if (prevSeq?.stream !== p.stream_id || s.lastSeq !== null) {
-          prevSeq = {
-            stream: p.stream_id,
-            last:
-              s.lastSeq !== null ? BigInt(s.lastSeq) : prevSeq?.stream === p.stream_id ? prevSeq.last : null,
-          };
-        }
-      }
-
-      // Recovery: the kept incomplete line must be the one the statement names.
-      if (p.recovered && p.recovery && p.recovery.partial_line_bytes > 0) {
-        let ok = false;
-        let msg = `${partialName(i)} is missing`;
-        if (
-          l.partials.has(i) &&
-          fs.lstatSync(join(dir, partialName(i))).size !== p.recovery.partial_line_bytes
-        ) {
-          msg = `${partialName(i)} does not have the ${p.recovery.partial_line_bytes} bytes the signed recovery record names`;
-        } else if (l.partials.has(i)) {
-          const part = readFileNoFollow(join(dir, partialName(i)));
-          const h = createHash('sha256').update(part).digest('hex');
-          ok = h === p.recovery.partial_line_sha256 && part.length === p.recovery.partial_line_bytes;
-          msg = ok
-            ? `recovered after a crash; ${part.length}-byte incomplete last line kept in ${partialName(i)}`
-            : `${partialName(i)} does not match the signed recovery record`;
-        }
-        add('partial', ok, msg);
-      } else if (p.recovered) {
-        add('partial', true, 'recovered after a crash; no incomplete line', true);
-      }
-
-      // Transparency log.
-      tlogEntries += decoded.bundle.verificationMaterial.tlogEntries.length;
-      checkTlog(decoded.bundle, trust, options, add);
-
-      // Stream bookkeeping.
-      const last = streams[streams.length - 1];
-      if (last && last.streamId === p.stream_id && last.lastChunk === i - 1) {
-        if (last.end !== null) {
-          add(
-            'stream',
-            false,
-            `stream ${p.stream_id} continues after its end-of-stream statement at chunk ${i - 1}`,
-          );
-        }
-        last.lastChunk = i;
-      } else {
-        if (seenStreams.has(p.stream_id))
-          add('stream', false, `stream ${p.stream_id} reappears after another stream`);
-        seenStreams.add(p.stream_id);
-        streams.push({ streamId: p.stream_id, firstChunk: i, lastChunk: i, end: null });
-      }
-
-      // End of stream.
-      if (l.ends.has(i)) {
-        const end = decodeBundle<StreamEndPredicate>(
-          dir,
-          endBundleName(i),
-          trust,
-          STREAM_END_PREDICATE_TYPE,
-          add,
-          'end-of-stream',
-        );
-        if (end) {
-          const e = end.statement.predicate;
-          const probs: string[] = [];
-          const subj = end.statement.subject?.[0];
-          if (
-            subj?.name !== file ||
-            subj.digest?.sha256 !== (decoded.statement.subject?.[0]?.digest?.sha256 ?? '')
-          ) {
-            probs.push('its subject is not this chunk');
-          }
-          if (e.last_statement_digest !== decoded.digest)
-            probs.push(`it ends at statement ${e.last_statement_digest}, not this chunk's`);
-          if (e.stream_id !== p.stream_id)
-            probs.push(`it ends stream ${e.stream_id}, this chunk is in ${p.stream_id}`);
-          if (e.last_chunk_index !== i) probs.push(`it names chunk ${e.last_chunk_index}`);
-          const cur = streams[streams.length - 1]!;
-          if (e.first_chunk_index !== cur.firstChunk || e.chunk_count !== i - cur.firstChunk + 1) {
-            probs.push(
-              `it says the stream spans ${e.first_chunk_index}..${e.last_chunk_index}, found ${cur.firstChunk}..${i}`,
-            );
-          }
-          tlogEntries += end.bundle.verificationMaterial.tlogEntries.length;
-          checkTlog(end.bundle, trust, options, add, 'end-of-stream tlog');
-          add(
-            'end-of-stream',
-            probs.length === 0,
-            probs.length === 0 ? `stream ${e.stream_id} ended (${e.reason})` : probs.join('; '),
-          );
-          if (probs.length === 0) cur.end = e.reason;
-        }
-      }
-
-      prev =
-        hasChunk && decoded.statement.subject?.[0]
-          ? {
-              statementDigest: decoded.digest,
-              chunkDigest: `sha256:${decoded.statement.subject[0].digest.sha256}`,
-              predicate: p,
-            }
-          : undefined;
+      verifyChunk(dir, i, hasChunk, l.partials.has(i), l.ends.has(i), r, add, trust, options, cur);
     } catch (err) {
       // Only reachable with a validly signed but malformed statement: report, never throw.
       add('predicate', false, `malformed statement content (${(err as Error).message})`);
-      prev = undefined;
+      cur.prev = undefined;
     }
   }
 
   // Streams: every stream but the last must have ended; the last too when required.
+  const streams = cur.streams;
   for (let s = 0; s < streams.length; s++) {
     const st = streams[s]!;
     const isLast = s === streams.length - 1;
     if (st.end !== null) continue;
-    if (isLast && (options.requireEnd === undefined || options.requireEnd === false)) continue;
-    const r = reports[st.lastChunk]!;
+    if (isLast && !endRequired) continue;
     const msg = isLast
       ? `the chain ends at chunk ${st.lastChunk} without an end-of-stream statement (later chunks deleted, or the collector is still running)`
       : `stream ${st.streamId} stops at chunk ${st.lastChunk} without an end-of-stream statement`;
-    r.checks.push({ name: 'end-of-stream', ok: false, message: msg });
-    r.ok = false;
-    errors.push(`${r.file}: end-of-stream: ${msg}`);
+    checkAdder(reports[st.lastChunk]!, errors)('end-of-stream', false, msg);
   }
+  const incomplete = completeness(
+    streams,
+    cur.emptyEndTotals,
+    reports,
+    errors,
+    options.requireComplete === true,
+  );
   if (options.requireEnd && typeof options.requireEnd === 'object') {
     const want = options.requireEnd.expectedChunks;
     if (maxIndex + 1 !== want) errors.push(`chain: expected ${want} chunks, found ${maxIndex + 1}`);
@@ -504,8 +268,8 @@ export function verifyChain(dir: string, options: VerifyChainOptions): ChainRepo
     if (!/^chunk-/.test(o)) continue;
     errors.push(`${o}: layout: unexpected file name in the evidence directory`);
   }
-  const failed = reports.filter((r) => !r.ok).length;
   const lastStream = streams[streams.length - 1];
+  const recovered = reports.filter((c) => c.recovery);
   return {
     ok: errors.length === 0,
     dir,
@@ -513,23 +277,334 @@ export function verifyChain(dir: string, options: VerifyChainOptions): ChainRepo
     streams,
     summary: {
       chunks: reports.length,
-      failedChunks: failed,
-      records,
+      failedChunks: reports.filter((c) => !c.ok).length,
+      records: cur.records,
       streams: streams.length,
-      tlogEntries,
+      tlogEntries: cur.tlogEntries,
       closed: lastStream?.end != null && reports[reports.length - 1]?.index === lastStream.lastChunk,
       unsealed: maxIndex + 1 - openTailStart,
+      complete: incomplete.length === 0,
+      recoveredChunks: recovered.length,
+      recoveredLines: recovered.reduce((n, c) => {
+        const u = c.recovery!.unsealedLines;
+        return n + (u ? u.last - u.first + 1 : 0);
+      }, 0),
     },
     errors,
+    incomplete,
   };
 }
 
+function missingChunkMessage(i: number, open: boolean, end: boolean): string {
+  if (open) return `chunk ${i} has an open marker but no data file`;
+  if (end)
+    return `chunk ${i} and its bundle are missing but its end-of-stream statement remains: the last chunk was deleted`;
+  return `chunk ${i} and its bundle are missing (deleted?); indexes must run from 0 without gaps`;
+}
+
+/**
+ * What is missing from each ended stream. A stream is complete when it was
+ * stopped (reason `stop`), its last record is the final `collector_status`
+ * (`final: true`), and its end-of-stream statement carries totals (an
+ * `as_of_wall_ns` of null with no probes means the writer never received a
+ * status: the stop did not finish). A stream that crashed, or ended with
+ * another reason (`error`, `disk_full`), is incomplete: what was in flight
+ * is neither recorded nor counted lost.
+ */
+function completeness(
+  streams: StreamReport[],
+  emptyEndTotals: Set<string>,
+  reports: ChunkReport[],
+  errors: string[],
+  required: boolean,
+): string[] {
+  const out: string[] = [];
+  for (const st of streams) {
+    if (st.end === null) continue;
+    const span = `stream ${st.streamId} (chunks ${st.firstChunk}..${st.lastChunk})`;
+    let why: string | null = null;
+    if (st.end === 'crash_recovery') {
+      why = `${span} was cut short by a crash and sealed by recovery at the next start: it has no final collector_status, and records in flight at the crash are neither recorded nor counted lost`;
+    } else if (st.end !== 'stop') {
+      why = `${span} ended with reason ${st.end}: the collector did not stop cleanly, so records after its last chunk may be missing`;
+    } else if (!st.finalStatus || emptyEndTotals.has(st.streamId)) {
+      const missing: string[] = [];
+      if (!st.finalStatus) missing.push('its last record is not a final collector_status (final: true)');
+      if (emptyEndTotals.has(st.streamId))
+        missing.push(
+          'its end-of-stream statement carries no collector totals (as_of_wall_ns null, no probes)',
+        );
+      why = `${span} was stopped but ${missing.join(' and ')}: the stop did not finish, and its counts are incomplete`;
+    }
+    st.incomplete = why;
+    if (why === null) continue;
+    const file = reports[st.lastChunk]!.file;
+    out.push(`${file}: ${why}`);
+    if (required) checkAdder(reports[st.lastChunk]!, errors)('complete', false, why);
+  }
+  return out;
+}
+
+/** Every check of one sealed chunk; throws only for a signed statement with malformed content. */
+function verifyChunk(
+  dir: string,
+  i: number,
+  hasChunk: boolean,
+  hasPartial: boolean,
+  hasEnd: boolean,
+  r: ChunkReport,
+  add: AddCheck,
+  trust: Trust,
+  options: VerifyChainOptions,
+  cur: Cursor,
+): void {
+  const file = r.file;
+  if (!hasChunk) add('subject', false, `${file} is missing but its bundle exists (chunk deleted)`);
+  const decoded = decodeBundle<ChunkPredicate>(dir, bundleName(i), trust, CHUNK_PREDICATE_TYPE, add);
+  if (!decoded) {
+    cur.prev = undefined;
+    return;
+  }
+  const p = decoded.statement.predicate;
+  r.streamId = p.stream_id;
+  r.recovered = p.recovered === true;
+
+  const data = hasChunk ? readChunk(dir, file, p, add) : undefined;
+  if (data) checkSubject(file, data, decoded.statement, add);
+  add(
+    'index',
+    p.chunk_index === i,
+    p.chunk_index === i ? `index ${i}` : `statement says index ${p.chunk_index}, file is ${i}`,
+  );
+  const link = checkLink(i, p, cur.prev);
+  add('link', link.ok, link.message);
+  const times = checkTimes(i, p, cur.prev);
+  add('times', times.ok, times.message);
+
+  // Stream bookkeeping (before the records, which update the stream's final status).
+  const streams = cur.streams;
+  const last = streams[streams.length - 1];
+  if (last && last.streamId === p.stream_id && last.lastChunk === i - 1) {
+    if (last.end !== null) {
+      add(
+        'stream',
+        false,
+        `stream ${p.stream_id} continues after its end-of-stream statement at chunk ${i - 1}`,
+      );
+    }
+    last.lastChunk = i;
+  } else {
+    if (cur.seenStreams.has(p.stream_id))
+      add('stream', false, `stream ${p.stream_id} reappears after another stream`);
+    cur.seenStreams.add(p.stream_id);
+    streams.push({
+      streamId: p.stream_id,
+      firstChunk: i,
+      lastChunk: i,
+      end: null,
+      finalStatus: false,
+      incomplete: null,
+    });
+  }
+  const stream = streams[streams.length - 1]!;
+
+  if (data) {
+    const s = decodeChunkRecords(data);
+    cur.records += s.recordCount;
+    r.records = s.recordCount;
+    if (s.problems.length > 0) r.lineProblems = s.problems;
+    const prevSeq =
+      cur.lastSeq && cur.lastSeq.stream === p.stream_id && cur.lastSeq.seq !== null
+        ? { chunk: cur.lastSeq.chunk, seq: cur.lastSeq.seq }
+        : null;
+    const probs = checkRecords(data, s, p, prevSeq);
+    add('records', probs.length === 0, probs.length === 0 ? `${s.recordCount} records` : probs.join('; '));
+    if (s.lastSeq !== null) cur.lastSeq = { stream: p.stream_id, chunk: i, seq: s.lastSeq };
+    else if (cur.lastSeq?.stream !== p.stream_id) cur.lastSeq = { stream: p.stream_id, chunk: i, seq: null };
+    if (s.recordCount > 0) stream.finalStatus = s.endsWithFinalStatus;
+  }
+
+  if (p.recovered) checkRecovery(dir, i, p, r, hasPartial, add);
+
+  cur.tlogEntries += decoded.bundle.verificationMaterial.tlogEntries.length;
+  checkTlog(decoded.bundle, trust, options, add);
+
+  if (hasEnd) checkEndOfStream(dir, i, decoded, stream, trust, options, add, cur);
+
+  cur.prev =
+    hasChunk && decoded.statement.subject?.[0]
+      ? {
+          statementDigest: decoded.digest,
+          chunkDigest: `sha256:${decoded.statement.subject[0].digest.sha256}`,
+          predicate: p,
+        }
+      : undefined;
+}
+
+/** Read a chunk file, bounded by the signed byte count: a planted huge file is rejected by size, never loaded. */
+function readChunk(dir: string, file: string, p: ChunkPredicate, add: AddCheck): Buffer | undefined {
+  try {
+    const size = fs.lstatSync(join(dir, file)).size;
+    // A modestly changed file is still read, so the records check can say which line is wrong.
+    if (size > Math.max(2 * Number(p.byte_count), 64 * 1024 * 1024)) {
+      add(
+        'subject',
+        false,
+        `${file} is ${size} bytes, the signed statement says ${p.byte_count} (content altered)`,
+      );
+      return undefined;
+    }
+    return readFileNoFollow(join(dir, file));
+  } catch (err) {
+    add('subject', false, `cannot read ${file}: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** Subject check: the statement names this file and its sha256. */
+function checkSubject(file: string, data: Buffer, statement: Statement<unknown>, add: AddCheck): void {
+  const digest = createHash('sha256').update(data).digest('hex');
+  const subj = statement.subject?.[0];
+  if (!subj || subj.name !== file) {
+    add(
+      'subject',
+      false,
+      `statement names ${subj?.name ?? 'no file'}, not ${file} (chunks swapped or renamed?)`,
+    );
+  } else if (subj.digest?.sha256 !== digest) {
+    add(
+      'subject',
+      false,
+      `sha256 of ${file} is ${digest}, the signed statement says ${subj.digest?.sha256} (content altered)`,
+    );
+  } else {
+    add('subject', true, `sha256 ${digest}`);
+  }
+}
+
+/**
+ * Partial and recovery checks of a chunk sealed by crash recovery: the kept
+ * incomplete line must be the one the statement names, and the report says
+ * which lines were unsealed until the restart (the recovery window).
+ */
+function checkRecovery(
+  dir: string,
+  i: number,
+  p: ChunkPredicate,
+  r: ChunkReport,
+  hasPartial: boolean,
+  add: AddCheck,
+): void {
+  const rec = p.recovery;
+  if (rec && rec.partial_line_bytes > 0) {
+    let ok = false;
+    let msg = `${partialName(i)} is missing`;
+    if (hasPartial && fs.lstatSync(join(dir, partialName(i))).size !== rec.partial_line_bytes) {
+      msg = `${partialName(i)} does not have the ${rec.partial_line_bytes} bytes the signed recovery record names`;
+    } else if (hasPartial) {
+      const part = readFileNoFollow(join(dir, partialName(i)));
+      const h = createHash('sha256').update(part).digest('hex');
+      ok = h === rec.partial_line_sha256 && part.length === rec.partial_line_bytes;
+      msg = ok
+        ? `recovered after a crash; ${part.length}-byte incomplete last line kept in ${partialName(i)}`
+        : `${partialName(i)} does not match the signed recovery record`;
+    }
+    add('partial', ok, msg);
+  } else {
+    add('partial', true, 'recovered after a crash; no incomplete line', true);
+  }
+  if (!rec) {
+    add('recovery', false, 'the statement says recovered but carries no recovery record');
+    return;
+  }
+  // Bundles sealed before unsealed_lines existed: every line of a recovered chunk was unsealed.
+  const count = Number(p.record_count);
+  const lines =
+    rec.unsealed_lines !== undefined ? rec.unsealed_lines : count > 0 ? { first: 1, last: count } : null;
+  const seq =
+    rec.unsealed_seq !== undefined
+      ? rec.unsealed_seq
+      : p.first_seq !== null && p.last_seq !== null
+        ? { first: p.first_seq, last: p.last_seq }
+        : null;
+  r.recovery = {
+    crashedStreamId: rec.crashed_stream_id,
+    recoveredByStreamId: rec.recovered_by_stream_id,
+    recoveredWallNs: rec.recovered_wall_ns,
+    unsealedLines: lines,
+    unsealedSeq: seq,
+  };
+  const whole = count === 0 ? lines === null : lines !== null && lines.first === 1 && lines.last === count;
+  add(
+    'recovery',
+    whole,
+    whole
+      ? lines
+        ? `lines ${lines.first}-${lines.last}${seq ? ` (seq ${seq.first}-${seq.last})` : ''} were unsealed from the crash of stream ${rec.crashed_stream_id} until stream ${rec.recovered_by_stream_id} sealed them`
+        : `no lines; sealed by stream ${rec.recovered_by_stream_id} after the crash of stream ${rec.crashed_stream_id}`
+      : `unsealed_lines ${JSON.stringify(lines)} does not cover the chunk's ${count} lines`,
+  );
+}
+
+/** End-of-stream check: the statement after chunk i ends this chunk's stream, at this chunk, with the right span. */
+function checkEndOfStream(
+  dir: string,
+  i: number,
+  decoded: Decoded<ChunkPredicate>,
+  stream: StreamReport,
+  trust: Trust,
+  options: VerifyChainOptions,
+  add: AddCheck,
+  cur: Cursor,
+): void {
+  const end = decodeBundle<StreamEndPredicate>(
+    dir,
+    endBundleName(i),
+    trust,
+    STREAM_END_PREDICATE_TYPE,
+    add,
+    'end-of-stream',
+  );
+  if (!end) return;
+  const e = end.statement.predicate;
+  const p = decoded.statement.predicate;
+  const file = chunkName(i);
+  const probs: string[] = [];
+  const subj = end.statement.subject?.[0];
+  if (subj?.name !== file || subj.digest?.sha256 !== (decoded.statement.subject?.[0]?.digest?.sha256 ?? '')) {
+    probs.push('its subject is not this chunk');
+  }
+  if (e.last_statement_digest !== decoded.digest)
+    probs.push(`it ends at statement ${e.last_statement_digest}, not this chunk's`);
+  if (e.stream_id !== p.stream_id)
+    probs.push(`it ends stream ${e.stream_id}, this chunk is in ${p.stream_id}`);
+  if (e.last_chunk_index !== i) probs.push(`it names chunk ${e.last_chunk_index}`);
+  if (e.first_chunk_index !== stream.firstChunk || e.chunk_count !== i - stream.firstChunk + 1) {
+    probs.push(
+      `it says the stream spans ${e.first_chunk_index}..${e.last_chunk_index}, found ${stream.firstChunk}..${i}`,
+    );
+  }
+  cur.tlogEntries += end.bundle.verificationMaterial.tlogEntries.length;
+  checkTlog(end.bundle, trust, options, add, 'end-of-stream tlog');
+  add(
+    'end-of-stream',
+    probs.length === 0,
+    probs.length === 0 ? `stream ${e.stream_id} ended (${e.reason})` : probs.join('; '),
+  );
+  if (probs.length === 0) {
+    stream.end = e.reason;
+    const totals = e.collector_status;
+    if (!totals || totals.as_of_wall_ns === null) cur.emptyEndTotals.add(stream.streamId);
+  }
+}
+
+/** Bundle, key, signature and payload checks of one bundle file; the decoded statement when all hold. */
 function decodeBundle<P>(
   dir: string,
   name: string,
   trust: Trust,
   predicateType: string,
-  add: (name: string, ok: boolean, message: string) => void,
+  add: AddCheck,
   prefix = '',
 ): Decoded<P> | undefined {
   const c = (n: string) => (prefix ? `${prefix} ${n}` : n);
@@ -549,66 +624,18 @@ function decodeBundle<P>(
   add(c('bundle'), true, name);
   const env = bundle.dsseEnvelope;
   const payload = bundlePayload(bundle);
-  const sigOk = checkSignature(bundle, env.payloadType, payload, trust);
-  add(c('signature'), sigOk.ok, sigOk.message);
-  if (!sigOk.ok) return undefined;
-  let statement: Statement<P>;
-  try {
-    statement = JSON.parse(payload.toString('utf8')) as Statement<P>;
-  } catch {
-    add(c('payload'), false, 'signed payload is not JSON');
-    return undefined;
-  }
-  const problems: string[] = [];
-  if (env.payloadType !== IN_TOTO_PAYLOAD_TYPE) problems.push(`payloadType ${env.payloadType}`);
-  if (statement._type !== IN_TOTO_STATEMENT_TYPE) problems.push(`_type ${String(statement._type)}`);
-  if (statement.predicateType !== predicateType)
-    problems.push(`predicateType ${String(statement.predicateType)}, expected ${predicateType}`);
-  if (!Array.isArray(statement.subject) || statement.subject.length !== 1)
-    problems.push('expected exactly one subject');
-  if (typeof statement.predicate !== 'object' || statement.predicate === null) problems.push('no predicate');
-  add(c('payload'), problems.length === 0, problems.length === 0 ? predicateType : problems.join('; '));
-  if (problems.length > 0) return undefined;
-  return { bundle, statement, digest: `sha256:${createHash('sha256').update(payload).digest('hex')}` };
-}
-
-function checkSignature(
-  bundle: BundleJson,
-  payloadType: string,
-  payload: Buffer,
-  trust: Trust,
-): { ok: boolean; message: string } {
-  const sigs = bundle.dsseEnvelope.signatures;
-  if (sigs.length !== 1) return { ok: false, message: `expected one DSSE signature, found ${sigs.length}` };
-  const sig = Buffer.from(sigs[0]!.sig, 'base64');
-  const data = pae(payloadType, payload);
-  const vm = bundle.verificationMaterial;
-  if (vm.certificate) {
-    if (!trust.material)
-      return { ok: false, message: 'keyless (certificate) bundle, but no trustedRoot configured' };
-    try {
-      new Verifier(trust.material, { tlogThreshold: 0, ctlogThreshold: 1, timestampThreshold: 1 }).verify(
-        toSignedEntity(bundleFromJSON(bundle)),
-      );
-      return { ok: true, message: 'certificate chains to the trusted root and the signature verifies' };
-    } catch (err) {
-      return { ok: false, message: `keyless signature rejected: ${(err as Error).message}` };
-    }
-  }
-  const hint = vm.publicKey?.hint;
-  const ordered = [...trust.keys].sort((a, b) => Number(b.hint === hint) - Number(a.hint === hint));
-  for (const k of ordered) {
-    try {
-      if (cryptoVerify('sha256', data, { key: k.key, dsaEncoding: 'der' }, sig)) {
-        return { ok: true, message: `signed by pinned key ${k.hint}` };
-      }
-    } catch {
-      // wrong key type: try the next
-    }
-  }
+  const key = checkKey(bundle, trust);
+  add(c('key'), key.ok, key.message);
+  const sig = checkSignature(bundle, env.payloadType, payload, trust, key.key);
+  add(c('signature'), sig.ok, sig.message);
+  if (!key.ok || !sig.ok) return undefined;
+  const st = checkStatement(env.payloadType, payload, predicateType);
+  add(c('payload'), st.ok, st.message);
+  if (!st.statement) return undefined;
   return {
-    ok: false,
-    message: `DSSE signature does not verify with any pinned key (bundle names key ${hint ?? 'none'}): re-signed, edited, or signed by an untrusted key`,
+    bundle,
+    statement: st.statement as Statement<P>,
+    digest: `sha256:${createHash('sha256').update(payload).digest('hex')}`,
   };
 }
 

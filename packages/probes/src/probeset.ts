@@ -8,6 +8,7 @@ import {
   probeFeature,
   type RingBufferReader,
 } from '@stellaops/bpf-loader';
+import { type KernelCounters, readCounters, readDedupStats, settledCounters } from './counters.js';
 import { decodeEvent } from './decode.js';
 import { ProbesError } from './errors.js';
 import type { ProbeEvent, ProbeName } from './events.js';
@@ -25,14 +26,12 @@ export interface ProbeStatus {
   reason?: string;
 }
 
-/** Exact per-probe accounting, summed over CPUs: seen = filtered + deduplicated + emitted + lost. */
-export interface ProbeCounters {
-  seen: bigint;
-  filtered: bigint;
-  deduplicated: bigint;
-  emitted: bigint;
-  lost: bigint;
-}
+/**
+ * Per-probe kernel accounting, summed over CPUs. `seen` is the kernel's own
+ * count of events entering the probe; seen = filtered + deduplicated +
+ * emitted + lost holds once no program is mid-event (see KernelCounters).
+ */
+export type ProbeCounters = KernelCounters;
 
 /**
  * Dedup table state. The LRU's evictions are not reported by the kernel; they
@@ -49,7 +48,10 @@ export interface DedupStats {
   deletes: bigint;
   /** Inserts that found the key already added by another CPU (counted as deduplicated). */
   races: bigint;
-  /** Inserts that failed otherwise (no free LRU node): those records were sent, not deduplicated. */
+  /**
+   * Inserts the kernel refused otherwise (no free LRU node, a busy bucket
+   * lock): those records were sent, not deduplicated, and may repeat.
+   */
   failures: bigint;
   evictions: bigint;
 }
@@ -62,6 +64,11 @@ export interface ProbeSet extends AsyncIterable<ProbeEvent[]>, AsyncDisposable {
   readonly status: readonly ProbeStatus[];
   /** Counters per requested probe name. Throws ProbesError 'CLOSED' after close(). */
   counters(): Map<string, ProbeCounters>;
+  /**
+   * The counters close() read after detaching every program and before
+   * freeing the maps: the run's exact final accounting. Undefined until then.
+   */
+  readonly finalCounters: ReadonlyMap<string, ProbeCounters> | undefined;
   /** Dedup table state (walks the table: O(entries); not for a hot path). */
   dedupStats(): DedupStats;
   /** Records decoded so far. */
@@ -80,8 +87,6 @@ const PROGRAMS: Record<SyscallProbe, Record<Variant, string[]>> = {
 };
 const LSM_PROGRAMS = { lsm: 'fe_open_lsm', fentry: 'fe_open_fentry' } as const;
 type LsmVariant = keyof typeof LSM_PROGRAMS;
-
-const COUNTER_FIELDS = ['seen', 'filtered', 'deduplicated', 'emitted', 'lost'] as const;
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -113,6 +118,8 @@ function errText(e: unknown): string {
 interface Attempt {
   obj: BpfObject;
   status: ProbeStatus[];
+  /** Every attached program's link: close() detaches them before the final counter read. */
+  links: BpfLink[];
 }
 
 /** Open, configure, load and attach one variant; closes the object on any throw. */
@@ -162,6 +169,7 @@ function attempt(
     for (const p of o.deny) prefixes.update(prefixKey(p), Buffer.from([PREFIX_ACTION.DENY]));
 
     const status: ProbeStatus[] = [];
+    const all: BpfLink[] = [];
     let firstError: unknown;
     for (const p of o.probes) {
       if (p === 'file_open_lsm') {
@@ -170,7 +178,7 @@ function attempt(
           continue;
         }
         try {
-          obj.attach(LSM_PROGRAMS[lsm]);
+          all.push(obj.attach(LSM_PROGRAMS[lsm]));
           status.push({ name: p, attached: true, attachType: lsm });
         } catch (e) {
           status.push({ name: p, attached: false, reason: `not attached: ${errText(e)}` });
@@ -180,6 +188,7 @@ function attempt(
       const links: BpfLink[] = [];
       try {
         for (const prog of PROGRAMS[p][variant]) links.push(obj.attach(prog));
+        all.push(...links);
       } catch (e) {
         // With another variant left, the caller retries everything with it; on the last one
         // the probes that did attach keep running and this one says why it does not.
@@ -198,7 +207,7 @@ function attempt(
     }
     if (firstError !== undefined && !status.some((x) => x.attached)) throw firstError;
     status.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { obj, status };
+    return { obj, status, links: all };
   } catch (e) {
     obj.close();
     throw e;
@@ -216,9 +225,12 @@ class ProbeSetImpl implements ProbeSet {
   #ncpu = numPossibleCpus();
   #opts: ResolvedOptions;
   #received = 0;
+  #links: BpfLink[];
+  #final: Map<string, ProbeCounters> | undefined;
 
   constructor(a: Attempt, o: ResolvedOptions) {
     this.#obj = a.obj;
+    this.#links = a.links;
     this.status = Object.freeze(a.status.map((s) => Object.freeze(s)));
     this.#opts = o;
     this.#probes = o.probes;
@@ -237,62 +249,36 @@ class ProbeSetImpl implements ProbeSet {
     return this.#received;
   }
 
+  get finalCounters(): ReadonlyMap<string, ProbeCounters> | undefined {
+    return this.#final;
+  }
+
   #live(): BpfObject {
     if (!this.#obj) throw new ProbesError('CLOSED', 'the probe set is closed');
     return this.#obj;
   }
 
-  #sumPerCpu(map: BpfMap, slot: number, fields: readonly string[], size: number): Record<string, bigint> {
-    const v = map.lookup(u32(slot));
-    const out: Record<string, bigint> = {};
-    for (const f of fields) out[f] = 0n;
-    if (!v) return out;
-    const stride = Math.ceil(size / 8) * 8;
-    for (let cpu = 0; cpu < this.#ncpu && (cpu + 1) * stride <= v.length; cpu++) {
-      fields.forEach((f, i) => {
-        out[f] = (out[f] ?? 0n) + v.readBigUInt64LE(cpu * stride + i * 8);
-      });
-    }
-    return out;
-  }
-
   counters(): Map<string, ProbeCounters> {
     this.#live();
     const out = new Map<string, ProbeCounters>();
-    for (const p of this.#probes) {
-      const c = this.#sumPerCpu(this.#counters, COUNTER_SLOT[p], COUNTER_FIELDS, LAYOUT.stella_counters.size);
-      out.set(p, {
-        seen: c.seen ?? 0n,
-        filtered: c.filtered ?? 0n,
-        deduplicated: c.deduplicated ?? 0n,
-        emitted: c.emitted ?? 0n,
-        lost: c.lost ?? 0n,
-      });
-    }
+    for (const p of this.#probes) out.set(p, readCounters(this.#counters, COUNTER_SLOT[p], this.#ncpu));
     return out;
   }
 
   dedupStats(): DedupStats {
     this.#live();
-    const s = this.#sumPerCpu(
-      this.#dedupStats,
-      0,
-      ['inserts', 'deletes', 'races'],
-      LAYOUT.stella_dedup_stats.size,
-    );
+    const s = readDedupStats(this.#dedupStats, this.#ncpu);
     let live = 0;
     for (const _ of this.#dedup.keys()) live++;
-    const inserts = s.inserts ?? 0n;
-    const deletes = s.deletes ?? 0n;
     return {
       enabled: this.#opts.dedup,
       maxEntries: this.#opts.dedupEntries,
       live,
-      inserts,
-      deletes,
-      races: s.races ?? 0n,
-      failures: s.failures ?? 0n,
-      evictions: inserts - deletes - BigInt(live),
+      inserts: s.inserts,
+      deletes: s.deletes,
+      races: s.races,
+      failures: s.failures,
+      evictions: s.inserts - s.deletes - BigInt(live),
     };
   }
 
@@ -316,6 +302,13 @@ class ProbeSetImpl implements ProbeSet {
   close(): void {
     const obj = this.#obj;
     if (!obj) return;
+    // Detach first, then read the counters nothing can add to any more.
+    for (const l of this.#links) l.close();
+    try {
+      this.#final = settledCounters(() => this.counters());
+    } catch {
+      // the maps are unreadable: the caller's last read stands
+    }
     this.#obj = undefined;
     this.#reader?.close();
     this.#reader = undefined;
