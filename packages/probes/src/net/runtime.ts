@@ -12,11 +12,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BpfError,
+  type BpfLink,
   type BpfMap,
   BpfObject,
   numPossibleCpus,
   type RingBufferReader,
 } from '@stellaops/bpf-loader';
+import { type KernelCounters, readCounters, settledCounters } from '../counters.js';
 import { ProbeOptionError, ProbesError } from '../errors.js';
 import { type AttachedLibrary, SSL_IO_SYMBOLS, SSL_UPROBES, UprobeAttacher } from './attach.js';
 import { decodeNetRecord, type NetEvent } from './decode.js';
@@ -86,14 +88,11 @@ export interface NetProbeStatus {
   reason?: string;
 }
 
-/** Exact per-probe accounting, summed over CPUs: seen = filtered + deduplicated + emitted + lost. */
-export interface NetProbeCounters {
-  seen: bigint;
-  filtered: bigint;
-  deduplicated: bigint;
-  emitted: bigint;
-  lost: bigint;
-}
+/**
+ * Per-probe kernel accounting, summed over CPUs: the same counters as the
+ * file/exec probes (`seen` counted on entry, apart from the four fates).
+ */
+export type NetProbeCounters = KernelCounters;
 
 /** Running net probes. Breaking a `for await`, close() and `await using` detach everything. */
 export interface NetProbes extends AsyncIterable<NetEvent[]>, AsyncDisposable {
@@ -101,6 +100,11 @@ export interface NetProbes extends AsyncIterable<NetEvent[]>, AsyncDisposable {
   readonly status: readonly NetProbeStatus[];
   /** Counters per requested probe. Throws ProbesError 'CLOSED' after close(). */
   counters(): Map<NetProbeName, NetProbeCounters>;
+  /**
+   * The counters close() read after detaching every program and before
+   * freeing the maps: the run's exact final accounting. Undefined until then.
+   */
+  readonly finalCounters: ReadonlyMap<NetProbeName, NetProbeCounters> | undefined;
   /** Files probed (or refused, with the reason), one per device+inode. */
   libraries(): Array<Omit<AttachedLibrary, 'links'>>;
   /** Scan now (all processes, or the given pids); returns how many new files were probed. */
@@ -140,7 +144,6 @@ const STATE_VARIANTS = [
   },
 ] as const;
 const HELPER_PROGRAMS = STATE_VARIANTS.flatMap((v) => [v.state, v.exec, v.enter, v.exit, ...v.io]);
-const COUNTER_FIELDS = ['seen', 'filtered', 'deduplicated', 'emitted', 'lost'] as const;
 
 const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
 
@@ -350,8 +353,9 @@ export function openNetProbes(options: NetProbeOptions = {}): NetProbes {
     let obj: BpfObject | undefined;
     try {
       obj = load(o, variant);
-      const status = attachFixed(obj, o, variant);
-      return new NetProbesImpl(obj, o, status, notes);
+      const links: BpfLink[] = [];
+      const status = attachFixed(obj, o, variant, links);
+      return new NetProbesImpl(obj, o, status, notes, links);
     } catch (e) {
       obj?.close();
       lastError = e;
@@ -365,11 +369,13 @@ function attachFixed(
   obj: BpfObject,
   o: Resolved,
   variant: (typeof STATE_VARIANTS)[number],
+  links: BpfLink[],
 ): NetProbeStatus[] {
   const status: NetProbeStatus[] = [];
+  const attach = (program: string) => links.push(obj.attach(program));
   const fallback = variant.type === 'tp_btf' ? undefined : `tp_btf unavailable: using ${variant.type}`;
   if (o.probes.has('tcp_state')) {
-    obj.attach(variant.state);
+    attach(variant.state);
     status.push({
       name: 'tcp_state',
       attached: true,
@@ -378,9 +384,9 @@ function attachFixed(
     });
   }
   if (o.probes.has('net_connect') || o.probes.has('net_accept')) {
-    obj.attach(variant.exit);
+    attach(variant.exit);
     if (o.sockSource === 'syscall') {
-      obj.attach(variant.enter);
+      attach(variant.enter);
       for (const name of ['net_accept', 'net_connect'] as const) {
         if (!o.probes.has(name)) continue;
         status.push({
@@ -392,8 +398,8 @@ function attachFixed(
       }
     }
   }
-  if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) for (const p of variant.io) obj.attach(p);
-  if (o.rescanOnExec && usesUprobes(o)) obj.attach(variant.exec);
+  if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) for (const p of variant.io) attach(p);
+  if (o.rescanOnExec && usesUprobes(o)) attach(variant.exec);
   return status;
 }
 
@@ -420,9 +426,12 @@ class NetProbesImpl implements NetProbes {
   readonly #pending = new Set<NodeJS.Timeout>();
   #received = 0;
   #closed = false;
+  readonly #links: BpfLink[];
+  #final: Map<NetProbeName, NetProbeCounters> | undefined;
 
-  constructor(obj: BpfObject, o: Resolved, fixed: NetProbeStatus[], notes: string[]) {
+  constructor(obj: BpfObject, o: Resolved, fixed: NetProbeStatus[], notes: string[], links: BpfLink[]) {
     this.#obj = obj;
+    this.#links = links;
     this.#o = o;
     this.#fixed = fixed;
     if (notes.length > 0) for (const s of fixed) s.reason = [s.reason, ...notes].filter(Boolean).join('; ');
@@ -531,22 +540,20 @@ class NetProbesImpl implements NetProbes {
     }
   }
 
+  get finalCounters(): ReadonlyMap<NetProbeName, NetProbeCounters> | undefined {
+    return this.#final;
+  }
+
   counters(): Map<NetProbeName, NetProbeCounters> {
     if (this.#closed) throw new ProbesError('CLOSED', 'net probes are closed');
+    return this.#read();
+  }
+
+  #read(): Map<NetProbeName, NetProbeCounters> {
     const out = new Map<NetProbeName, NetProbeCounters>();
-    const stride = 40; // struct stella_counters, already a multiple of 8
     for (const name of ALL) {
       if (!this.#o.probes.has(name)) continue;
-      const v = this.#counters.lookup(u32(NET_COUNTER_SLOT[name]));
-      const c: NetProbeCounters = { seen: 0n, filtered: 0n, deduplicated: 0n, emitted: 0n, lost: 0n };
-      if (v) {
-        for (let cpu = 0; cpu < this.#ncpu; cpu++) {
-          COUNTER_FIELDS.forEach((f, i) => {
-            c[f] += v.readBigUInt64LE(cpu * stride + i * 8);
-          });
-        }
-      }
-      out.set(name, c);
+      out.set(name, readCounters(this.#counters, NET_COUNTER_SLOT[name], this.#ncpu));
     }
     return out;
   }
@@ -574,9 +581,16 @@ class NetProbesImpl implements NetProbes {
     if (this.#timer) clearInterval(this.#timer);
     for (const t of this.#pending) clearTimeout(t);
     this.#pending.clear();
+    // Detach every program first, then read the counters nothing can add to any more.
+    this.#attacher.close();
+    for (const l of this.#links) l.close();
+    try {
+      this.#final = settledCounters(() => this.#read());
+    } catch {
+      // the maps are unreadable: the caller's last read stands
+    }
     this.#reader.close();
     this.#hints?.close();
-    this.#attacher.close();
     this.#obj.close();
   }
 
