@@ -124,12 +124,35 @@ export interface ProbeAccount {
   attached: boolean;
   attachType: string;
   reason?: string;
+  /** Events the kernel program saw (its own count, on entry, before any filter). */
   seen: bigint;
+  /** Dropped by a filter: in the kernel, or in user space (path globs, target). */
   filtered: bigint;
   deduplicated: bigint;
+  /** Records of this probe written to the stream. */
   emitted: bigint;
+  /** Lost in the kernel, refused by the schema, or (final account) still in flight at the stop. */
   lost: bigint;
+  /** seen - (filtered + deduplicated + emitted + lost) while running: in a program, a ring or the pipeline; 0 in a final account. */
+  inFlight: bigint;
+  /**
+   * Whether the counts add up: seen = filtered + deduplicated + emitted + lost
+   * (+ inFlight while running), and user space never handled more records
+   * than the kernel emitted. False is a collector defect, and warned about.
+   */
+  balanced: boolean;
+  /** The stages apart: the kernel's counters, and what user space did with the records it read. */
+  stages: {
+    kernel: { seen: bigint; filtered: bigint; deduplicated: bigint; emitted: bigint; lost: bigint };
+    userFiltered: bigint;
+    unencodable: bigint;
+    /** Records the kernel emitted that are not through the pipeline yet (in a ring or queued). */
+    pipeline: bigint;
+  };
 }
+
+type KernelCounts = ProbeAccount['stages']['kernel'];
+const NO_COUNTS: KernelCounts = { seen: 0n, filtered: 0n, deduplicated: 0n, emitted: 0n, lost: 0n };
 
 /** Events of a {@link Collection}. */
 export interface CollectionEvents {
@@ -149,10 +172,9 @@ interface Item {
 
 interface ProbeRuntime {
   status: ReadonlyArray<{ name: string; attached: boolean; attachType?: string; reason?: string }>;
-  counters(): Map<
-    string,
-    { seen: bigint; filtered: bigint; deduplicated: bigint; emitted: bigint; lost: bigint }
-  >;
+  counters(): ReadonlyMap<string, KernelCounts>;
+  /** Read by close() after detaching: what a final account uses. */
+  readonly finalCounters: ReadonlyMap<string, KernelCounts> | undefined;
 }
 
 /**
@@ -418,41 +440,52 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     return this.#lines.get(record);
   }
 
+  /**
+   * Every probe's account. `seen` and the kernel's fates come from the
+   * kernel, counted apart (packages/probes counters.ts), so the balance is a
+   * check: while running the rest is in flight; in a final account (after
+   * the probes are detached) records the kernel emitted that never reached
+   * the stream are lost, and anything left over means the accounting broke.
+   */
   #accounts(final = false): ProbeAccount[] {
     const out: ProbeAccount[] = [];
     const add = (rt: ProbeRuntime | undefined) => {
       if (!rt) return;
-      let counters: ReturnType<ProbeRuntime['counters']>;
-      try {
-        counters = rt.counters();
-        this.#lastCounters.set(rt, counters);
-      } catch {
-        // Closed: the counters read just before detaching are the final ones.
-        counters = this.#lastCounters.get(rt) ?? new Map();
+      let counters = rt.finalCounters;
+      if (!counters) {
+        try {
+          counters = rt.counters();
+          this.#lastCounters.set(rt, counters as ReturnType<ProbeRuntime['counters']>);
+        } catch {
+          // Closed without a final read: the last counters read stand.
+          counters = this.#lastCounters.get(rt) ?? new Map();
+        }
       }
       for (const st of rt.status) {
-        const c = counters.get(st.name);
+        const k = counters.get(st.name) ?? NO_COUNTS;
         const userFiltered = this.#userFiltered.get(st.name) ?? 0n;
-        const emitted = this.#emitted.get(st.name) ?? 0n;
-        const kEmitted = c?.emitted ?? 0n;
-        // Records the kernel emitted that have not reached the stream: in
-        // flight while running; lost if the run is over.
-        const handled = emitted + userFiltered + (this.#unencodable.get(st.name) ?? 0n);
-        const pending = kEmitted > handled ? kEmitted - handled : 0n;
-        const filtered = (c?.filtered ?? 0n) + userFiltered;
-        const deduplicated = c?.deduplicated ?? 0n;
         const unencodable = this.#unencodable.get(st.name) ?? 0n;
-        const lost = (c?.lost ?? 0n) + unencodable + (final ? pending : 0n);
+        const emitted = this.#emitted.get(st.name) ?? 0n;
+        const pipeline = k.emitted - (emitted + userFiltered + unencodable);
+        const filtered = k.filtered + userFiltered;
+        const lost = k.lost + unencodable + (final && pipeline > 0n ? pipeline : 0n);
+        const rest = k.seen - (filtered + k.deduplicated + emitted + lost);
+        // While running, a record can reach user space a moment before its
+        // program counts it emitted: only a final account must be exact.
+        const balanced = final ? rest === 0n && pipeline >= 0n : true;
         out.push({
           name: st.name,
           attached: st.attached,
           attachType: st.attached ? (st.attachType ?? 'unknown') : 'none',
           ...(st.reason ? { reason: st.reason } : {}),
-          seen: filtered + deduplicated + emitted + lost,
+          seen: k.seen,
           filtered,
-          deduplicated,
+          deduplicated: k.deduplicated,
           emitted,
           lost,
+          inFlight: !final && rest > 0n ? rest : 0n,
+          balanced,
+          stages: { kernel: { ...k }, userFiltered, unencodable, pipeline: pipeline > 0n ? pipeline : 0n },
         });
       }
     };
@@ -461,7 +494,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** Current accounting of every probe (exact: seen = filtered + deduplicated + emitted + lost). */
+  /** Current accounting of every probe: seen = filtered + deduplicated + emitted + lost + inFlight. */
   accounts(): ProbeAccount[] {
     return this.#accounts();
   }
@@ -474,6 +507,13 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       if (a.lost > before)
         this.emit('drop', { probe: a.name, newlyLost: a.lost - before, totalLost: a.lost });
       this.#lastLost.set(a.name, a.lost);
+      if (!a.balanced) {
+        const k = a.stages.kernel;
+        this.emit(
+          'warning',
+          `${a.name}: the final counts do not add up (seen ${a.seen}, filtered ${a.filtered}, deduplicated ${a.deduplicated}, emitted ${a.emitted}, lost ${a.lost}; kernel emitted ${k.emitted}, user space handled ${a.emitted + a.stages.userFiltered + a.stages.unencodable}): the status record shows them as counted`,
+        );
+      }
     }
     const rec: CollectorStatusRecord = {
       schema_version: 1,
@@ -494,6 +534,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         deduplicated: a.deduplicated.toString(),
         emitted: a.emitted.toString(),
         lost: a.lost.toString(),
+        ...(a.inFlight > 0n ? { in_flight: a.inFlight.toString() } : {}),
       })),
       ...(final ? { final: true } : {}),
     };
