@@ -2,11 +2,16 @@ import { appendFileSync, existsSync, readFileSync, unlinkSync, writeFileSync } f
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keyPair, META, record, tmp } from '../test/support/fixtures.js';
-import { parseBundle } from './bundle.js';
+import { parseBundle, serializeBundle, signPayload } from './bundle.js';
 import { bundleName, chunkName, endBundleName, openMarkerName, partialName } from './layout.js';
 import { recoverDirectory } from './recovery.js';
 import { ExternalKeySigner } from './signer.js';
-import type { ChunkPredicate, Statement, StreamEndPredicate } from './statement.js';
+import {
+  type ChunkPredicate,
+  encodeStatement,
+  type Statement,
+  type StreamEndPredicate,
+} from './statement.js';
 import { verifyChain } from './verify.js';
 import { type EvidenceWriter, openChunkWriter } from './writer.js';
 
@@ -217,5 +222,67 @@ describe('recovery at open', () => {
     await (await open()).close();
     expect(readFileSync(join(out, chunkName(0)))).toEqual(sealedChunk);
     expect(readFileSync(join(out, bundleName(0)))).toEqual(sealedBundle);
+  });
+});
+
+describe('the recovery window: lines sealed by recovery are marked', () => {
+  it('a line appended to the unsealed tail between the crash and the restart verifies, but is marked as unsealed', async () => {
+    const w0 = await open();
+    for (let i = 0; i < 3; i++) {
+      const r = record(i);
+      w0.append(r.line, r.info);
+    }
+    await w0.rotate(); // chunk 0 sealed by the writer
+    for (let i = 3; i < 6; i++) {
+      const r = record(i);
+      w0.append(r.line, r.info);
+    }
+    // SIGKILL now: chunk 1 holds lines 1-3 (seq 3-5), unsealed. Someone with write
+    // access to the directory appends a well-formed record before the restart.
+    appendFileSync(join(out, chunkName(1)), record(6).line);
+    const w = await open();
+    await new Promise((r) => w.once('recovered', r));
+    await w.close();
+
+    expect(statement(bundleName(1)).predicate.recovery).toMatchObject({
+      unsealed_lines: { first: 1, last: 4 },
+      unsealed_seq: { first: '3', last: '6' },
+    });
+    const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
+    expect(report.errors).toEqual([]); // the window: the planted line verifies...
+    // ...but a verifier can tell those lines apart from lines sealed while they were written.
+    expect(report.chunks[0]!.recovery).toBeUndefined();
+    expect(report.chunks[1]!.recovery).toMatchObject({
+      crashedStreamId: w0.streamId,
+      recoveredByStreamId: w.streamId,
+      unsealedLines: { first: 1, last: 4 },
+      unsealedSeq: { first: '3', last: '6' },
+    });
+    expect(report.chunks[1]!.checks.find((c) => c.name === 'recovery')?.message).toMatch(
+      /lines 1-4 \(seq 3-6\) were unsealed from the crash of stream .* until stream .* sealed them/,
+    );
+    expect(report.summary).toMatchObject({ recoveredChunks: 1, recoveredLines: 4, complete: false });
+    expect(report.incomplete[0]).toMatch(/^chunk-000001\.ndjson: stream .* was cut short by a crash/);
+  });
+
+  it('a recovery record whose line range does not cover the chunk fails the recovery check', async () => {
+    await abandoned(3);
+    await (await open()).close();
+    const b = parseBundle(readFileSync(join(out, bundleName(0)), 'utf8'), bundleName(0));
+    const st = JSON.parse(
+      Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8'),
+    ) as Statement<ChunkPredicate>;
+    st.predicate.recovery!.unsealed_lines = { first: 3, last: 3 };
+    const enc = encodeStatement(
+      st.subject[0].name,
+      st.subject[0].digest.sha256,
+      st.predicateType,
+      st.predicate,
+    );
+    writeFileSync(join(out, bundleName(0)), serializeBundle(await signPayload(enc.payload, key.signer)));
+    const report = verifyChain(out, { keys: [key.publicKeyPem] });
+    expect(report.errors.join('\n')).toMatch(
+      /chunk-000000\.ndjson: recovery: unsealed_lines .* does not cover the chunk's 3 lines/,
+    );
   });
 });
