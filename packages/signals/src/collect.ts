@@ -108,7 +108,11 @@ export interface CollectOptions {
   bindingPath?: string;
   /** First sequence number of the stream (default 0). */
   firstSeq?: bigint;
-  /** How long close() waits for the rings to empty into the stream, ms (default 5000). */
+  /**
+   * How long close() waits for the rings to empty into the stream, ms
+   * (default 5000; `close({ fast: true })` skips the wait). Part of the stop
+   * budget in docs/operator-runbook.md.
+   */
   drainTimeoutMs?: number;
   /**
    * Records read from the rings but not yet through the pipeline before
@@ -153,6 +157,16 @@ export interface ProbeAccount {
 
 type KernelCounts = ProbeAccount['stages']['kernel'];
 const NO_COUNTS: KernelCounts = { seen: 0n, filtered: 0n, deduplicated: 0n, emitted: 0n, lost: 0n };
+
+/**
+ * Where a {@link Collection} is: `starting` until the probes are attached,
+ * `running`, `stopping` from `close()` until the final status is out and
+ * everything is detached, `stopped`.
+ */
+export type CollectionState = 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** Longest the container tracker waits for a pipeline nobody drains after close(), ms. */
+const TRACKER_GRACE_MS = 10_000;
 
 /** Events of a {@link Collection}. */
 export interface CollectionEvents {
@@ -204,12 +218,24 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #userFiltered = new Map<string, bigint>();
   #unencodable = new Map<string, bigint>();
   #lines = new WeakMap<EvidenceRecord, string>();
+  /** The probe each yielded record counts under (for {@link Collection.discard}). */
+  #probeOf = new WeakMap<EvidenceRecord, string>();
   #emitted = new Map<string, bigint>();
   #lastLost = new Map<string, bigint>();
   #pumps: Promise<void>[] = [];
   #closing: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
   #stopped = false;
+  #fast = false;
   #iterating = false;
+  /** The record loop is over (final status yielded, or the consumer left). */
+  #pipelineOver = false;
+  #trackerTimer: NodeJS.Timeout | undefined;
+  #state: CollectionState = 'starting';
+  /** Records of each probe read from the rings (what the stop cut compares with the kernel). */
+  #pushed = new Map<string, number>();
+  /** After the stop cut: how many more records of each probe the kernel had emitted before it. */
+  #cut: Map<string, number> | undefined;
   #records = 0n;
   /** Records read from the rings and not yet taken by the pipeline. */
   #queued = 0;
@@ -234,7 +260,14 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     this.#wallOffset = wall - mono;
     this.startedWallNs = wall;
     this.ready = this.#start();
-    this.ready.catch(() => undefined);
+    this.ready.then(
+      () => {
+        if (this.#state === 'starting') this.#state = 'running';
+      },
+      () => {
+        this.#state = 'stopped';
+      },
+    );
   }
 
   /** Records written to the stream so far (all types). */
@@ -245,6 +278,11 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   /** Probe runtimes and attachment, for status displays. */
   get attachedProbes(): ProbeAccount[] {
     return this.#accounts();
+  }
+
+  /** Lifecycle state, for status displays (`stopping` while close() runs). */
+  get state(): CollectionState {
+    return this.#state;
   }
 
   /** The container tracker, when enrichment runs. */
@@ -331,11 +369,27 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   async #pump<E>(source: AsyncIterable<E[]>, wrap: (e: E) => KernelEvent): Promise<void> {
     const highWater = this.#options.maxQueuedRecords ?? 65_536;
     for await (const batch of source) {
-      const items: Item[] = new Array(batch.length);
+      const items: Item[] = [];
       for (let i = 0; i < batch.length; i++) {
         const k = wrap(batch[i] as E);
+        const probe = probeNameOf(k);
+        const cut = this.#cut;
+        if (cut) {
+          // After the stop cut only what the kernel had emitted before it
+          // goes on: the final status counts exactly those (as emitted or
+          // lost), and nothing that happened after the stop.
+          const left = cut.get(probe) ?? 0;
+          if (left <= 0) continue;
+          cut.set(probe, left - 1);
+        } else {
+          this.#pushed.set(probe, (this.#pushed.get(probe) ?? 0) + 1);
+        }
         const h = headerOf(k);
-        items[i] = { cgroupId: h.cgroupId, pid: h.pid, k };
+        items.push({ cgroupId: h.cgroupId, pid: h.pid, k });
+      }
+      if (items.length === 0) {
+        if (this.#stopped) break;
+        continue;
       }
       this.#queued += items.length;
       this.#input.push(items);
@@ -427,6 +481,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       return undefined;
     }
     this.#lines.set(rec, line);
+    this.#probeOf.set(rec, probe);
     this.#nextSeq();
     this.#count(this.#emitted, probe);
     return rec;
@@ -548,27 +603,60 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     this.#iterating = true;
     try {
       await this.ready;
-      const stage = this.#tracker
-        ? new EnrichmentStage(
-            this.#tracker,
-            this.#options.enrich ? { waitMs: this.#options.enrich.waitMs ?? 1000 } : {},
-          )
-        : undefined;
-      const batches: AsyncIterable<ReadonlyArray<Item & { enrichment?: Resolution }>> = stage
-        ? stage.run(this.#consume())
-        : this.#consume();
-      const iterator = batches[Symbol.asyncIterator]();
-      const interval = this.#options.statusIntervalMs ?? 60_000;
-      let nextStatus = Date.now() + interval;
-      let pending = iterator.next();
+      let failure: { error: unknown } | undefined;
+      try {
+        yield* this.#pipeline();
+      } catch (error) {
+        failure = { error };
+        // Stop the probes now, so the final status below has the final counts.
+        await this.#stopProbes();
+      }
+      this.#records++;
+      yield this.#statusRecord(true);
+      if (failure) throw failure.error;
+    } finally {
+      // The tracker outlives the pipeline: it closes only once no record can
+      // ask it anything any more.
+      this.#pipelineOver = true;
+      await this.close();
+      this.#closeTracker();
+      this.#state = 'stopped';
+    }
+  }
+
+  /** Enrich, filter and encode what the pumps read, with the in-band status records. */
+  async *#pipeline(): AsyncGenerator<EvidenceRecord> {
+    const stage = this.#tracker
+      ? new EnrichmentStage(
+          this.#tracker,
+          this.#options.enrich ? { waitMs: this.#options.enrich.waitMs ?? 1000 } : {},
+        )
+      : undefined;
+    const batches: AsyncIterable<ReadonlyArray<Item & { enrichment?: Resolution }>> = stage
+      ? stage.run(this.#consume())
+      : this.#consume();
+    const iterator = batches[Symbol.asyncIterator]();
+    const interval = this.#options.statusIntervalMs ?? 60_000;
+    let nextStatus = Date.now() + interval;
+    let lastBreath = Date.now();
+    let pending = iterator.next();
+    try {
       while (true) {
-        const wait = Math.max(0, nextStatus - Date.now());
+        const wait = nextStatus - Date.now();
         let timer: NodeJS.Timeout | undefined;
-        const tick = new Promise<'tick'>((r) => {
-          timer = setTimeout(() => r('tick'), wait);
-        });
-        const winner = await Promise.race([pending, tick]);
+        // Under a steady load the next batch is always ready before a 0 ms
+        // timer: a status that is due goes first without racing.
+        const tick =
+          wait <= 0
+            ? ('tick' as const)
+            : await Promise.race([
+                pending,
+                new Promise<'tick'>((r) => {
+                  timer = setTimeout(() => r('tick'), wait);
+                }),
+              ]);
         clearTimeout(timer);
+        const winner = tick;
         if (winner === 'tick') {
           nextStatus = Date.now() + interval;
           this.#records++;
@@ -578,42 +666,117 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         if (winner.done) break;
         pending = iterator.next();
         for (const item of winner.value) {
-          const rec = this.#record(item);
+          const rec = this.#recordOrCount(item);
           if (rec) {
             this.#records++;
             yield rec;
           }
         }
+        // A backlog resolves through promise jobs only; let timers, signals
+        // and the status socket run between batches (a stop must stay
+        // answerable and bounded).
+        if (Date.now() - lastBreath > 50) {
+          await new Promise((r) => setImmediate(r));
+          lastBreath = Date.now();
+        }
       }
-      this.#records++;
-      yield this.#statusRecord(true);
     } finally {
-      await this.close();
+      // Not awaited: a consumer leaving early would wait on a pending read
+      // that only close() (which runs after this) ends.
+      void pending.catch(() => undefined);
+      void Promise.resolve(iterator.return?.()).catch(() => undefined);
+    }
+  }
+
+  /** {@link #record}, with a record that cannot be made counted as lost instead of ending the run. */
+  #recordOrCount(item: Item & { enrichment?: Resolution }): EvidenceRecord | undefined {
+    try {
+      return this.#record(item);
+    } catch (e) {
+      this.#count(this.#unencodable, probeNameOf(item.k));
+      this.emit('warning', `a record could not be built and is counted as lost: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * Give back a record this collection yielded that the consumer could not
+   * store (the disk stayed full during a stop): it is counted as lost, not
+   * as emitted, in the final status.
+   */
+  discard(record: EvidenceRecord): void {
+    const probe = this.#probeOf.get(record);
+    if (probe === undefined) return;
+    this.#probeOf.delete(record);
+    const n = this.#emitted.get(probe) ?? 0n;
+    if (n > 0n) {
+      this.#emitted.set(probe, n - 1n);
+      this.#count(this.#unencodable, probe);
     }
   }
 
   /**
    * Stop the probes, let the stream drain, and release everything. The
-   * iterator ends after the final collector_status record. Idempotent.
+   * iterator ends after the final collector_status record. Idempotent; a
+   * call with `{ fast: true }` during a stop (a second signal) ends the
+   * drain wait at once: what is still in the rings is counted as lost.
+   *
+   * Order: drain (bounded by `drainTimeoutMs`), cut (kernel counters read),
+   * detach the probes, end the input; the container tracker closes only
+   * after the record loop is over (or, if nobody iterates any more, after
+   * a grace period), so records in flight are still attributed.
    */
-  close(): Promise<void> {
+  close(options: { fast?: boolean } = {}): Promise<void> {
+    if (options.fast) this.#fast = true;
     this.#closing ??= (async () => {
+      if (this.#state !== 'stopped') this.#state = 'stopping';
       await this.ready.catch(() => undefined);
       await this.#drain();
+      await this.#stopProbes();
+      if (!this.#iterating || this.#pipelineOver) {
+        this.#closeTracker();
+        this.#state = 'stopped';
+      } else {
+        this.#trackerTimer = setTimeout(() => this.#closeTracker(), TRACKER_GRACE_MS);
+        this.#trackerTimer.unref();
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** The stop cut: read the kernel counters, detach the probes, end the input. Idempotent. */
+  #stopProbes(): Promise<void> {
+    this.#stopping ??= (async () => {
       this.#stopped = true;
-      this.#accounts(); // snapshot the kernel counters before the maps go away
-      await this.#teardown();
+      // Snapshot the kernel counters before the maps go away; from here on
+      // only records the kernel had emitted before this point go through.
+      this.#accounts();
+      const cut = new Map<string, number>();
+      for (const [rt, counters] of this.#lastCounters) {
+        for (const st of rt.status) {
+          const emitted = Number(counters.get(st.name)?.emitted ?? 0n);
+          cut.set(st.name, Math.max(0, emitted - (this.#pushed.get(st.name) ?? 0)));
+        }
+      }
+      this.#cut = cut;
+      await this.#teardownProbes();
       await Promise.allSettled(this.#pumps);
       this.#input.end();
     })();
-    return this.#closing;
+    return this.#stopping;
+  }
+
+  #closeTracker(): void {
+    clearTimeout(this.#trackerTimer);
+    this.#tracker?.close();
   }
 
   /**
    * Before detaching, let each ring empty into the pipeline: wait until every
    * runtime has received what the kernel had emitted when the stop began
-   * (bounded by `drainTimeoutMs`). What is still in a ring after that is
-   * reported as lost in the final status, never dropped silently.
+   * (bounded by `drainTimeoutMs`, ended early by `close({ fast: true })`).
+   * What is still in a ring after that is reported as lost in the final
+   * status, never dropped silently.
    */
   async #drain(): Promise<void> {
     const runtimes = [this.#fileexec, this.#net].filter((r): r is ProbeSet | NetProbes => r !== undefined);
@@ -629,14 +792,22 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       return; // already closed
     }
     const deadline = Date.now() + (this.#options.drainTimeoutMs ?? 5000);
-    while (Date.now() < deadline && runtimes.some((rt, i) => BigInt(rt.received) < targets[i]!)) {
+    while (
+      !this.#fast &&
+      Date.now() < deadline &&
+      runtimes.some((rt, i) => BigInt(rt.received) < targets[i]!)
+    ) {
       await new Promise((r) => setTimeout(r, 10));
     }
   }
 
-  async #teardown(): Promise<void> {
+  async #teardownProbes(): Promise<void> {
     await this.#fileexec?.close();
     await this.#net?.close();
+  }
+
+  async #teardown(): Promise<void> {
+    await this.#teardownProbes();
     this.#tracker?.close();
   }
 

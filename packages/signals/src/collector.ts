@@ -10,7 +10,14 @@ import {
 } from '@stellaops/evidence-chain';
 import { canonicalize, encodeRecord } from '@stellaops/ndjson';
 import { EventEmitter } from 'eventemitter3';
-import { type Collection, type CollectOptions, collect, type ProbeAccount } from './collect.js';
+import {
+  type Collection,
+  type CollectionState,
+  type CollectOptions,
+  collect,
+  type ProbeAccount,
+} from './collect.js';
+import { CollectError } from './errors.js';
 import { serveStatus } from './status-socket.js';
 import { VERSION } from './version.js';
 
@@ -34,10 +41,22 @@ export interface CollectorOptions {
   filterConfig?: unknown;
   /** Serve `stella signals status` on `<dir>/collector.sock` (default true). */
   statusSocket?: boolean;
+  /**
+   * The whole stop, ms (default 20000, inside Kubernetes' default 30 s grace
+   * period): drain (at most `collect.drainTimeoutMs`, default 5000), final
+   * status, seal of the last chunk and the end-of-stream statement, witness
+   * submissions (at most 5000), detach. See {@link STOP_BUDGET_MS}.
+   */
+  stopTimeoutMs?: number;
 }
+
+/** Default budget of a whole stop, ms (docs/operator-runbook.md, "Stopping"). */
+export const STOP_BUDGET_MS = 20_000;
 
 /** What `stella signals status` shows. */
 export interface CollectorSnapshot {
+  /** `running`, or `stopping` from the stop request until everything is sealed. */
+  state: CollectionState;
   pid: number;
   version: string;
   startedAt: string;
@@ -78,11 +97,19 @@ export class Collector extends EventEmitter<CollectorEvents> {
   #dir: string;
   #lastError: string | null = null;
   #stopping = false;
+  #stopDeadline = Number.POSITIVE_INFINITY;
+  #stopBudgetMs: number;
+  #fast = false;
+  /** Wakes an append that waits for disk space (a stop does not wait a full second). */
+  #wakeAppend: (() => void) | undefined;
+  /** The disk stayed full during the stop: what is left is counted, not written. */
+  #unwritable: Error | undefined;
   #recent: Array<[number, bigint]> = [];
 
-  private constructor(dir: string, collection: Collection, writer: EvidenceWriter) {
+  private constructor(dir: string, collection: Collection, writer: EvidenceWriter, stopBudgetMs: number) {
     super();
     this.#dir = dir;
+    this.#stopBudgetMs = stopBudgetMs;
     this.#collection = collection;
     this.#writer = writer;
     writer.on('sealed', (s) => this.emit('sealed', s));
@@ -105,7 +132,17 @@ export class Collector extends EventEmitter<CollectorEvents> {
    * attach, the directory is unusable, or another collector owns it.
    */
   static async start(options: CollectorOptions): Promise<Collector> {
-    const collection = collect(options.collect ?? {});
+    const budget = options.stopTimeoutMs ?? STOP_BUDGET_MS;
+    if (!(Number.isFinite(budget) && budget >= 1000)) {
+      throw new CollectError('USAGE', `stopTimeoutMs must be at least 1000 ms (got ${String(budget)})`, {
+        hint: 'the stop budget covers drain, final status, seal and detach; keep it under the grace period',
+      });
+    }
+    const collection = collect({
+      ...options.collect,
+      // The drain is part of the stop budget: at most a quarter of it.
+      drainTimeoutMs: Math.min(options.collect?.drainTimeoutMs ?? 5000, Math.floor(budget / 4)),
+    });
     await collection.ready;
     let writer: EvidenceWriter | undefined;
     let status: { close(): Promise<void> } | undefined;
@@ -124,7 +161,12 @@ export class Collector extends EventEmitter<CollectorEvents> {
           filterConfigDigest: filterConfigDigest(options.filterConfig ?? options.collect?.filters ?? {}),
         },
       });
-      const collector = new Collector(options.dir, collection, writer);
+      const collector = new Collector(
+        options.dir,
+        collection,
+        writer,
+        options.stopTimeoutMs ?? STOP_BUDGET_MS,
+      );
       if (options.statusSocket !== false) {
         status = await serveStatus(options.dir, () => collector.status());
         collector.#status = status;
@@ -139,51 +181,105 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   async #run(): Promise<void> {
+    let failure: { error: Error } | undefined;
     try {
       for await (const rec of this.#collection) {
-        const line = this.#collection.lineOf(rec) ?? encodeRecord(rec);
-        await this.#append(line, {
-          type: rec.type,
-          wallNs: BigInt(rec.wall_ns),
-          monoNs: BigInt(rec.mono_ns),
-          seq: BigInt(rec.seq),
-        });
         if (rec.type === 'collector_status') {
+          // The end-of-stream statement carries the latest totals even when
+          // the disk is too full for the line itself.
           this.#writer.updateStatus({ probes: rec.probes, wallNs: BigInt(rec.wall_ns) });
+        }
+        if (this.#unwritable) {
+          this.#collection.discard(rec);
+          continue;
+        }
+        const line = this.#collection.lineOf(rec) ?? encodeRecord(rec);
+        try {
+          await this.#append(line, {
+            type: rec.type,
+            wallNs: BigInt(rec.wall_ns),
+            monoNs: BigInt(rec.mono_ns),
+            seq: BigInt(rec.seq),
+          });
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'DISK_FULL' || !this.#stopping) throw e;
+          // Stopping with the disk still full: write nothing more, count the
+          // rest as lost (so the final status adds up), and seal what is on
+          // disk within the budget with the reserve kept for it.
+          this.#unwritable = e as Error;
+          this.#collection.discard(rec);
         }
       }
     } catch (e) {
+      failure = { error: e as Error };
       this.#lastError = (e as Error).message;
       this.emit('error', e as Error);
-      await this.#collection.close();
+      await this.#collection.close({ fast: true });
+    }
+    try {
+      const left = Math.max(1000, this.#stopDeadline - Date.now());
+      await this.#writer.close({
+        reason: failure ? 'error' : this.#unwritable ? 'disk_full' : 'stop',
+        // Seals first; witnesses get what is left (at most 5 s), the rest
+        // stay in the spool for the next run.
+        sealTimeoutMs: Number.isFinite(left) ? left : 30_000,
+        witnessTimeoutMs: this.#fast ? 0 : Math.min(5000, Number.isFinite(left) ? left / 4 : 5000),
+      });
+    } catch (e) {
+      if (failure) throw failure.error;
+      if ((e as { code?: string }).code === 'DISK_FULL' || this.#unwritable) {
+        throw new CollectError('DISK_FULL', `stopped with the disk full: ${(e as Error).message}`, {
+          cause: e,
+          hint: `free space on the filesystem of ${this.#dir}; the next start seals what is left as recovered`,
+        });
+      }
       throw e;
     } finally {
-      await this.#writer.close();
       await this.#status?.close();
+    }
+    if (failure) throw failure.error;
+    if (this.#unwritable) {
+      throw new CollectError(
+        'DISK_FULL',
+        `stopped with the disk full: the final status and the records after chunk ${this.#writer.status().sealedChunks - 1} could not be written (counted as lost); the chunks on disk are sealed and the end-of-stream statement says disk_full`,
+        {
+          cause: this.#unwritable,
+          hint: `free space on the filesystem of ${this.#dir} before the next start`,
+        },
+      );
     }
   }
 
   /**
    * Append one line; while the disk is full (the writer paused on ENOSPC,
    * nothing partial written), retry every second instead of giving up, and
-   * say so once. Records keep queueing in memory meanwhile.
+   * say so once. The record loop waits meanwhile, and the backlog stays
+   * bounded upstream (the pipeline stops reading the rings, the kernel
+   * counts what it cannot hold as lost). A stop ends the wait: a stop on a
+   * still-full disk gives up at once.
    */
   async #append(
     line: string,
     info: { type: string; wallNs: bigint; monoNs: bigint; seq: bigint },
   ): Promise<void> {
-    for (let warned = false, tries = 0; ; tries++) {
+    for (let warned = false; ; ) {
       try {
         this.#writer.append(line, info);
         if (warned) this.emit('warning', 'disk space is back: writing resumed');
         return;
       } catch (e) {
-        // Stopping with the disk still full: give up; the next start recovers the chunk.
-        if ((e as { code?: string }).code !== 'DISK_FULL' || (this.#stopping && tries >= 5)) throw e;
+        if ((e as { code?: string }).code !== 'DISK_FULL' || this.#stopping) throw e;
         this.#lastError = (e as Error).message;
         if (!warned) this.emit('warning', `${(e as Error).message}; retrying every second`);
         warned = true;
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, 1000);
+          this.#wakeAppend = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        this.#wakeAppend = undefined;
       }
     }
   }
@@ -202,6 +298,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const [t0, r0] = this.#recent[0]!;
     const tracker = this.#collection.tracker;
     return {
+      state: this.#stopping && this.#collection.state !== 'stopped' ? 'stopping' : this.#collection.state,
       pid: process.pid,
       version: VERSION,
       startedAt: new Date(this.#started).toISOString(),
@@ -225,13 +322,23 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   /**
-   * Stop: detach the probes, drain, write the final collector_status, seal
-   * the last chunk and the end-of-stream statement. Resolves when done.
+   * Stop: drain, write the final collector_status, seal the last chunk and
+   * the end-of-stream statement, detach; all within `stopTimeoutMs`.
+   * Resolves when done; rejects (after sealing what it could) when the
+   * collection died of an error or the disk stayed full (CollectError
+   * `DISK_FULL`). Calling it again with `{ fast: true }` during a stop (a
+   * second signal) skips what is left of the drain and the witness wait,
+   * but still seals.
    */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    await this.#collection.close();
-    await this.done.catch(() => undefined);
+  async stop(options: { fast?: boolean } = {}): Promise<void> {
+    if (!this.#stopping) {
+      this.#stopping = true;
+      this.#stopDeadline = Date.now() + this.#stopBudgetMs;
+    }
+    if (options.fast) this.#fast = true;
+    this.#wakeAppend?.();
+    await this.#collection.close(options.fast ? { fast: true } : {});
+    await this.done;
   }
 }
 

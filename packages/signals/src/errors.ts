@@ -1,5 +1,5 @@
 /** What went wrong in `collect()` or the collector, for callers to branch on. */
-export type CollectErrorCode = 'USAGE' | 'ENRICH' | 'OUTPUT' | 'SIGNING';
+export type CollectErrorCode = 'USAGE' | 'ENRICH' | 'OUTPUT' | 'SIGNING' | 'DISK_FULL';
 
 /** Base error of @stellaops/signals. */
 export class CollectError extends Error {

@@ -16,6 +16,7 @@ export { encodeRecord, NdjsonError, validateRecord } from '@stellaops/ndjson';
 export { ProbeOptionError, ProbesError } from '@stellaops/probes';
 export type {
   CollectionEvents,
+  CollectionState,
   CollectOptions,
   CollectProbe,
   ProbeAccount,
@@ -23,7 +24,7 @@ export type {
 } from './collect.js';
 export { COLLECT_PROBES, Collection, collect } from './collect.js';
 export type { CollectorEvents, CollectorOptions, CollectorSnapshot } from './collector.js';
-export { Collector, filterConfigDigest } from './collector.js';
+export { Collector, filterConfigDigest, STOP_BUDGET_MS } from './collector.js';
 export type { CollectErrorCode } from './errors.js';
 export { CollectError } from './errors.js';
 export type { HostIdentity } from './host.js';
