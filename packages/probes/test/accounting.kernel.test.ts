@@ -1,0 +1,186 @@
+import { execFileSync } from 'node:child_process';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { numPossibleCpus } from '@stellaops/bpf-loader';
+import type { ExecEvent, ProbeEvent } from '@stellaops/probes';
+import { openProbeSet } from '@stellaops/probes';
+import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildFsops, Collector, runInCgroup, TestCgroup } from './helpers/harness.js';
+
+// Real kernel: the exec dedup fact, the kernel's own `seen`, and the dedup
+// table's failure count, each against what a test process did.
+
+const runs =
+  canRunBpf('probes accounting kernel tests') &&
+  gate('probes accounting kernel tests', commandUnavailableReason('cc')) &&
+  gate('probes accounting kernel tests', commandUnavailableReason('bpftool'));
+
+const inCgroup =
+  (id: bigint) =>
+  (e: ProbeEvent): e is ExecEvent =>
+    e.kind === 'exec' && e.cgroupId === id;
+const argvOf = (e: ExecEvent) => e.argv.map((a) => a.toString());
+
+/** Ids of the BPF maps this process holds open (from /proc/self/fdinfo). */
+function ownMapIds(): Set<number> {
+  const ids = new Set<number>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) !== 'anon_inode:bpf-map') continue;
+      const m = /^map_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      if (m) ids.add(Number(m[1]));
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return ids;
+}
+
+describe.runIf(runs)('exec dedup: the fact is the command line, not the file', () => {
+  let bin: string;
+
+  beforeAll(() => {
+    bin = buildFsops();
+  });
+
+  afterAll(() => {
+    if (bin) rmSync(dirname(bin), { recursive: true, force: true });
+  });
+
+  it('two runs of one binary with other arguments both appear; the same argv again is deduplicated; /proc/self/exe applets are told apart by argv[0]', async () => {
+    const cg = new TestCgroup('stella-probes-execdedup');
+    const set = openProbeSet({ probes: ['exec'], filters: { cgroupIds: [cg.id] } });
+    const c = new Collector(set);
+    try {
+      const before = set.counters().get('exec')!;
+      // One at a time, so the repeat finds the first one's key in the table.
+      for (const argv of [
+        ['execve', bin, 'fsops', 'exit', '0'],
+        ['execve', bin, 'fsops', 'exit', '0', 'other-args'],
+        ['execve', bin, 'fsops', 'exit', '0'],
+        ['execve', '/proc/self/exe', 'applet-a', 'exit', '0'],
+        ['execve', '/proc/self/exe', 'applet-b', 'exit', '0'],
+      ]) {
+        const [r] = await runInCgroup(bin, cg, [argv]);
+        expect(r!.status, argv.join(' ')).toBe(0);
+      }
+      const m = await c.waitFor(inCgroup(cg.id), (x) => x.length >= 4);
+      const after = set.counters().get('exec')!;
+      expect(
+        m
+          .filter((e) => e.filename.toString() === bin)
+          .map(argvOf)
+          .sort(),
+      ).toEqual([
+        ['fsops', 'exit', '0'],
+        ['fsops', 'exit', '0', 'other-args'],
+      ]);
+      expect(
+        m
+          .filter((e) => e.filename.toString() === '/proc/self/exe')
+          .map((e) => argvOf(e)[0])
+          .sort(),
+      ).toEqual(['applet-a', 'applet-b']);
+      expect(m).toHaveLength(4);
+      // The repeat of `fsops exit 0` is the only exec of the cgroup that was folded.
+      expect(after.deduplicated - before.deduplicated).toBeGreaterThanOrEqual(1n);
+      expect(after.emitted - before.emitted).toBe(4n);
+    } finally {
+      await c.close();
+      cg.remove();
+    }
+  });
+});
+
+describe.runIf(runs)('kernel counters: seen is counted apart from the fates', () => {
+  let bin: string;
+  let dir: string;
+
+  beforeAll(() => {
+    bin = buildFsops();
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'stella-probes-acct-')));
+    writeFileSync(join(dir, 'f'), 'x');
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (bin) rmSync(dirname(bin), { recursive: true, force: true });
+  });
+
+  it('after close(), finalCounters balance exactly, and seen exceeds filtered by the opens the workload made', async () => {
+    const cg = new TestCgroup('stella-probes-final');
+    const N = 3000;
+    const set = openProbeSet({ probes: ['file_open'], filters: { cgroupIds: [cg.id] } });
+    const c = new Collector(set);
+    try {
+      expect(set.finalCounters).toBeUndefined();
+      const [r] = await runInCgroup(bin, cg, [['storm', String(N), join(dir, 'f'), '1']]);
+      expect(r!.status).toBe(0);
+      expect(Number(r!.out.split(' ')[0])).toBe(N); // the workload's own count
+    } finally {
+      await c.close();
+      cg.remove();
+    }
+    const f = set.finalCounters!.get('file_open')!;
+    expect(f.seen).toBe(f.filtered + f.deduplicated + f.emitted + f.lost);
+    // Only the workload's opens pass the cgroup filter: one fact, the rest folded into it.
+    expect(f.seen - f.filtered).toBe(BigInt(N));
+    expect(f.deduplicated + f.emitted + f.lost).toBe(BigInt(N));
+    expect(f.emitted).toBe(BigInt(c.events.filter((e) => e.cgroupId === cg.id).length));
+  });
+
+  it('dedupStats().failures is what the kernel map holds, not a constant 0', async () => {
+    const had = ownMapIds();
+    // No such cgroup: nothing passes the filter, so the kernel inserts nothing meanwhile.
+    const set = openProbeSet({ probes: ['file_open'], filters: { cgroupIds: [1n << 62n] } });
+    try {
+      const fresh = [...ownMapIds()].filter((id) => !had.has(id));
+      const statsId = fresh.find((id) => {
+        const info = JSON.parse(
+          execFileSync('bpftool', ['-j', 'map', 'show', 'id', String(id)], { encoding: 'utf8' }),
+        );
+        return info.name === 'dedup_stats';
+      });
+      expect(statsId, `dedup_stats among the new maps ${fresh.join(',')}`).toBeDefined();
+      // struct stella_dedup_stats { inserts, deletes, races, failures }; bpftool writes it on every CPU.
+      const value = Buffer.alloc(32);
+      value.writeBigUInt64LE(9n, 0);
+      value.writeBigUInt64LE(2n, 8);
+      value.writeBigUInt64LE(1n, 16);
+      value.writeBigUInt64LE(5n, 24);
+      execFileSync('bpftool', [
+        'map',
+        'update',
+        'id',
+        String(statsId),
+        'key',
+        '0',
+        '0',
+        '0',
+        '0',
+        'value',
+        ...[...value].map(String),
+      ]);
+      const cpus = BigInt(numPossibleCpus());
+      const d = set.dedupStats();
+      expect([d.inserts, d.deletes, d.races, d.failures]).toEqual([
+        9n * cpus,
+        2n * cpus,
+        1n * cpus,
+        5n * cpus,
+      ]);
+    } finally {
+      await set.close();
+    }
+  });
+});
