@@ -2,9 +2,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, LocalKeySigner, openChunkWriter, verifyChain } from '@stellaops/evidence-chain';
-import { encodeRecord, type FileOpenRecord } from '@stellaops/ndjson';
+import {
+  type CollectorStatusRecord,
+  type EvidenceRecord,
+  encodeRecord,
+  type FileOpenRecord,
+  type ProcessExecRecord,
+} from '@stellaops/ndjson';
 import { describe, expect, it } from 'vitest';
-import { summarise } from './inspect.js';
+import { formatSummary, summarise } from './inspect.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 let seq = 0n;
@@ -79,5 +85,98 @@ describe('inspect reads only sealed, signed chunks', () => {
     } finally {
       await writer.close();
     }
+  });
+});
+
+function exec(argv: string[]): ProcessExecRecord {
+  const {
+    path: _p,
+    path_resolution: _r,
+    path_truncated: _t,
+    flags: _f,
+    mode: _m,
+    dirfd: _d,
+    syscall: _s,
+    ...base
+  } = open('/x');
+  return {
+    ...base,
+    type: 'process_exec',
+    filename: '/bin/busybox',
+    argv,
+    argv_truncated: false,
+    exe_dev: '66305',
+    exe_ino: '1837465',
+    ret: 0,
+  };
+}
+
+function status(deduplicated: string): CollectorStatusRecord {
+  const { seq: s, mono_ns, wall_ns, host_id } = open('/x');
+  return {
+    schema_version: 1,
+    type: 'collector_status',
+    seq: s,
+    mono_ns,
+    wall_ns,
+    host_id,
+    window_start_wall_ns: wall_ns,
+    window_end_wall_ns: wall_ns,
+    probes: [
+      {
+        name: 'exec',
+        attached: true,
+        attach_type: 'tp_btf',
+        seen: String(2 + Number(deduplicated)),
+        filtered: '0',
+        deduplicated,
+        emitted: '2',
+        lost: '0',
+      },
+    ],
+    final: true,
+  };
+}
+
+describe('inspect shows deduplicated facts', () => {
+  it('lists each command line of a binary, and says counts are facts when the dedup folded repeats', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stella-inspect-'));
+    const keys = mkdtempSync(join(tmpdir(), 'stella-inspect-keys-'));
+    const { publicKeyPem } = generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
+    const writer = await openChunkWriter({
+      dir,
+      signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
+      meta: {
+        hostId: 'h',
+        kernelRelease: 'test',
+        btfId: 'none',
+        collectorVersion: 'test',
+        filterConfigDigest: DIGEST,
+      },
+    });
+    for (const r of [
+      exec(['ls', '-l']),
+      exec(['wget', 'http://example.com/']),
+      status('7'),
+    ] as EvidenceRecord[]) {
+      writer.append(encodeRecord(r), {
+        type: r.type,
+        wallNs: BigInt(r.wall_ns),
+        monoNs: BigInt(r.mono_ns),
+        seq: BigInt(r.seq),
+      });
+    }
+    await writer.close();
+    const report = await verifyChain(dir, { keys: [publicKeyPem], requireEnd: false });
+    const summary = await summarise(dir, DIGEST, report);
+    expect(summary.executables.map((e) => e.argv.join(' ')).sort()).toEqual([
+      'ls -l',
+      'wget http://example.com/',
+    ]);
+    expect(summary.completeness.deduplicated).toEqual({ exec: '7' });
+    const text = formatSummary(summary);
+    expect(text).toMatch(/counts are of deduplicated facts, not events.*exec 7/);
+    expect(text).toContain('/bin/busybox  [ls -l] x1');
+    expect(text).toContain('/bin/busybox  [wget http://example.com/] x1');
   });
 });

@@ -39,7 +39,7 @@ export const inspectSpec: CommandSpec = {
   ],
   exitCodes: [
     '0  evidence found and summarised',
-    '1  no verified evidence matches the digest',
+    '1  no verified evidence matches the digest, or a chunk failed verification (it is named, and left out of the summary)',
     '2  bad digest, flags, config or key',
   ],
 };
@@ -64,6 +64,11 @@ export interface ImageSummary {
     chunksUnsealed: string[];
     probesNotAttached: Array<{ name: string; reason?: string }>;
     lost: Record<string, string>;
+    /**
+     * Repeats the in-kernel dedup folded, per probe (from the last status):
+     * when present, every count above is of distinct facts, not of events.
+     */
+    deduplicated: Record<string, string>;
   };
 }
 
@@ -95,6 +100,17 @@ function sealedAndVerified(c: ChainReport['chunks'][number]): boolean {
   return c.ok && !c.checks.some((k) => k.name === 'sealed');
 }
 
+/** Each chunk that failed verification (not an unsealed tail), with its first failed check. */
+function failedChunks(report: ChainReport): string[] {
+  return report.chunks
+    .filter((c) => !c.ok)
+    .map((c) => {
+      const k = c.checks.find((x) => !x.ok);
+      const why = k ? `${k.name}: ${k.message}` : '';
+      return why ? `${c.file} (${why.length > 240 ? `${why.slice(0, 240)}…` : why})` : c.file;
+    });
+}
+
 /** Read the verified chunks of `dir` and summarise what the image `digest` did. */
 export async function summarise(dir: string, digest: string, report: ChainReport): Promise<ImageSummary> {
   const files = new Map<string, { path: string; containerPath?: string; opens: number; failed: number }>();
@@ -105,6 +121,7 @@ export async function summarise(dir: string, digest: string, report: ChainReport
   const matched = new Set<'manifest' | 'config'>();
   const notAttached = new Map<string, string | undefined>();
   const lost = new Map<string, bigint>();
+  const deduplicated = new Map<string, bigint>();
   let first: bigint | null = null;
   let last: bigint | null = null;
   let records = 0;
@@ -128,6 +145,8 @@ export async function summarise(dir: string, digest: string, report: ChainReport
           if (!p.attached) notAttached.set(p.name, p.reason);
           const l = BigInt(p.lost);
           if (l > (lost.get(p.name) ?? 0n)) lost.set(p.name, l);
+          const d = BigInt(p.deduplicated);
+          if (d > (deduplicated.get(p.name) ?? 0n)) deduplicated.set(p.name, d);
         }
         continue;
       }
@@ -164,8 +183,10 @@ export async function summarise(dir: string, digest: string, report: ChainReport
           break;
         }
         case 'process_exec': {
+          // One entry per command line: runs with other arguments are other facts.
           const filename = show(rec.filename);
-          bump(execs, filename, () => ({ filename, argv: rec.argv.map(show), count: 0 }));
+          const argv = rec.argv.map(show);
+          bump(execs, JSON.stringify([filename, argv]), () => ({ filename, argv, count: 0 }));
           break;
         }
         case 'net_connect':
@@ -219,18 +240,29 @@ export async function summarise(dir: string, digest: string, report: ChainReport
       chunksUnsealed: report.chunks.filter((c) => c.ok && !sealedAndVerified(c)).map((c) => c.file),
       probesNotAttached: [...notAttached].map(([name, reason]) => ({ name, ...(reason ? { reason } : {}) })),
       lost: Object.fromEntries([...lost].filter(([, n]) => n > 0n).map(([k, n]) => [k, n.toString()])),
+      deduplicated: Object.fromEntries(
+        [...deduplicated].filter(([, n]) => n > 0n).map(([k, n]) => [k, n.toString()]),
+      ),
     },
   };
 }
 
-function formatSummary(s: ImageSummary): string {
+/** The human-readable form of a summary, as `stella signals inspect` prints it. */
+export function formatSummary(s: ImageSummary): string {
   const out = [`image ${s.digest} (matched as ${s.matchedAs.join(' and ')} digest), ${s.records} records`];
   for (const c of s.containers) {
     // Hash ids (Docker, CRI) read best shortened; names (ctr, podman) stay whole.
     const id = /^[0-9a-f]{64}$/.test(c.id) ? c.id.slice(0, 12) : c.id;
     out.push(`  container ${id} ${c.runtime ?? ''} ${c.imageRef ?? ''}`.trimEnd());
   }
-  out.push(`window ${s.window.first} .. ${s.window.last}`, '');
+  out.push(`window ${s.window.first} .. ${s.window.last}`);
+  const folded = Object.entries(s.completeness.deduplicated);
+  if (folded.length) {
+    out.push(
+      `counts are of deduplicated facts, not events: the in-kernel dedup folded repeats (${folded.map(([k, n]) => `${k} ${n}`).join(', ')}); xN counts how often a fact was recorded`,
+    );
+  }
+  out.push('');
   out.push(`files opened (${s.files.length}):`);
   for (const f of s.files) {
     out.push(
@@ -277,12 +309,22 @@ export async function inspectCommand(p: Parsed, io: Io): Promise<number> {
     throw new CliError('TARGET', `evidence directory ${dir} does not exist`, { hint: 'pass --target DIR' });
   const report = await verifyChain(dir, { keys: trustedKeys(p, io), requireEnd: false });
   const summary = await summarise(dir, digest, report);
-  if (summary.records === 0) {
+  // A chunk that fails verification is left out of the summary, and the
+  // summary is then not the whole evidence: say so and exit non-zero.
+  const failed = failedChunks(report);
+  if (summary.records === 0 && failed.length === 0) {
     if (p.values.json) io.out(`${JSON.stringify(summary, null, 2)}\n`);
     throw new CliError('NO_EVIDENCE', `no verified evidence in ${dir} for image ${digest}`, {
       hint: `${summary.completeness.chunksVerified} chunks verified; check the digest (stella accepts the manifest or the config digest)`,
     });
   }
   io.out(p.values.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
+  if (failed.length > 0) {
+    throw new CliError(
+      'VERIFY_FAILED',
+      `${failed.length} chunk${failed.length > 1 ? 's' : ''} of ${dir} failed verification and ${failed.length > 1 ? 'were' : 'was'} not read: ${failed.join('; ')}`,
+      { hint: `run 'stella signals verify-chain ${dir} --key PUBLIC.pem' for every failed check` },
+    );
+  }
   return EXIT.OK;
 }
