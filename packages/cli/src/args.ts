@@ -45,12 +45,25 @@ export function parseCommand(spec: CommandSpec, argv: string[]): Parsed {
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    const msg = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    throw new CliError('USAGE', `stella signals ${spec.name}: ${msg}`, {
-      hint: `run 'stella signals ${spec.name} --help'`,
+    parsed = parseArgs({
+      args: joinDashValues(options, argv),
+      options,
+      allowPositionals: true,
+      strict: true,
     });
+  } catch (e) {
+    const msg = (e as Error).message;
+    const ambiguous = /^Option '(-[^']+)' argument is ambiguous/.exec(msg);
+    if (ambiguous) {
+      throw new CliError('USAGE', `stella signals ${spec.name}: ${ambiguous[1]} is missing its value`, {
+        hint: `the next argument is another option; give the value right after ${ambiguous[1]}, or run 'stella signals ${spec.name} --help'`,
+      });
+    }
+    throw new CliError(
+      'USAGE',
+      `stella signals ${spec.name}: ${msg.replace(/\. To specify (a positional|an option) argument.*$/s, '')}`,
+      { hint: `run 'stella signals ${spec.name} --help'` },
+    );
   }
   const values = parsed.values as Parsed['values'];
   if (values.help) return { values, positionals: {} };
@@ -77,6 +90,54 @@ export function parseCommand(spec: CommandSpec, argv: string[]): Parsed {
   return { values, positionals };
 }
 
+/**
+ * `--duration -5s` as `--duration=-5s`: a value that starts with one dash and
+ * is not itself one of the command's options is the option's value (Node's
+ * parseArgs calls it "ambiguous"); the option's own check then says what is
+ * wrong with it (a negative duration, say). `--x` and known flags stay flags.
+ */
+function joinDashValues(
+  options: Record<string, { type: 'string' | 'boolean'; short?: string }>,
+  argv: string[],
+): string[] {
+  const takesValue = new Set<string>();
+  const flags = new Set<string>();
+  for (const [name, o] of Object.entries(options)) {
+    flags.add(`--${name}`);
+    if (o.short) flags.add(`-${o.short}`);
+    if (o.type === 'string') {
+      takesValue.add(`--${name}`);
+      if (o.short) takesValue.add(`-${o.short}`);
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const next = argv[i + 1];
+    if (
+      takesValue.has(a) &&
+      next !== undefined &&
+      /^-[^-]/.test(next) &&
+      !flags.has(next.split('=')[0]!) &&
+      !(next.length === 2 && flags.has(next))
+    ) {
+      out.push(`${a.startsWith('--') ? a : `--${longName(options, a)}`}=${next}`);
+      i++;
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
+}
+
+function longName(options: Record<string, { short?: string }>, short: string): string {
+  return Object.entries(options).find(([, o]) => `-${o.short}` === short)?.[0] ?? short.slice(1);
+}
+
 /** The --help text of a command. */
 export function helpText(spec: CommandSpec): string {
   const lines = [`${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Options:'];
@@ -94,15 +155,22 @@ export function helpText(spec: CommandSpec): string {
 
 /** Parse a duration like `30s`, `5m`, `2h`, `1500ms` into milliseconds. */
 export function parseDuration(flag: string, text: string): number {
+  const example = 'use e.g. 30s, 5m, 2h or 1500ms';
+  if (/^\s*-/.test(text)) {
+    throw new CliError('USAGE', `${flag}: '${text}' is negative; the duration must be positive`, {
+      hint: example,
+    });
+  }
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
   if (!m) {
-    throw new CliError('USAGE', `${flag}: '${text}' is not a duration`, {
-      hint: 'use e.g. 30s, 5m, 2h or 1500ms',
-    });
+    throw new CliError('USAGE', `${flag}: '${text}' is not a duration`, { hint: example });
   }
   const n = Number(m[1]);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
   const ms = Math.round(n * unit);
-  if (ms <= 0) throw new CliError('USAGE', `${flag}: the duration must be positive`);
+  if (ms <= 0)
+    throw new CliError('USAGE', `${flag}: '${text}' is zero; the duration must be positive`, {
+      hint: example,
+    });
   return ms;
 }

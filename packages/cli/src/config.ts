@@ -249,13 +249,25 @@ function checkValue(field: FieldSpec, raw: unknown): Checked {
   }
 }
 
+/**
+ * A number as configuration takes it: plain decimal (`16`, `0.5`, `-3`), no
+ * hex, octal, binary, exponent, leading zeros, `+`, `.5`, `Infinity` or
+ * surrounding spaces, so a value means the same to every reader of the file.
+ */
+const DECIMAL = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
+
+/** ", e.g. 100 (plain decimal)" for numeric keys: the form every number must take. */
+function plainExample(field: FieldSpec): string {
+  return field.type.kind === 'number' ? `, e.g. ${field.default} (plain decimal)` : '';
+}
+
 /** Parse a string from an env var or flag into the field's type. */
 function fromString(field: FieldSpec, text: string): unknown {
   switch (field.type.kind) {
     case 'boolean':
       return text === 'true' || text === '1' ? true : text === 'false' || text === '0' ? false : text;
     case 'number':
-      return text.trim() !== '' && Number.isFinite(Number(text)) ? Number(text) : text;
+      return DECIMAL.test(text) ? Number(text) : text;
     case 'string[]':
       return text === ''
         ? []
@@ -273,6 +285,8 @@ interface FileSetting {
   value: unknown;
   line: number;
   column: number;
+  /** The scalar as written in the file (`0x10`, `1e3`), for numbers that must be decimal. */
+  source?: string;
 }
 
 /** Flatten the YAML file's `signals:` map, keeping each value's position. */
@@ -343,7 +357,8 @@ function walk(
       const v =
         value === null ? null : isSeq(value) || isMap(value) || isScalar(value) ? value.toJSON() : null;
       const vp = value ? pos(value) : p;
-      out.push({ key: full, value: v, line: vp.line, column: vp.column });
+      const source = isScalar(value) && typeof value.source === 'string' ? value.source : undefined;
+      out.push({ key: full, value: v, line: vp.line, column: vp.column, ...(source ? { source } : {}) });
       continue;
     }
     const isGroup = CONFIG_FIELDS.some((f) => f.key.startsWith(`${full}.`));
@@ -360,6 +375,17 @@ function walk(
       { hint: 'see `stella signals config --help` for every key' },
     );
   }
+}
+
+/**
+ * Where a setting's value came from, for error messages: the flag
+ * (`--target`), `ENV_NAME`, `file:line (signals.key)` or `default signals.key`.
+ */
+export function settingOrigin(cfg: EffectiveConfig, key: string): string {
+  const s = cfg.settings.get(key);
+  if (!s || s.source === 'default') return `signals.${key} (default)`;
+  if (s.source === 'file') return `${s.origin} (signals.${key})`;
+  return s.origin ?? `signals.${key}`;
 }
 
 /** Inputs to {@link loadConfig}, each optional; later sources override earlier ones. */
@@ -395,11 +421,16 @@ export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
     }
     for (const s of readFile(inputs.file, text)) {
       const field = FIELD_BY_KEY.get(s.key)!;
-      const c = checkValue(field, s.value);
+      // YAML reads 0x10, 0o20 and 1e3 as numbers; configuration takes plain decimal only.
+      const c =
+        field.type.kind === 'number' && typeof s.value === 'number' && !DECIMAL.test(s.source ?? '')
+          ? ({ ok: false, message: `must be written in plain decimal, got ${s.source}` } as const)
+          : checkValue(field, s.value);
       if (!c.ok) {
         throw new CliError(
           'CONFIG_INVALID',
           `${inputs.file}:${s.line}:${s.column}: signals.${s.key} ${c.message}`,
+          { hint: `give signals.${s.key} ${describe(field.type)}${plainExample(field)}` },
         );
       }
       settings.set(s.key, { key: s.key, value: c.value, source: 'file', origin: `${inputs.file}:${s.line}` });
@@ -413,7 +444,7 @@ export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
     const c = checkValue(field, fromString(field, text));
     if (!c.ok) {
       throw new CliError('CONFIG_INVALID', `environment variable ${name}: ${c.message}`, {
-        hint: `unset ${name} or give it ${describe(field.type)}`,
+        hint: `unset ${name} or give it ${describe(field.type)}${plainExample(field)}`,
       });
     }
     settings.set(field.key, { key: field.key, value: c.value, source: 'env', origin: name });
@@ -426,7 +457,11 @@ export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
       throw new CliError('USAGE', `${flag}: unknown config key '${key}'${suggest(k, FIELD_BY_KEY.keys())}`);
     }
     const c = checkValue(field, fromString(field, value));
-    if (!c.ok) throw new CliError('USAGE', `${flag}: signals.${k} ${c.message}`);
+    if (!c.ok) {
+      throw new CliError('USAGE', `${flag}: signals.${k} ${c.message}`, {
+        hint: `give ${describe(field.type)}${plainExample(field)}`,
+      });
+    }
     settings.set(k, { key: k, value: c.value, source: 'flag', origin: flag });
   }
   return new EffectiveConfig(settings);

@@ -97,6 +97,17 @@ export function reportError(e: unknown, io: Io): number {
   return 70;
 }
 
+/** What an errno means for a path the user gave, and how to fix it. */
+const ERRNO_HINTS: Record<string, [string, string]> = {
+  ENOENT: ['no such file or directory', 'check the path'],
+  ENOTDIR: ['a component of the path is a file, not a directory', 'check the path'],
+  EISDIR: ['is a directory where a file was expected', 'give the file, not its directory'],
+  EACCES: ['permission denied', 'run as a user that may access it, or fix its ownership and mode'],
+  EPERM: ['operation not permitted', 'check the ownership, file attributes (lsattr) and LSM policy'],
+  EROFS: ['read-only filesystem', 'choose a path on a writable filesystem'],
+  ELOOP: ['too many symbolic links', 'give the real path (realpath)'],
+};
+
 /** Errors from the libraries that are about the environment or input, as CliErrors. */
 function toCliError(e: unknown): CliError | undefined {
   if (e instanceof CliError) return e;
@@ -123,11 +134,15 @@ function toCliError(e: unknown): CliError | undefined {
         opts,
       );
     case 'CollectError':
+      if (any.code === 'DISK_FULL') return new CliError('STOP_INCOMPLETE', any.message ?? String(e), opts);
       return any.code === 'USAGE' ? undefined : new CliError('KERNEL', any.message ?? String(e), opts);
     case 'EvidenceChainError':
       switch (any.code) {
         case 'SYMLINK_REFUSED':
         case 'NOT_A_DIRECTORY':
+        case 'UNSAFE_DIRECTORY':
+        case 'UNSUPPORTED_FILESYSTEM':
+        case 'PERMISSION_DENIED':
         case 'DIRECTORY_LOCKED':
         case 'INVALID_OPTION':
           return new CliError('TARGET', any.message ?? String(e), opts);
@@ -143,7 +158,13 @@ function toCliError(e: unknown): CliError | undefined {
     default:
       if (typeof any.message === 'string' && /^E[A-Z]+$/.test(any.code)) {
         // Node system errors from user-supplied paths (ENOENT, EACCES, ...).
-        return new CliError('TARGET', any.message, opts);
+        const path = (e as NodeJS.ErrnoException).path;
+        const fix = ERRNO_HINTS[any.code];
+        return new CliError(
+          'TARGET',
+          fix && path ? `${path}: ${fix[0]} (${any.code})` : any.message,
+          fix ? { hint: hint ?? fix[1], cause: e } : opts,
+        );
       }
       return undefined;
   }

@@ -1,5 +1,16 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,6 +121,172 @@ describe.runIf(canRunBpf('stella signals start, unprivileged'))('stella without 
     noStack(r.stderr);
   });
 });
+
+/** `stella signals start ...` as the built binary; as uid 65534 with only CAP_BPF and CAP_PERFMON when `asNobody`. */
+function startAs(asNobody: boolean, args: string[]) {
+  const argv = [bin, 'signals', 'start', '--duration', '1s', ...args];
+  const r = asNobody
+    ? spawnSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          '--inh-caps=+bpf,+perfmon',
+          '--ambient-caps=+bpf,+perfmon',
+          process.execPath,
+          ...argv,
+        ],
+        { encoding: 'utf8', timeout: 20_000 },
+      )
+    : spawnSync(process.execPath, argv, { encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, stderr: r.stderr ?? '' };
+}
+
+describe.runIf(canRunBpf('stella signals start, bad targets and keys'))(
+  'stella start: bad targets and keys say what, where and how to fix; exit 2 (issue 10)',
+  () => {
+    const base = mkdtempSync(join(tmpdir(), 'stella-target-'));
+    const key = join(mkdtempSync(join(tmpdir(), 'stella-tkey-')), 'k.pem');
+    beforeAll(() => {
+      chmodSync(base, 0o755); // uid 65534 passes through it in the EACCES cases
+      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
+    });
+    const start = (target: string, more: string[] = []) =>
+      startAs(false, ['--target', target, '--key', key, ...more]);
+    const hintLine = (stderr: string) => expect(stderr).toMatch(/\n {2}hint: \S/);
+
+    it('--target /proc/self/newdir fails at once (no spinning mkdir) naming the proc filesystem', () => {
+      const r = start('/proc/self/newdir');
+      expect(r.code).toBe(2); // null: killed by the 20 s timeout, still spinning
+      expect(r.stderr).toContain(
+        'stella: --target: output directory /proc/self/newdir is on a proc pseudo filesystem',
+      );
+      hintLine(r.stderr);
+      noStack(r.stderr);
+    }, 40_000);
+
+    it('--target /proc and a sysfs path are refused as pseudo filesystems, not "cannot create lock"', () => {
+      for (const [dir, fsName] of [
+        ['/proc', 'proc'],
+        ['/sys/kernel', 'sysfs'],
+      ] as const) {
+        const r = start(dir);
+        expect(r.code, dir).toBe(2);
+        expect(r.stderr).toContain(`output directory ${dir} is on a ${fsName} pseudo filesystem`);
+        expect(r.stderr).not.toContain('.lock');
+        hintLine(r.stderr);
+      }
+    }, 40_000);
+
+    it('a target owned by another user is refused and left as it was', () => {
+      const dir = mkdtempSync(join(base, 'other-'));
+      chownSync(dir, 65534, 65534);
+      const r = start(dir);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `output directory ${dir} is owned by uid 65534, but the collector runs as uid 0`,
+      );
+      expect(r.stderr).toContain(`hint: chown 0 ${dir}`);
+      expect(statSync(dir).mode & 0o777).toBe(0o700);
+      expect(readdirSync(dir)).toEqual([]);
+    }, 40_000);
+
+    it('a group- or world-writable target is refused, never chmod-ed behind the user', () => {
+      const dir = mkdtempSync(join(base, 'open-'));
+      chmodSync(dir, 0o777);
+      const r = start(dir);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `output directory ${dir} has mode 777: every user may add, replace or remove`,
+      );
+      expect(r.stderr).toContain(`hint: chmod 0750 ${dir}`);
+      expect(statSync(dir).mode & 0o777).toBe(0o777);
+    }, 40_000);
+
+    it('a target under a world-writable parent without the sticky bit is refused, naming the parent', () => {
+      const parent = mkdtempSync(join(base, 'parent-'));
+      chmodSync(parent, 0o777);
+      const r = start(join(parent, 'ev'));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `${parent}, a parent of output directory ${join(parent, 'ev')}, is writable by every user without the sticky bit`,
+      );
+      expect(r.stderr).toContain(`hint: chmod o-w ${parent}`);
+      expect(existsSync(join(parent, 'ev'))).toBe(false);
+    }, 40_000);
+
+    it('an existing 0755 target under a sticky parent is used as it is, with a warning (kubelet DirectoryOrCreate)', () => {
+      const parent = mkdtempSync(join(base, 'sticky-'));
+      chmodSync(parent, 0o1777);
+      const dir = join(parent, 'ev');
+      mkdirSync(dir);
+      chmodSync(dir, 0o755);
+      const r = start(dir);
+      expect(r.stderr).toContain(`stella: warning: output directory ${dir} has mode 755`);
+      expect(r.code).toBe(0);
+      expect(statSync(dir).mode & 0o777).toBe(0o755);
+      expect(readdirSync(dir).some((n) => n.endsWith('.sigstore.json'))).toBe(true);
+    }, 60_000);
+
+    it('a target below a file (ENOTDIR) names the file and gives a hint, not raw errno text', () => {
+      const file = join(base, 'plain-file');
+      writeFileSync(file, 'x');
+      const r = start(join(file, 'ev'));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`stella: --target: output directory ${join(file, 'ev')}`);
+      expect(r.stderr).toContain(`cannot be created: ${file} is not a directory`);
+      expect(r.stderr).not.toContain('ENOTDIR: not a directory,');
+      hintLine(r.stderr);
+    }, 40_000);
+
+    it('a target this user may not write (EACCES) says so with a hint', () => {
+      const keyDir = mkdtempSync(join(base, 'nobody-key-'));
+      chmodSync(keyDir, 0o755);
+      const nobodyKey = join(keyDir, 'k.pem');
+      copyFileSync(key, nobodyKey);
+      chownSync(nobodyKey, 65534, 65534);
+      chmodSync(nobodyKey, 0o600);
+      const closed = mkdtempSync(join(base, 'closed-')); // root, 0700
+      const r = startAs(true, ['--target', join(closed, 'ev'), '--key', nobodyKey]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `stella: --target: cannot inspect output directory ${join(closed, 'ev')}: permission denied (EACCES)`,
+      );
+      expect(r.stderr).toContain('hint: run as a user that may write there (this process is uid 65534)');
+      noStack(r.stderr);
+    }, 40_000);
+
+    it('a key this user may not read (EACCES) says so, not "does not exist"', () => {
+      const keyDir = mkdtempSync(join(base, 'root-key-'));
+      chmodSync(keyDir, 0o755);
+      const rootKey = join(keyDir, 'k.pem');
+      copyFileSync(key, rootKey);
+      chmodSync(rootKey, 0o600);
+      const r = startAs(true, ['--target', join(base, 'never'), '--key', rootKey]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `stella: --key: private key ${rootKey} cannot be read by this user (uid 65534)`,
+      );
+      expect(r.stderr).toContain("hint: run the collector as the key's owner");
+    }, 40_000);
+
+    it('--key DIRECTORY and --key /dev/null: a key must be a regular file (no chmod 600 /dev/null)', () => {
+      const keyDir = mkdtempSync(join(base, 'keydir-'));
+      const d = start(join(base, 'ev-d'), ['--key', keyDir]);
+      expect(d.code).toBe(2);
+      expect(d.stderr).toContain(`stella: --key: private key ${keyDir} is a directory, not a regular file`);
+      hintLine(d.stderr);
+      const n = start(join(base, 'ev-n'), ['--key', '/dev/null']);
+      expect(n.code).toBe(2);
+      expect(n.stderr).toContain(
+        'stella: --key: private key /dev/null is a character device, not a regular file',
+      );
+      expect(n.stderr).not.toContain('chmod 600 /dev/null');
+      hintLine(n.stderr);
+    }, 40_000);
+  },
+);
 
 const canCtr =
   canRunBpf('stella end to end') && gate('stella end to end with containerd', ctrUnavailableReason());

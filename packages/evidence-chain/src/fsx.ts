@@ -87,7 +87,16 @@ function refuseUnsafe(dir: string, st: fs.Stats, created: boolean): void {
       },
     );
   }
-  let parent = dirname(safeRealpathOr(dir));
+  refuseWritableAncestors(dir, dirname(safeRealpathOr(dir)));
+}
+
+/**
+ * Refuse when `from` or any directory above it is writable by every user
+ * without the sticky bit: anyone could rename the evidence directory away and
+ * put their own in its place.
+ */
+function refuseWritableAncestors(dir: string, from: string): void {
+  let parent = from;
   for (let i = 0; i < 4096; i++) {
     let pst: fs.Stats;
     try {
@@ -123,7 +132,9 @@ function createDirs(dir: string, abs: string): boolean {
     try {
       st = fs.statSync(cur);
     } catch (err) {
-      if (errnoCode(err) !== 'ENOENT') throw ioError('cannot inspect output directory', cur, err);
+      // ENOTDIR: a component above is a file; keep walking up to name it.
+      const code = errnoCode(err);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw ioError('cannot inspect output directory', cur, err);
     }
     if (st) {
       if (!st.isDirectory()) {
@@ -134,6 +145,8 @@ function createDirs(dir: string, abs: string): boolean {
         );
       }
       refusePseudo(dir, cur);
+      // Before creating anything below it.
+      refuseWritableAncestors(dir, safeRealpathOr(cur));
       break;
     }
     missing.unshift(cur);
@@ -173,7 +186,8 @@ export function ensureEvidenceDir(dir: string): EvidenceDirReport {
   try {
     st = fs.lstatSync(abs);
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw ioError('cannot inspect output directory', dir, err);
+    const code = errnoCode(err);
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw ioError('cannot inspect output directory', dir, err);
     created = createDirs(dir, abs);
     st = fs.lstatSync(abs);
   }

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { preflight } from '@stellaops/bpf-loader';
 import {
+  ensureEvidenceDir,
   FulcioSigner,
   LocalKeySigner,
   RekorV1Witness,
@@ -9,7 +10,7 @@ import {
 } from '@stellaops/evidence-chain';
 import { type CollectOptions, Collector, type CollectorSnapshot } from '@stellaops/signals';
 import { type CommandSpec, type Parsed, parseDuration } from '../args.js';
-import { type EffectiveConfig, loadConfig } from '../config.js';
+import { type EffectiveConfig, loadConfig, settingOrigin } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
 import { configFlags } from './shared.js';
@@ -85,12 +86,41 @@ export async function makeSigner(cfg: EffectiveConfig, env: NodeJS.ProcessEnv): 
     });
   }
   const path = cfg.get<string>('signing.key_path');
-  if (!existsSync(path)) {
+  // lstat, not existsSync: a key this user may not reach (EACCES) exists, and the loader says so.
+  if (lstatCode(path) === 'ENOENT') {
     throw new CliError('KEY', `signing key ${path} does not exist`, {
       hint: `create one: stella signals keygen --out ${path}`,
     });
   }
-  return LocalKeySigner.fromPemFile(path);
+  try {
+    return LocalKeySigner.fromPemFile(path);
+  } catch (e) {
+    throw withOrigin(e, 'KEY', settingOrigin(cfg, 'signing.key_path'));
+  }
+}
+
+/** The errno of lstat(path), or undefined when it succeeds. */
+function lstatCode(path: string): string | undefined {
+  try {
+    lstatSync(path);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'EIO';
+  }
+}
+
+/**
+ * A library error about a path the user gave (an EvidenceChainError with a
+ * code), as a CliError that also says where the path came from (`--target`,
+ * `stellaops.yaml:4`, ...). Anything else is rethrown as it is.
+ */
+function withOrigin(e: unknown, code: 'TARGET' | 'KEY', origin: string): unknown {
+  if (!(e instanceof Error) || e.name !== 'EvidenceChainError') return e;
+  const hint = (e as { hint?: unknown }).hint;
+  return new CliError(code, `${origin}: ${e.message}`, {
+    ...(typeof hint === 'string' ? { hint } : {}),
+    cause: e,
+  });
 }
 
 function witnesses(cfg: EffectiveConfig): Witness[] {
@@ -149,9 +179,14 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
     );
   }
   const signer = await makeSigner(cfg, io.env);
-  if (existsSync(dir) && !statSync(dir).isDirectory())
-    throw new CliError('TARGET', `--target ${dir} is not a directory`);
-  mkdirSync(dir, { recursive: true, mode: 0o750 });
+  let target: ReturnType<typeof ensureEvidenceDir>;
+  try {
+    // Refuses pseudo filesystems, other users' and world-writable places; never chmods what it did not create.
+    target = ensureEvidenceDir(dir);
+  } catch (e) {
+    throw withOrigin(e, 'TARGET', settingOrigin(cfg, 'output_directory'));
+  }
+  for (const w of target.warnings) io.err(`stella: warning: ${w}\n`);
 
   const collector = await Collector.start({
     dir,
