@@ -8,7 +8,7 @@ export const verifySpec: CommandSpec = {
   name: 'verify-chain',
   summary: 'Verify an evidence directory offline: signatures, digests, the hash chain, its end, log entries.',
   usage:
-    'stella signals verify-chain DIR --key PUBLIC.pem [--key ...] [--trusted-root FILE] [--require-tlog] [--json]',
+    'stella signals verify-chain DIR --key PUBLIC.pem [--key ...] [--trusted-root FILE] [--require-tlog] [--allow-open] [--allow-incomplete] [--json]',
   options: {
     key: { type: 'string', multiple: true, value: 'PEM', help: 'trusted public key (PEM); at least one' },
     'trusted-root': { type: 'string', value: 'FILE', help: 'Sigstore trusted_root.json for log entries' },
@@ -16,6 +16,10 @@ export const verifySpec: CommandSpec = {
     'allow-open': {
       type: 'boolean',
       help: 'accept a chain without an end-of-stream statement (a collector still running)',
+    },
+    'allow-incomplete': {
+      type: 'boolean',
+      help: 'accept streams that ended without their final collector_status (crash, failed stop); they are still listed',
     },
     'expect-chunks': { type: 'string', value: 'N', help: 'demand exactly N chunks (detects deleted tails)' },
     json: { type: 'boolean', help: 'print the machine-readable report' },
@@ -26,8 +30,8 @@ export const verifySpec: CommandSpec = {
     'stella signals verify-chain ./evidence --key k.pub.pem --trusted-root trusted_root.json --require-tlog --json',
   ],
   exitCodes: [
-    '0  every chunk verified and the chain is closed',
-    '1  a check failed (each failure names the chunk and the check)',
+    '0  every chunk verified, the chain is closed, and every stream ended with its final collector_status',
+    '1  a check failed (each failure names the chunk, the check, and for records the line and JSON path), or a stream is incomplete (see --allow-incomplete)',
     '2  bad flags, unreadable key or directory',
   ],
 };
@@ -54,27 +58,55 @@ export function readKeys(paths: string[]): string[] {
   });
 }
 
+/** What the report says about a chunk sealed by crash recovery (the recovery window). */
+function recoveryNote(c: ChainReport['chunks'][number]): string {
+  if (!c.recovered) return '';
+  const u = c.recovery?.unsealedLines;
+  return u
+    ? ` (sealed by recovery after a crash: lines ${u.first}-${u.last} were unsealed until the restart)`
+    : ' (sealed by recovery after a crash)';
+}
+
 /** Human-readable report lines. */
-export function formatReport(report: ChainReport): string {
+export function formatReport(report: ChainReport, allowIncomplete = false): string {
   const lines: string[] = [];
+  let otherFailures = report.errors.length;
+  let failedChunks = 0;
   for (const c of report.chunks) {
-    const failed = c.checks.filter((k) => !k.ok);
-    const tag = c.ok ? 'ok    ' : 'FAILED';
-    const extra = c.recovered ? ' (recovered after a crash)' : '';
-    lines.push(`${tag} ${c.file}${c.records !== undefined ? `  ${c.records} records` : ''}${extra}`);
+    // An incomplete stream is reported once below, not as a failed chunk.
+    const failed = c.checks.filter((k) => !k.ok && k.name !== 'complete');
+    otherFailures -= c.checks.filter((k) => !k.ok && k.name === 'complete').length;
+    const tag = failed.length === 0 ? 'ok    ' : 'FAILED';
+    if (failed.length > 0) failedChunks++;
+    lines.push(
+      `${tag} ${c.file}${c.records !== undefined ? `  ${c.records} records` : ''}${recoveryNote(c)}`,
+    );
     for (const f of failed) lines.push(`       ${f.name}: ${f.message}`);
   }
   const s = report.summary;
+  const incomplete = report.incomplete.length > 0;
+  const verdict = otherFailures > 0 ? 'FAILED' : incomplete && !allowIncomplete ? 'INCOMPLETE' : 'VERIFIED';
+  const chain = !s.closed ? 'open' : incomplete ? 'closed, but incomplete' : 'closed';
   lines.push('');
   lines.push(
-    `${report.ok ? 'VERIFIED' : 'FAILED'}: ${s.chunks} chunks, ${s.failedChunks} failed, ${s.records} records, ` +
-      `${s.streams} streams, ${s.tlogEntries} log entries, chain ${s.closed ? 'closed' : 'open'}`,
+    `${verdict}: ${s.chunks} chunks, ${failedChunks} failed, ${s.records} records, ` +
+      `${s.streams} streams, ${s.tlogEntries} log entries, chain ${chain}`,
   );
   for (const e of report.errors.filter((e) => !report.chunks.some((c) => e.includes(c.file))))
     lines.push(`  ${e}`);
+  for (const i of report.incomplete) lines.push(`  incomplete: ${i}`);
+  if (s.recoveredChunks > 0) {
+    lines.push(
+      `  recovery window: ${s.recoveredLines} lines in ${s.recoveredChunks} chunks were written before a crash and signed only at the next start (anyone who could write the directory in between could have changed them)`,
+    );
+  }
+  if (incomplete && !allowIncomplete) {
+    lines.push('  hint: pass --allow-incomplete to accept streams that did not end with their final status');
+  }
   return `${lines.join('\n')}\n`;
 }
 
+/** `stella signals verify-chain`: verify offline, print the report, exit 0 only for a verified, closed, complete chain. */
 export async function verifyCommand(p: Parsed, io: Io): Promise<number> {
   const dir = p.positionals.dir!;
   const keyPaths = (p.values.key as string[] | undefined) ?? [];
@@ -93,12 +125,14 @@ export async function verifyCommand(p: Parsed, io: Io): Promise<number> {
       );
     }
   }
+  const allowIncomplete = p.values['allow-incomplete'] === true;
   const report = await verifyChain(dir, {
     keys: readKeys(keyPaths),
     ...(typeof p.values['trusted-root'] === 'string' ? { trustedRoot: p.values['trusted-root'] } : {}),
     requireTlog: p.values['require-tlog'] === true,
     requireEnd: expected !== undefined ? { expectedChunks: expected } : p.values['allow-open'] !== true,
+    requireComplete: !allowIncomplete,
   });
-  io.out(p.values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  io.out(p.values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report, allowIncomplete));
   return report.ok ? EXIT.OK : EXIT.FAILED;
 }
