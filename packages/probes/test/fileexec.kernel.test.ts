@@ -494,7 +494,7 @@ describe.runIf(runs)('in-kernel filters, dedup and exact accounting', () => {
     );
   });
 
-  it('storm: seen = filtered + deduplicated + emitted + lost exactly; emitted = records received; every open accounted', async () => {
+  it('storm: seen >= filtered + deduplicated + emitted + lost while running; emitted = records received; every open accounted', async () => {
     const cg = new TestCgroup('stella-probes-storm');
     const N = 30000;
     try {
@@ -519,7 +519,9 @@ describe.runIf(runs)('in-kernel filters, dedup and exact accounting', () => {
             await new Promise((r) => setTimeout(r, 50));
             k = s.counters().get('file_open')!;
           }
-          expect(k.seen).toBe(k.filtered + k.deduplicated + k.emitted + k.lost);
+          // Read while attached: other processes' opens may be inside a program (seen, no fate
+          // yet), never the reverse. The exact final balance: test/accounting.kernel.test.ts.
+          expect(k.seen).toBeGreaterThanOrEqual(k.filtered + k.deduplicated + k.emitted + k.lost);
           expect(BigInt(c.events.length)).toBe(k.emitted);
           expect(k.lost).toBeGreaterThan(0n);
           expect(k.deduplicated).toBe(0n);
