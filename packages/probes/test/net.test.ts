@@ -239,11 +239,13 @@ for addr in sys.argv[1:]:
       rmSync(dir, { recursive: true, force: true });
     });
 
-    it('counters are exact: seen = filtered + deduplicated + emitted + lost, emitted covers what arrived', async () => {
+    it('counters: seen is never behind the fates, emitted covers what arrived', async () => {
       await new Promise((r) => setTimeout(r, 100));
       const counters = c.probes.counters();
       for (const [name, k] of counters) {
-        expect(k.seen, name).toBe(k.filtered + k.deduplicated + k.emitted + k.lost);
+        // Read while attached: an event can be inside a program (seen, no fate yet). The
+        // exact balance is checked on the final counters (test/accounting.kernel.test.ts).
+        expect(k.seen, name).toBeGreaterThanOrEqual(k.filtered + k.deduplicated + k.emitted + k.lost);
       }
       const arrived = (t: NetEvent['type']) => BigInt(c.events.filter((e) => e.type === t).length);
       expect(counters.get('tcp_state')?.emitted).toBeGreaterThanOrEqual(arrived('tcp_state'));
