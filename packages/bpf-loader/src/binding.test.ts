@@ -7,21 +7,23 @@ import { BpfError } from './errors.js';
 
 // One process per test file (vitest forks), so the addon is not loaded yet here.
 describe('loadBinding', () => {
-  it('looks in prebuilds/<platform>-<arch> before build/Release', () => {
-    expect(bindingCandidates('/pkg')).toEqual([
-      `/pkg/prebuilds/${process.platform}-${process.arch}/stella_bpf.node`,
+  it('looks in prebuilds/<platform>-<arch> (Node-API, libc tagged) before build/Release', () => {
+    expect(bindingCandidates('/pkg', 'glibc')).toEqual([
+      `/pkg/prebuilds/${process.platform}-${process.arch}/stella_bpf.napi.glibc.node`,
       '/pkg/build/Release/stella_bpf.node',
     ]);
+    // This test machine runs glibc (Debian).
+    expect(bindingCandidates('/pkg')[0]).toMatch(/\.napi\.glibc\.node$/);
   });
 
-  it("a missing explicit path is 'BINDING' with the build command", () => {
+  it("a missing explicit path is 'BINDING' naming the path option", () => {
     expect.assertions(3);
     try {
       loadBinding('/nonexistent/stella_bpf.node');
     } catch (e) {
       expect(e).toBeInstanceOf(BpfError);
       expect((e as BpfError).code).toBe('BINDING');
-      expect((e as BpfError).message).toMatch(/npm run build:native -w @stellaops\/bpf-loader/);
+      expect((e as BpfError).message).toMatch(/\/nonexistent\/stella_bpf\.node.*check bindingPath/);
     }
   });
 

@@ -83,14 +83,40 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** Package root: src/ and dist/ both sit one level below it. */
 export const packageRoot = resolve(here, '..');
 
-const ADDON = 'stella_bpf.node';
+const ADDON = 'stella_bpf';
 
-/** Where the addon is looked for, in order, when no explicit path is given. */
-export function bindingCandidates(root: string = packageRoot): string[] {
+/**
+ * 'glibc' or 'musl': prebuilds are tagged with the C library they link
+ * against, since a glibc build does not load on musl.
+ */
+function libcTag(): 'glibc' | 'musl' {
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+/**
+ * Where the addon is looked for, in order, when no explicit path is given:
+ * the prebuild shipped in the package (prebuildify's layout,
+ * `prebuilds/<platform>-<arch>/stella_bpf.napi.<libc>.node`: Node-API, so one
+ * file serves every Node version), then a local build in build/Release.
+ * scripts/prebuild-name.cjs (the install script's copy) follows the same order.
+ */
+export function bindingCandidates(root: string = packageRoot, libc: string = libcTag()): string[] {
   return [
-    join(root, 'prebuilds', `${process.platform}-${process.arch}`, ADDON),
-    join(root, 'build', 'Release', ADDON),
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`, `${ADDON}.napi.${libc}.node`),
+    join(root, 'build', 'Release', `${ADDON}.node`),
   ];
+}
+
+/** What to run to get a working addon: in this repository, or as an installed package. */
+function rebuildHint(dlopenMessage = ''): string {
+  if (/lib(elf|z)\.so/.test(dlopenMessage)) {
+    return 'the addon needs libelf.so.1 and libz.so.1: install libelf1 and zlib1g (Debian/Ubuntu) or elfutils-libelf and zlib (Fedora/RHEL)';
+  }
+  if (existsSync(join(packageRoot, 'scripts', 'build-libbpf.sh'))) {
+    return 'build it: npm run build:native -w @stellaops/bpf-loader';
+  }
+  return 'reinstall it: npm rebuild @stellaops/bpf-loader (uses the prebuild for linux-x64 glibc, else builds from source with a C++ compiler, make, python3, pkg-config, libbpf-dev, libelf-dev and zlib1g-dev)';
 }
 
 let loaded: { path: string; binding: NativeBinding } | undefined;
@@ -130,6 +156,7 @@ export function loadBinding(bindingPath?: string): NativeBinding {
       code: 'BINDING',
       operation: 'loadBinding',
       errno: 2,
+      hint: explicit !== undefined ? 'check bindingPath / STELLA_BPF_BINDING' : rebuildHint(),
     });
   }
   const mod = { exports: {} as NativeBinding };
@@ -140,7 +167,7 @@ export function loadBinding(bindingPath?: string): NativeBinding {
       code: 'BINDING',
       operation: 'dlopen',
       cause,
-      hint: 'rebuild it for this Node and libbpf: npm run build:native -w @stellaops/bpf-loader (needs libbpf1, libelf1, zlib1g)',
+      hint: rebuildHint((cause as Error).message),
     });
   }
   mod.exports.init({ BpfError, NotSupportedError, debug: process.env.STELLA_BPF_DEBUG === '1' });
