@@ -128,3 +128,40 @@ describe('stella: bad flag values get a clear error, exit 2 (issue 10)', () => {
     expect(c.out()).toMatch(/signals\.rotation\.max_age_hours: 0\.5\s/);
   });
 });
+
+describe('stella keygen and verify-chain: bad key paths say what and how to fix (issue 10)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'stella-keys-'));
+  const file = join(dir, 'plain');
+  writeFileSync(file, 'x');
+
+  it.each([
+    [
+      join(dir, 'no', 'such', 'k.pem'),
+      `the directory ${join(dir, 'no', 'such')} does not exist`,
+      'install -d -m 0750',
+    ],
+    ['/proc/k.pem', '/proc is on the proc pseudo filesystem', 'a directory on disk'],
+    [join(file, 'k.pem'), `${file} is not a directory`, 'check the path'],
+  ])('keygen --out %s: exit 2, names the directory, with a hint', async (out, what, hint) => {
+    const c = capture();
+    expect(await main(['signals', 'keygen', '--out', out], c.io)).toBe(2);
+    expect(c.err()).toContain(`stella: keygen: --out ${out}: `);
+    expect(c.err()).toContain(what);
+    expect(c.err()).toContain(`hint: `);
+    expect(c.err()).toContain(hint);
+    expect(c.err()).not.toMatch(/ENOENT: no such file or directory, open/);
+  });
+
+  it.each([
+    [dir, 'is a directory, not a regular file'],
+    ['/dev/null', 'is a character device, not a regular file'],
+    [join(dir, 'absent.pub.pem'), ': no such file'],
+  ])('verify-chain --key %s: exit 2 with a hint, no raw errno text', async (key, what) => {
+    const c = capture();
+    expect(await main(['signals', 'verify-chain', dir, '--key', key], c.io)).toBe(2);
+    expect(c.err()).toContain(`stella: --key ${key}`);
+    expect(c.err()).toContain(what);
+    expect(c.err()).toMatch(/\n {2}hint: \S/);
+    expect(c.err()).not.toContain('EISDIR');
+  });
+});

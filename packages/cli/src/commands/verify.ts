@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, type Stats, statSync } from 'node:fs';
 import { type ChainReport, verifyChain } from '@stellaops/evidence-chain';
 import type { CommandSpec, Parsed } from '../args.js';
 import { CliError, EXIT } from '../errors.js';
@@ -36,16 +36,40 @@ export const verifySpec: CommandSpec = {
   ],
 };
 
+/** "a directory", "a character device", ... for a path that should be a regular file. */
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
 /** Read PEM files given with --key, failing with the path that is wrong. */
 export function readKeys(paths: string[]): string[] {
   return paths.map((p) => {
     let pem: string;
     try {
+      const st = statSync(p);
+      if (!st.isFile()) {
+        throw new CliError('USAGE', `--key ${p} is ${fileKind(st)}, not a regular file`, {
+          hint: 'give the public key PEM file (keygen writes it beside the private key as <name>.pub.pem)',
+        });
+      }
       pem = readFileSync(p, 'utf8');
     } catch (e) {
+      if (e instanceof CliError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
       throw new CliError(
         'USAGE',
-        `--key ${p}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+        `--key ${p}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied (EACCES)' : code === 'ENOTDIR' ? 'a component of the path is a file, not a directory' : (e as Error).message}`,
+        {
+          hint:
+            code === 'EACCES'
+              ? 'run as a user that may read it (a public key can be 0644)'
+              : 'give the path of the public key PEM file',
+        },
       );
     }
     if (/PRIVATE KEY/.test(pem)) {
@@ -53,7 +77,11 @@ export function readKeys(paths: string[]): string[] {
         hint: 'the public key sits beside it as <name>.pub.pem (stella signals keygen writes both)',
       });
     }
-    if (!/BEGIN PUBLIC KEY/.test(pem)) throw new CliError('USAGE', `--key ${p} is not a PEM public key`);
+    if (!/BEGIN PUBLIC KEY/.test(pem)) {
+      throw new CliError('USAGE', `--key ${p} is not a PEM public key`, {
+        hint: 'expected a file starting with -----BEGIN PUBLIC KEY----- (stella signals keygen writes <name>.pub.pem)',
+      });
+    }
     return pem;
   });
 }
