@@ -5,7 +5,7 @@
 #   bash scripts/bootstrap.sh demo     # set up, then run the main job
 #   bash scripts/bootstrap.sh test     # set up, then run every test
 #   bash scripts/bootstrap.sh setup    # set up only
-#   bash scripts/bootstrap.sh env      # print the PATH line to use the toolchain
+#   bash scripts/bootstrap.sh env      # print the PATH line to use the toolchain and `stella`
 #
 # Idempotent: each step checks before it acts, so a second run is fast.
 set -euo pipefail
@@ -93,9 +93,17 @@ ensure_npm_deps() {
 }
 
 ensure_native() {
-  # BPF objects and the libbpf addon; each Makefile/gyp step is incremental.
+  # BPF objects and the addon, linked against a static PIC libbpf built from
+  # Debian's source package (packages/bpf-loader/scripts/build-libbpf.sh,
+  # cached in packages/bpf-loader/.deps/). Each step is incremental.
   log "building BPF objects and the native addon"
   npm run --silent build:native
+}
+
+ensure_cli() {
+  # `stella` (node_modules/.bin/stella -> packages/cli/bin/stella.js) runs
+  # the built CLI; nx skips the build when nothing changed.
+  npx nx run @stellaops/cli:build --output-style=static >/dev/null
 }
 
 ensure_containerd() {
@@ -125,6 +133,7 @@ setup() {
   ensure_node
   ensure_npm_deps
   ensure_native
+  ensure_cli
   ensure_tracefs
   ensure_containerd
 }
@@ -135,7 +144,8 @@ case "$cmd" in
   setup) setup ;;
   env)
     ensure_node >/dev/null
-    echo "export PATH=\"$(dirname "$(command -v node)"):\$PATH\""
+    # The project's Node, and node_modules/.bin for `stella` (and the dev tools).
+    echo "export PATH=\"$root/node_modules/.bin:$(dirname "$(command -v node)"):\$PATH\""
     [ -z "${npm_config_nodedir:-}" ] || echo "export npm_config_nodedir=\"$npm_config_nodedir\""
     ;;
   demo) setup; exec npm run --silent demo -- "$@" ;;

@@ -12,6 +12,7 @@ describe('public surface of @stellaops/ndjson', () => {
       'DEFAULT_MAX_LINE_BYTES',
       'EVIDENCE_JSON_SCHEMA',
       'NdjsonError',
+      'RECORD_SCHEMAS',
       'RECORD_TYPES',
       'SCHEMA_VERSION',
       'TCP_STATES',

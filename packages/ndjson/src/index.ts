@@ -36,5 +36,11 @@ export type {
 } from './records.js';
 export type { BytesField } from './schema/dsl.js';
 export type { RecordType } from './schema/v1.js';
-export { RECORD_TYPES, SCHEMA_VERSION, TCP_STATES, VALIDATOR_ONLY_RULES } from './schema/v1.js';
+export {
+  RECORD_SCHEMAS,
+  RECORD_TYPES,
+  SCHEMA_VERSION,
+  TCP_STATES,
+  VALIDATOR_ONLY_RULES,
+} from './schema/v1.js';
 export { compareU64, isU64, U64_MAX, validateRecord } from './validate.js';

@@ -224,3 +224,93 @@ describe('kernel events become schema-valid evidence records', () => {
     expect(implicit).toMatchObject({ result: 'ok', function: 'SSL_write_ex' });
   });
 });
+
+describe('values longer than the schema allows are cut to fit and flagged, never refused', () => {
+  const open = (
+    path: Buffer,
+    over: { resolution?: 'absolute' | 'cwd' | 'dirfd'; truncated?: boolean; pathFault?: boolean } = {},
+  ) =>
+    valid({
+      source: 'fileexec',
+      event: {
+        ...header,
+        kind: 'file_open',
+        probe: 'file_open',
+        syscall: 'openat',
+        path,
+        flags: 0,
+        mode: 0,
+        dirfd: 5,
+        ret: 3,
+        resolution: over.resolution ?? 'dirfd',
+        truncated: over.truncated ?? false,
+        pathFault: over.pathFault ?? false,
+      },
+    });
+  const exec = (argv: Buffer[], argvTruncated = false) =>
+    valid({
+      source: 'fileexec',
+      event: {
+        ...header,
+        kind: 'exec',
+        filename: Buffer.from('/bin/echo'),
+        filenameTruncated: false,
+        argv,
+        argc: argv.length,
+        argvTruncated,
+        exeDev: 2049n,
+        exeIno: 131_000n,
+        oldPid: 4242,
+      },
+    });
+
+  it('a joined dirfd path of 4305 bytes becomes its first 4096 bytes with path_truncated', () => {
+    const dir = `/${'d'.repeat(250)}`.repeat(15); // 3765 bytes, like a deep working tree
+    const full = Buffer.from(`${dir}/${'r'.repeat(480)}/hostname`);
+    expect(full.length).toBeGreaterThan(4096);
+    const rec = open(full);
+    expect(Buffer.byteLength(rec.path as string)).toBe(4096);
+    expect(rec.path).toBe(full.subarray(0, 4096).toString());
+    expect(rec).toMatchObject({ path_truncated: true, path_resolution: 'dirfd' });
+  });
+
+  it('a path of exactly the limit is kept whole and not flagged', () => {
+    const rec = open(Buffer.from(`/${'x'.repeat(4095)}`), { resolution: 'absolute' });
+    expect(rec).toMatchObject({ path_truncated: false });
+    expect((rec.path as string).length).toBe(4096);
+  });
+
+  it('a cut never splits a UTF-8 character of a text path', () => {
+    const rec = open(Buffer.from(`/${'é'.repeat(3000)}`), { resolution: 'cwd' });
+    expect(typeof rec.path).toBe('string'); // still text, not base64 bytes
+    expect(rec.path).toBe(`/${'é'.repeat(2047)}`);
+    expect(rec.path_truncated).toBe(true);
+  });
+
+  it('a path string the probe could not read says so: truncated, and unresolved when nothing is known', () => {
+    expect(open(Buffer.alloc(0), { resolution: 'absolute', pathFault: true })).toMatchObject({
+      path: '',
+      path_resolution: 'unresolved',
+      path_truncated: true,
+    });
+    expect(open(Buffer.from('/work/'), { resolution: 'cwd', pathFault: true })).toMatchObject({
+      path: '/work/',
+      path_resolution: 'cwd',
+      path_truncated: true,
+    });
+  });
+
+  it('an argv of 1500 entries keeps the first 1024 with argv_truncated', () => {
+    const argv = Array.from({ length: 1500 }, (_, i) => Buffer.from(String(i)));
+    const rec = exec(argv);
+    expect(rec.argv).toEqual(argv.slice(0, 1024).map((a) => a.toString()));
+    expect(rec.argv_truncated).toBe(true);
+  });
+
+  it('an argv of exactly 1024 entries is kept whole and not flagged', () => {
+    const argv = Array.from({ length: 1024 }, (_, i) => Buffer.from(`a${i}`));
+    const rec = exec(argv);
+    expect((rec.argv as string[]).length).toBe(1024);
+    expect(rec.argv_truncated).toBe(false);
+  });
+});

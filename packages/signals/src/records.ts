@@ -1,5 +1,5 @@
 import type { ContainerField } from '@stellaops/enrich';
-import { bytesField, type EvidenceRecord, type StackFrame } from '@stellaops/ndjson';
+import { bytesField, type EvidenceRecord, RECORD_SCHEMAS, type StackFrame } from '@stellaops/ndjson';
 import type {
   EventHeader,
   NetEvent,
@@ -26,6 +26,36 @@ export interface RecordEnvelope {
   stack?: StackFrame[] | undefined;
   /** The file as seen inside the container root, when enrichment mapped it. */
   containerPath?: Buffer | undefined;
+}
+
+/**
+ * The schema's room for what a probe can produce, read from schema v1 (the
+ * one source): a path the probe joined to its directory can be up to twice
+ * PATH_MAX, and an argv can have more entries than the schema keeps. Longer
+ * values are cut to fit and flagged, so the open or exec is still evidence
+ * instead of a record the encoder refuses.
+ */
+const LIMITS = {
+  path: RECORD_SCHEMAS.file_open.fields.path.type.maxBytes,
+  containerPath: RECORD_SCHEMAS.file_open.fields.container_path.type.maxBytes,
+  filename: RECORD_SCHEMAS.process_exec.fields.filename.type.maxBytes,
+  execContainerPath: RECORD_SCHEMAS.process_exec.fields.container_path.type.maxBytes,
+  argvEntries: RECORD_SCHEMAS.process_exec.fields.argv.type.maxItems,
+  argBytes: RECORD_SCHEMAS.process_exec.fields.argv.type.items.maxBytes,
+} as const;
+
+/**
+ * The first `max` bytes of `b` (all of it when it fits). A cut that would
+ * split a UTF-8 sequence of otherwise valid UTF-8 text moves back to the
+ * sequence start, so a cut text path stays text.
+ */
+export function cutBytes(b: Buffer, max: number): { bytes: Buffer; cut: boolean } {
+  if (b.length <= max) return { bytes: b, cut: false };
+  let end = max;
+  // Back over continuation bytes (10xxxxxx) to the lead byte, at most 3.
+  for (let i = 0; i < 3 && end > 0 && (b[end]! & 0xc0) === 0x80; i++) end--;
+  if ((b[end]! & 0xc0) === 0x80) end = max; // not UTF-8 anyway: cut where the limit is
+  return { bytes: b.subarray(0, end), cut: true };
 }
 
 /** A decoded event from either probe object. */
@@ -138,29 +168,49 @@ export function toRecord(
   if (k.source === 'fileexec') {
     const e = k.event;
     switch (e.kind) {
-      case 'file_open':
+      case 'file_open': {
+        const path = cutBytes(e.path, LIMITS.path);
+        const containerPath =
+          env.containerPath && env.containerPath.length <= LIMITS.containerPath
+            ? env.containerPath
+            : undefined;
         return {
           ...envelope('file_open', e, env),
-          path: bytesField(e.path),
-          path_resolution: e.resolution,
-          path_truncated: e.truncated,
+          path: bytesField(path.bytes),
+          // A path string the probe could not read has no known form: what
+          // the record holds is the directory it would be joined to, or nothing.
+          path_resolution: e.pathFault && e.resolution === 'absolute' ? 'unresolved' : e.resolution,
+          path_truncated: e.truncated || e.pathFault || path.cut,
           flags: e.flags >>> 0,
           mode: e.mode >>> 0,
           dirfd: e.dirfd,
           ret: e.ret,
           syscall: e.syscall,
-          ...(env.containerPath ? { container_path: bytesField(env.containerPath) } : {}),
+          ...(containerPath ? { container_path: bytesField(containerPath) } : {}),
         } as EvidenceRecord;
-      case 'exec':
+      }
+      case 'exec': {
+        const filename = cutBytes(e.filename, LIMITS.filename);
+        const kept = e.argv.slice(0, LIMITS.argvEntries).map((a) => cutBytes(a, LIMITS.argBytes));
+        const containerPath =
+          env.containerPath && env.containerPath.length <= LIMITS.execContainerPath
+            ? env.containerPath
+            : undefined;
         return {
           ...envelope('process_exec', e, env),
-          filename: bytesField(e.filename),
-          argv: e.argv.map((a) => bytesField(a)),
-          argv_truncated: e.argvTruncated || e.filenameTruncated,
+          filename: bytesField(filename.bytes),
+          argv: kept.map((a) => bytesField(a.bytes)),
+          argv_truncated:
+            e.argvTruncated ||
+            e.filenameTruncated ||
+            filename.cut ||
+            e.argv.length > LIMITS.argvEntries ||
+            kept.some((a) => a.cut),
           exe_dev: e.exeDev.toString(),
           exe_ino: e.exeIno.toString(),
-          ...(env.containerPath ? { container_path: bytesField(env.containerPath) } : {}),
+          ...(containerPath ? { container_path: bytesField(containerPath) } : {}),
         } as EvidenceRecord;
+      }
       case 'exit':
         return {
           ...envelope('process_exit', e, env),

@@ -158,7 +158,7 @@ const stackFrame = object('stack_frame', {
 
 const stack = opt(
   array(stackFrame, PERF_MAX_STACK_DEPTH, { minItems: 1 }),
-  'User-space call stack, innermost frame first.',
+  'User-space call stack, innermost frame first: only frames verified to be code (an executable file mapping of the process, an executable segment of the file); it ends before the first word that is not.',
 );
 
 const connection = object(
@@ -206,7 +206,10 @@ const fileOpen = {
     enumOf(['absolute', 'cwd', 'dirfd', 'fd', 'unresolved']),
     '"absolute": the caller passed an absolute path; "cwd": relative, joined to the working directory; "dirfd": relative, joined to the directory of `dirfd`; "fd": read back from the opened file itself (open_by_handle_at, the LSM probe); "unresolved": relative and could not be joined (path is as passed).',
   ),
-  path_truncated: req(bool(), 'True when the path was longer than the probe could copy and was cut.'),
+  path_truncated: req(
+    bool(),
+    'True when `path` is not the whole path: it was longer than the probe could copy or than this schema holds and was cut (the start is kept), or the string the caller passed could not be read (then `path` is the directory it would be joined to, or empty with `path_resolution` "unresolved").',
+  ),
   flags: req(u32(), 'open(2) flags (O_*).'),
   mode: req(u32(), 'Mode argument (used with O_CREAT / O_TMPFILE).'),
   dirfd: req(i32(), 'Directory file descriptor argument; -100 is AT_FDCWD.'),
@@ -224,7 +227,10 @@ const fileOpen = {
 const processExec = {
   filename: req(bytes(PATH_MAX), 'Path of the executed file, as passed to execve.'),
   argv: req(array(bytes(PATH_MAX * 32), 1024), 'Argument vector as copied by the probe.'),
-  argv_truncated: req(bool(), 'True when argv had more entries or bytes than the probe copies.'),
+  argv_truncated: req(
+    bool(),
+    'True when argv or `filename` had more entries or bytes than the probe copies or this schema holds (the first entries are kept).',
+  ),
   exe_dev: req(u64(), 'Device number (st_dev, kernel encoding) of the executed file.'),
   exe_ino: req(u64(), 'Inode number of the executed file.'),
   ret: opt(i32(), 'execve return value when captured (0, or -errno for a failed exec).'),
