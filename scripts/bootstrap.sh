@@ -104,6 +104,9 @@ ensure_cli() {
   # `stella` (node_modules/.bin/stella -> packages/cli/bin/stella.js) runs
   # the built CLI; nx skips the build when nothing changed.
   npx nx run @stellaops/cli:build --output-style=static >/dev/null
+  # npm ci links it since bin/stella.js is committed; a checkout installed
+  # while the bin was dist/bin.js (absent at install time) has no link.
+  [ -e node_modules/.bin/stella ] || ln -sf ../@stellaops/cli/bin/stella.js node_modules/.bin/stella
 }
 
 ensure_containerd() {
