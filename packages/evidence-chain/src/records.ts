@@ -126,6 +126,8 @@ export function normalizeProbes(probes: readonly unknown[]): ProbeTotals[] {
       lost: counter(r.lost),
     };
     if (typeof r.reason === 'string') t.reason = r.reason;
+    const inFlight = counter(r.in_flight);
+    if (inFlight !== '0') t.in_flight = inFlight;
     out.push(t);
   }
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

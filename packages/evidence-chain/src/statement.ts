@@ -32,6 +32,8 @@ export interface ProbeTotals {
   deduplicated: string;
   emitted: string;
   lost: string;
+  /** Seen but not yet accounted when the status was made (in-band statuses only; absent: 0). */
+  in_flight?: string;
 }
 
 /** Collector totals recorded in a predicate: probes sorted by name, and when they were taken. */

@@ -112,6 +112,7 @@ export interface StatusUpdate {
     deduplicated: bigint | number | string;
     emitted: bigint | number | string;
     lost: bigint | number | string;
+    in_flight?: bigint | number | string;
   }>;
   wallNs?: bigint;
 }

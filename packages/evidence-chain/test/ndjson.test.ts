@@ -65,11 +65,12 @@ function status(seq: number): CollectorStatusRecord {
         name: 'file_open',
         attached: true,
         attach_type: 'raw_tp',
-        seen: '10',
+        seen: '13',
         filtered: '2',
         deduplicated: '1',
         emitted: '7',
         lost: '0',
+        in_flight: '3',
       },
       {
         name: 'tcp_state',
@@ -139,5 +140,8 @@ describe('@stellaops/ndjson records through the chain', () => {
       'tcp_state',
     ]);
     expect(st.predicate.record_counts).toMatchObject({ collector_status: '1' });
+    // In-band totals keep what was in flight, so seen still adds up in the statement.
+    expect(st.predicate.collector_status.probes[0]).toMatchObject({ seen: '13', in_flight: '3' });
+    expect(st.predicate.collector_status.probes[1].in_flight).toBeUndefined();
   });
 });
