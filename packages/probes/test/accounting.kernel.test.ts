@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   mkdtempSync,
   readdirSync,
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { numPossibleCpus } from '@stellaops/bpf-loader';
 import type { ExecEvent, ProbeEvent } from '@stellaops/probes';
-import { openProbeSet } from '@stellaops/probes';
+import { openNetProbes, openProbeSet } from '@stellaops/probes';
 import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFsops, Collector, runInCgroup, TestCgroup } from './helpers/harness.js';
@@ -182,5 +182,51 @@ describe.runIf(runs)('kernel counters: seen is counted apart from the fates', ()
     } finally {
       await set.close();
     }
+  });
+});
+
+describe.runIf(runs)('net counters: the final read balances', () => {
+  it('after close(), the net probes keep finalCounters that balance exactly and count the connects made', async () => {
+    const cg = new TestCgroup('stella-probes-netfinal');
+    const net = openNetProbes({
+      probes: ['tcp_state', 'net_connect'],
+      cgroupIds: [cg.id],
+      dedup: false,
+      hostLibraries: false,
+      rescanIntervalMs: 0,
+    });
+    const N = 20;
+    try {
+      const drained = (async () => {
+        for await (const _ of net) {
+          // the records themselves are checked by net.test.ts
+        }
+      })();
+      expect(net.finalCounters).toBeUndefined();
+      // Waits until moved into the cgroup, then N connects to a closed port: refused at once.
+      const script = `import socket, sys\nsys.stdin.read(1)\nfor _ in range(${N}):\n  s = socket.socket()\n  try: s.connect(('127.0.0.1', 9))\n  except OSError: pass\n  s.close()\nprint(${N})`;
+      const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      const done = new Promise((resolve) => child.on('close', resolve));
+      cg.add(child.pid!);
+      child.stdin!.end('g');
+      expect(await done).toBe(0);
+      expect(out.trim()).toBe(String(N));
+      await net.close();
+      await drained;
+    } finally {
+      await net.close();
+      cg.remove();
+    }
+    for (const [name, f] of net.finalCounters!) {
+      expect(f.seen, name).toBe(f.filtered + f.deduplicated + f.emitted + f.lost);
+    }
+    // Only the workload's connects pass the cgroup filter.
+    const connect = net.finalCounters!.get('net_connect')!;
+    expect(connect.seen - connect.filtered).toBe(BigInt(N));
+    expect(connect.emitted + connect.lost).toBe(BigInt(N));
   });
 });
