@@ -43,10 +43,11 @@ if (!forced) {
 
 const here = `${process.platform}-${process.arch}${libc() ? ` (${libc()})` : ''}, Node ${process.version}`;
 if (!existsSync(join(root, 'binding.gyp'))) {
-  say(`no usable addon for ${here} and no sources to build one`);
+  say(`cannot install: no usable addon for ${here} and no sources to build one`);
+  for (const t of tried) say(`  prebuild did not load: ${t}`);
   process.exit(1);
 }
-say(forced ? 'building from source (requested)' : `no prebuilt addon fits ${here}; building from source`);
+say(forced ? 'building from source (requested)' : `no prebuilt addon loads on ${here}; building from source`);
 for (const t of tried) say(`  prebuild did not load: ${t}`);
 const gyp = process.env.npm_config_node_gyp;
 const build = gyp
