@@ -20,7 +20,8 @@
 #   KERNEL_VM_TIMEOUT  seconds per kernel (default 2400) before qemu is killed
 #   KERNEL_VM_ACCEL    tcg (default) or kvm
 #   KERNEL_VM_SMP      guest CPUs (default 2), KERNEL_VM_MEM (default 3G)
-#   KERNEL_VM_TESTS    test paths or filters for vitest (default: the three packages)
+#   KERNEL_VM_TESTS    test paths or filters for vitest (default: the kernel suites, test/, of
+#                      bpf-loader, probes and signals; the pure src/ unit tests run on the host)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +31,7 @@ timeout_s=${KERNEL_VM_TIMEOUT:-2400}
 accel=${KERNEL_VM_ACCEL:-tcg}
 smp=${KERNEL_VM_SMP:-2}
 mem=${KERNEL_VM_MEM:-3G}
-tests=${KERNEL_VM_TESTS:-packages/bpf-loader packages/probes packages/signals}
+tests=${KERNEL_VM_TESTS:-packages/bpf-loader/test packages/probes/test packages/signals/test}
 
 log() { printf '[kernel-vm] %s\n' "$*" >&2; }
 die() {

@@ -97,6 +97,7 @@ const volatile __u8 cfg_path_filter = 0;    /* 1: path_prefixes has entries */
 const volatile __u8 cfg_path_allow = 0;     /* 1: allow-list non-empty: unmatched paths are filtered */
 const volatile __u8 cfg_dedup = 1;          /* 1: dedup on */
 const volatile __u64 cfg_wakeup_bytes = 0;  /* force a wakeup when this much data is queued; 0 never */
+const volatile __u8 cfg_task_btf = 1;       /* 0: read the task without bpf_get_current_task_btf (stella_current_ppid) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -187,7 +188,7 @@ static __always_inline bool stella_task_filtered(__u32 tgid, __u64 cgroup_id)
 			return false;
 		/* A listed ancestor (a pod, a slice) admits its descendants. */
 		for (int level = 1; level < 8; level++) {
-			__u64 anc = bpf_get_current_ancestor_cgroup_id(level);
+			__u64 anc = stella_ancestor_cgroup_id(level); /* compat.h: no helper before 5.14 */
 			if (anc == 0 || anc == cgroup_id)
 				break;
 			if (bpf_map_lookup_elem(&cgroup_allow, &anc))
@@ -305,19 +306,35 @@ static __always_inline int stella_output(__u32 probe, void *data, __u64 size)
 	return 0;
 }
 
+/*
+ * The parent's tgid. bpf_get_current_task_btf (5.11) returns a BTF pointer:
+ * direct, fault-safe loads and no helper call per field. Older kernels get
+ * bpf_get_current_task() and CO-RE reads. libbpf resolves the enum check at
+ * load (0 where the running kernel lacks the helper) and the verifier drops
+ * the dead branch, so one object loads on both; cfg_task_btf = 0 (written by
+ * user space) forces the fallback, which is how it is tested on new kernels.
+ */
+static __always_inline __u32 stella_current_ppid(void)
+{
+	if (cfg_task_btf && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		return task->real_parent->tgid;
+	}
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(task, real_parent, tgid);
+}
+
 /* Fill the common header from the current task. */
 static __always_inline void stella_fill_header(struct stella_event_header *h, __u32 kind,
 					       __u64 pid_tgid, __u64 cgroup_id, __u64 now)
 {
-	/* A BTF pointer: direct (fault-safe) loads, no helper call per field. */
-	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 ugid = bpf_get_current_uid_gid();
 	h->mono_ns = now;
 	h->cgroup_id = cgroup_id;
 	h->kind = kind;
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->ppid = task->real_parent->tgid;
+	h->ppid = stella_current_ppid();
 	h->uid = (__u32)ugid;
 	h->gid = ugid >> 32;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));

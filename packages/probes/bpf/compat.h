@@ -72,6 +72,41 @@ static __always_inline struct mount *real_mount(struct vfsmount *mnt)
 }
 
 /*
+ * The current task's cgroup v2 ancestor id at `level` (0 = the root), or 0
+ * above the task's own level: what bpf_get_current_ancestor_cgroup_id
+ * returns. That helper reaches tracing programs only in 5.14 (kernel commit
+ * "bpf: Allow bpf_get_current_ancestor_cgroup_id for tracing"); a 5.10
+ * verifier rejects it. So the walk is done here, with CO-RE, on every kernel:
+ * older kernels keep the ids in cgroup->ancestor_ids[]; newer ones keep
+ * pointers in cgroup->ancestors[] (kernel commit "cgroup: Replace
+ * cgroup->ancestor_ids[] with ->ancestors[]"); the field that exists is
+ * used. The id is kernfs_node->id, as bpf_get_current_cgroup_id reports it.
+ */
+struct cgroup___ancestor_ids {
+	int level;
+	__u64 ancestor_ids[];
+} __attribute__((preserve_access_index));
+
+static __always_inline __u64 stella_ancestor_cgroup_id(int level)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+	if (!cg || level < 0 || level > BPF_CORE_READ(cg, level))
+		return 0;
+	__u64 id = 0;
+	if (bpf_core_field_exists(struct cgroup___ancestor_ids, ancestor_ids)) {
+		__u64 off = bpf_core_field_offset(struct cgroup___ancestor_ids, ancestor_ids);
+		bpf_probe_read_kernel(&id, sizeof(id), (char *)cg + off + (__u64)level * 8);
+	} else {
+		struct cgroup *anc = NULL;
+		__u64 off = bpf_core_field_offset(struct cgroup, ancestors);
+		bpf_probe_read_kernel(&anc, sizeof(anc), (char *)cg + off + (__u64)level * 8);
+		id = BPF_CORE_READ(anc, kn, id);
+	}
+	return id;
+}
+
+/*
  * The exit status of a process whose last thread exits. When the group is
  * killed or calls exit_group(2), signal->group_exit_code holds the status the
  * parent will see (kernel/exit.c do_group_exit); otherwise task->exit_code.
@@ -80,12 +115,16 @@ static __always_inline struct mount *real_mount(struct vfsmount *mnt)
 #define STELLA_SIGNAL_GROUP_EXIT 0x00000004
 
 /*
- * Minimum kernel 5.17: bpf_loop (the cwd/dirfd path walk; an unrolled walk
- * of 64 components with mount crossings exceeds the verifier's budget),
- * plus ring buffers (5.8) and bpf_get_current_task_btf (5.11). Older kernels
- * fail at load with code 'LOAD' and the verifier log names the helper. lsm/file_open needs CONFIG_BPF_LSM with "bpf" in the
- * lsm= list; fentry needs CONFIG_FUNCTION_TRACER with direct calls: both are
- * optional and feature-probed before load.
+ * Kernel floor, feature by feature (tools/kernel-vm boots 5.10, 6.1 and 6.12):
+ * - ring buffers: 5.8. tp_btf: 5.5 (raw_tp, 4.17, is the fallback).
+ * - the cwd/dirfd path walk: a bounded loop (5.3) over a global function
+ *   (5.6), fe_walk_step in fileexec.bpf.c; bpf_loop (5.17) is not used.
+ * - bpf_get_current_task_btf: 5.11; stella_current_ppid (common.h) falls
+ *   back to bpf_get_current_task + CO-RE, chosen at load by a CO-RE enum
+ *   check, so the object carries no kernel version.
+ * lsm/file_open needs CONFIG_BPF_LSM with "bpf" in the lsm= list; fentry
+ * needs CONFIG_FUNCTION_TRACER with direct calls: both are optional and
+ * feature-probed before load.
  */
 
 /*

@@ -16,11 +16,24 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* State of one path walk (walk_path): in the scratch map, where the step function finds it. */
+struct walk_ctx {
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct dentry *root_d;
+	struct vfsmount *root_m;
+	__u32 pos;
+	__u8 done;
+	__u8 truncated;
+};
+
 struct fe_scratch {
 	struct fe_file_open_event open;
 	struct fe_exec_event exec;
 	char walk[FE_PATH_MAX + 256];
 	struct stella_prefix_key prefix;
+	struct walk_ctx wc;
 	/* Unused: exit records are reserved in the ring directly. Listed so the
 	 * type is in the object's BTF, where test/btf-layout.test.ts checks it. */
 	struct fe_exit_event exit_btf_anchor;
@@ -65,24 +78,22 @@ static __always_inline __u64 hash_bytes(const char *buf, __u32 len)
 /*
  * Write the path of (dentry, vfsmnt) as seen from the task's root into the
  * end of s->walk, right-aligned at FE_PATH_MAX. Returns the start offset;
- * the path is walk[start, FE_PATH_MAX) ("" for the root itself). One
- * component per bpf_loop step: a plain loop of FE_MAX_DEPTH steps with
- * mount crossings exceeds the verifier's 1M-instruction budget.
+ * the path is walk[start, FE_PATH_MAX) ("" for the root itself).
+ *
+ * One component per call of fe_walk_step, a global (non-inlined) function:
+ * the verifier checks a global function once, on its own, instead of once
+ * per loop iteration and branch, so a plain bounded loop of FE_MAX_DEPTH
+ * steps stays far below its budget on every kernel. bpf_loop (5.17) is not
+ * needed: kernels 5.6+ have global functions and bounded loops (5.3). A
+ * global function on those kernels takes no pointer arguments (5.12 added
+ * them), so the walk state lives in the per-CPU scratch entry.
  */
-struct walk_ctx {
-	struct dentry *dentry;
-	struct vfsmount *vfsmnt;
-	struct mount *mnt;
-	struct dentry *root_d;
-	struct vfsmount *root_m;
-	__u32 pos;
-	__u8 done;
-	__u8 truncated;
-};
-
-static long walk_step(__u32 i, void *data)
+__noinline int fe_walk_step(void)
 {
-	struct walk_ctx *c = data;
+	struct fe_scratch *s = scratch();
+	if (!s)
+		return 1;
+	struct walk_ctx *c = &s->wc;
 	struct dentry *dentry = c->dentry;
 	struct vfsmount *vfsmnt = c->vfsmnt;
 	if (dentry == c->root_d && vfsmnt == c->root_m) {
@@ -103,9 +114,6 @@ static long walk_step(__u32 i, void *data)
 		c->vfsmnt = (struct vfsmount *)((char *)mparent + bpf_core_field_offset(struct mount, mnt));
 		return 0;
 	}
-	struct fe_scratch *s = scratch();
-	if (!s)
-		return 1;
 	__u32 len = BPF_CORE_READ(dentry, d_name.len);
 	const unsigned char *name = BPF_CORE_READ(dentry, d_name.name);
 	if (len > 255)
@@ -125,21 +133,26 @@ static long walk_step(__u32 i, void *data)
 	return 0;
 }
 
-static __always_inline __u32 walk_path(struct dentry *dentry, struct vfsmount *vfsmnt, __u8 *pflags)
+static __always_inline __u32 walk_path(struct fe_scratch *s, struct dentry *dentry, struct vfsmount *vfsmnt,
+				       __u8 *pflags)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct walk_ctx c = {
-		.dentry = dentry,
-		.vfsmnt = vfsmnt,
-		.mnt = real_mount(vfsmnt),
-		.root_d = BPF_CORE_READ(task, fs, root.dentry),
-		.root_m = BPF_CORE_READ(task, fs, root.mnt),
-		.pos = FE_PATH_MAX,
-	};
-	bpf_loop(FE_MAX_DEPTH, walk_step, &c, 0);
-	if (!c.done || c.truncated)
+	struct walk_ctx *c = &s->wc;
+	c->dentry = dentry;
+	c->vfsmnt = vfsmnt;
+	c->mnt = real_mount(vfsmnt);
+	c->root_d = BPF_CORE_READ(task, fs, root.dentry);
+	c->root_m = BPF_CORE_READ(task, fs, root.mnt);
+	c->pos = FE_PATH_MAX;
+	c->done = 0;
+	c->truncated = 0;
+	for (int i = 0; i < FE_MAX_DEPTH; i++) {
+		if (fe_walk_step())
+			break;
+	}
+	if (!c->done || c->truncated)
 		*pflags |= FE_PATH_TRUNCATED;
-	return c.pos;
+	return c->pos;
 }
 
 /* The struct file open on fd in the current task, or NULL. */
@@ -283,7 +296,7 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const boo
 			d = BPF_CORE_READ(basefile, f_path.dentry);
 			m = BPF_CORE_READ(basefile, f_path.mnt);
 		}
-		__u32 pos = walk_path(d, m, &ev->path_flags);
+		__u32 pos = walk_path(s, d, m, &ev->path_flags);
 		__u32 plen = FE_PATH_MAX - pos;
 		if (plen > FE_PATH_MAX - 1)
 			plen = FE_PATH_MAX - 1;

@@ -24,6 +24,15 @@ describe('openProbeSet options', () => {
     expect(o.attach).toBe('auto');
   });
 
+  it("taskAccess: 'auto' by default, 'core' accepted, anything else named with the fix", () => {
+    expect(resolveOptions({}).taskAccess).toBe('auto');
+    expect(resolveOptions({ taskAccess: 'core' }).taskAccess).toBe('core');
+    const e = optionError({ taskAccess: 'btf' });
+    expect(e.option).toBe('taskAccess');
+    expect(e.message).toBe(`taskAccess: must be 'auto' or 'core', got "btf"`);
+    expect(e.hint).toMatch(/kernels before 5\.11/);
+  });
+
   it('keeps explicit filters as kernel-ready bytes', () => {
     const o = resolveOptions({
       filters: {

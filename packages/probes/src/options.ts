@@ -36,6 +36,13 @@ export interface ProbeSetOptions {
    * naming one forces it, without fallback.
    */
   attach?: 'auto' | 'tp_btf' | 'raw_tp';
+  /**
+   * How the programs read the current task: 'auto' (default) uses
+   * bpf_get_current_task_btf where the kernel has it (5.11+), else
+   * bpf_get_current_task with CO-RE reads; 'core' forces the latter (tests
+   * the older kernels' path on a new one). Reported in each probe's reason.
+   */
+  taskAccess?: 'auto' | 'core';
 }
 
 export const ALL_PROBES: readonly ProbeName[] = ['file_open', 'exec', 'exit', 'file_open_lsm'];
@@ -53,6 +60,7 @@ export interface ResolvedOptions {
   bindingPath: string | undefined;
   objectPath: string | undefined;
   attach: 'auto' | 'tp_btf' | 'raw_tp';
+  taskAccess: 'auto' | 'core';
 }
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -114,7 +122,16 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     'bindingPath',
     'objectPath',
     'attach',
+    'taskAccess',
   ]);
+  const taskAccess = opts.taskAccess ?? 'auto';
+  if (taskAccess !== 'auto' && taskAccess !== 'core') {
+    throw new ProbeOptionError(
+      'taskAccess',
+      `must be 'auto' or 'core', got ${JSON.stringify(taskAccess)}`,
+      "'core' forces the path kernels before 5.11 take; leave it unset otherwise",
+    );
+  }
   const attach = opts.attach ?? 'auto';
   if (attach !== 'auto' && attach !== 'tp_btf' && attach !== 'raw_tp') {
     throw new ProbeOptionError(
@@ -190,5 +207,6 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     bindingPath: opts.bindingPath as string | undefined,
     objectPath: opts.objectPath as string | undefined,
     attach,
+    taskAccess,
   };
 }

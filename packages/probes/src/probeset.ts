@@ -12,6 +12,7 @@ import { type KernelCounters, readCounters, readDedupStats, settledCounters } fr
 import { decodeEvent } from './decode.js';
 import { ProbesError } from './errors.js';
 import type { ProbeEvent, ProbeName } from './events.js';
+import { taskAccess, taskAccessNote } from './kernel-btf.js';
 import { COUNTER_SLOT, LAYOUT, PREFIX_ACTION } from './layout.js';
 import { objectPath } from './objects.js';
 import { type ProbeSetOptions, type ResolvedOptions, resolveOptions } from './options.js';
@@ -150,6 +151,7 @@ function attempt(
     obj.setGlobal('cfg_path_filter', o.allow.length + o.deny.length > 0);
     obj.setGlobal('cfg_path_allow', o.allow.length > 0);
     obj.setGlobal('cfg_dedup', o.dedup);
+    obj.setGlobal('cfg_task_btf', o.taskAccess === 'auto');
     // Wake the reader early when the ring is half full, so a burst is drained before it overflows.
     obj.setGlobal('cfg_wakeup_bytes', BigInt(o.ringBufferBytes / 2));
     obj.resizeMap('events', o.ringBufferBytes);
@@ -179,7 +181,12 @@ function attempt(
         }
         try {
           all.push(obj.attach(LSM_PROGRAMS[lsm]));
-          status.push({ name: p, attached: true, attachType: lsm });
+          const task = notes.get('task');
+          status.push(
+            task
+              ? { name: p, attached: true, attachType: lsm, reason: task }
+              : { name: p, attached: true, attachType: lsm },
+          );
         } catch (e) {
           status.push({ name: p, attached: false, reason: `not attached: ${errText(e)}` });
         }
@@ -198,7 +205,7 @@ function attempt(
         status.push({ name: p, attached: false, reason: `not attached: ${errText(e)}` });
         continue;
       }
-      const note = notes.get(variant);
+      const note = [notes.get(variant), notes.get('task')].filter(Boolean).join('; ');
       status.push(
         note
           ? { name: p, attached: true, attachType: variant, reason: note }
@@ -330,7 +337,10 @@ class ProbeSetImpl implements ProbeSet {
  * @throws ProbeOptionError for invalid options (before touching the kernel);
  *   ProbesError 'OBJECT_MISSING' when the BPF object was not built;
  *   the loader's BpfError (OPEN/LOAD/ATTACH/PRIVILEGE/...) when no probe can run.
- * Needs CAP_BPF + CAP_PERFMON (or root) and a kernel with BTF and bpf_loop (5.17+).
+ * Needs CAP_BPF + CAP_PERFMON (or root) and a kernel with BTF, ring buffers and
+ * BPF global functions (5.8+; `npm run test:kernels` runs the tests on 5.10, 6.1, 6.12).
+ * Before 5.11 the task is read without bpf_get_current_task_btf, and each
+ * probe's `reason` says so.
  */
 export function openProbeSet(opts?: ProbeSetOptions): ProbeSet {
   const o = resolveOptions(opts);
@@ -355,6 +365,9 @@ export function openProbeSet(opts?: ProbeSetOptions): ProbeSet {
     }
     if (variants.length === 0) variants.push('tp_btf'); // let the loader say precisely why it fails
   }
+
+  // Which branch of stella_current_ppid (bpf/common.h) the programs take: said in each status.
+  if (taskAccess(o.taskAccess) === 'core') notes.set('task', taskAccessNote(o.taskAccess));
 
   let lsm: LsmVariant | undefined;
   if (o.probes.includes('file_open_lsm')) {

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent, ProbeSet } from '@stellaops/probes';
@@ -65,6 +65,13 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
     const lsm = byName.get('file_open_lsm')!;
     if (!lsm.attached) expect(lsm.reason).toMatch(/^not attached: \S/);
     else expect(['lsm', 'fentry']).toContain(lsm.attachType);
+    // Before 5.11 the programs read the task without bpf_get_current_task_btf, and say so.
+    const [major = 0, minor = 0] = release().split('.').map(Number);
+    const pre511 = major < 5 || (major === 5 && minor < 11);
+    for (const n of ['exec', 'exit', 'file_open']) {
+      if (pre511) expect(byName.get(n)!.reason).toMatch(/bpf_get_current_task_btf needs Linux 5\.11/);
+      else expect(byName.get(n)!.reason ?? '').not.toMatch(/bpf_get_current_task/);
+    }
   });
 
   it('open(2) of an absolute path: pid, ppid, path, flags, fd', async () => {
@@ -297,6 +304,26 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
         await c.waitFor(isExec(r.pid), atLeast(1));
         const [x] = await c.waitFor(isExit(r.pid), atLeast(1));
         expect(x).toMatchObject({ exitCode: 0, signal: 0 });
+      },
+    );
+  });
+
+  it('the pre-5.11 task path (no bpf_get_current_task_btf), forced: same parent pid, and each probe says so', async () => {
+    await withSet(
+      { taskAccess: 'core', probes: ['file_open', 'exec', 'exit'], dedup: { enabled: false } },
+      async (c, s) => {
+        for (const st of s.status) {
+          expect(st.attached).toBe(true);
+          expect(st.reason).toMatch(/task read with bpf_get_current_task \+ CO-RE \(forced/);
+        }
+        const target = join(dir, 'sub', 'target.txt');
+        const r = run(bin, ['open', target]);
+        const m = await c.waitFor(isOpen(r.pid), (x) => x.some((e) => e.path.toString() === target));
+        expect(m.find((e) => e.path.toString() === target)).toMatchObject({ pid: r.pid, ppid: process.pid });
+        const [ex] = await c.waitFor(isExec(r.pid), atLeast(1));
+        expect(ex).toMatchObject({ pid: r.pid, ppid: process.pid });
+        const [x] = await c.waitFor(isExit(r.pid), atLeast(1));
+        expect(x).toMatchObject({ ppid: process.pid, exitCode: 0 });
       },
     );
   });

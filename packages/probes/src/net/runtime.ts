@@ -20,6 +20,7 @@ import {
 } from '@stellaops/bpf-loader';
 import { type KernelCounters, readCounters, settledCounters } from '../counters.js';
 import { ProbeOptionError, ProbesError } from '../errors.js';
+import { kernelBtfHasName } from '../kernel-btf.js';
 import { type AttachedLibrary, SSL_IO_SYMBOLS, SSL_UPROBES, UprobeAttacher } from './attach.js';
 import { decodeNetRecord, type NetEvent } from './decode.js';
 import { fileKey, hostLibraries, type LibraryKind, LibraryScanner } from './discovery.js';
@@ -144,6 +145,21 @@ const STATE_VARIANTS = [
   },
 ] as const;
 const HELPER_PROGRAMS = STATE_VARIANTS.flatMap((v) => [v.state, v.exec, v.enter, v.exit, ...v.io]);
+
+/**
+ * The sock_send_length/sock_recv_length tracepoints give a TLS session its
+ * socket tuple. Older kernels (5.10 has neither) lack them: their programs
+ * are then left out, so the rest still loads, and the TLS probes say why
+ * their records carry no tuple. Every tracepoint has a btf_trace_<name>
+ * type in the kernel's BTF.
+ */
+function sockIoPrograms(variant: (typeof STATE_VARIANTS)[number]): readonly string[] {
+  return kernelBtfHasName('btf_trace_sock_send_length') && kernelBtfHasName('btf_trace_sock_recv_length')
+    ? variant.io
+    : [];
+}
+const NO_SOCK_IO =
+  'the kernel has no sock_send_length/sock_recv_length tracepoints: TLS records carry no socket tuple';
 
 const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
 
@@ -317,7 +333,13 @@ function load(o: Resolved, variant: (typeof STATE_VARIANTS)[number]): BpfObject 
     obj.resizeMap('events', o.ringBufferBytes);
     obj.resizeMap('pid_exclude', Math.max(256, o.excludePids.length));
     obj.resizeMap('cgroup_allow', Math.max(1024, o.cgroupIds.length));
-    const wanted = new Set<string>([variant.state, variant.exec, variant.enter, variant.exit, ...variant.io]);
+    const wanted = new Set<string>([
+      variant.state,
+      variant.exec,
+      variant.enter,
+      variant.exit,
+      ...sockIoPrograms(variant),
+    ]);
     for (const p of HELPER_PROGRAMS) obj.setAutoload(p, wanted.has(p));
     obj.load();
     const one = Buffer.from([1]);
@@ -398,7 +420,8 @@ function attachFixed(
       }
     }
   }
-  if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) for (const p of variant.io) attach(p);
+  if (o.probes.has('tls_io') || o.probes.has('tls_handshake'))
+    for (const p of sockIoPrograms(variant)) attach(p);
   if (o.rescanOnExec && usesUprobes(o)) attach(variant.exec);
   return status;
 }
@@ -501,7 +524,10 @@ class NetProbesImpl implements NetProbes {
           : failed.length
             ? `${failed.length} file(s) refused: ${failed.map((f) => `${f.target.path}: ${f.error}`).join('; ')}`
             : undefined;
-      out.push({ name, attached: good.length > 0, attachType: 'uprobe', ...(reason ? { reason } : {}) });
+      const noIo =
+        name.startsWith('tls_') && good.length > 0 && sockIoPrograms(STATE_VARIANTS[0]).length === 0;
+      const why = [reason, noIo ? NO_SOCK_IO : undefined].filter(Boolean).join('; ');
+      out.push({ name, attached: good.length > 0, attachType: 'uprobe', ...(why ? { reason: why } : {}) });
     };
     if (this.#o.sockSource === 'libc') {
       up('net_connect', ['libc'], 'libc');
