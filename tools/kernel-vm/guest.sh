@@ -8,6 +8,8 @@ tests=${2//,/ }
 out=/kvm-out
 export PATH="$repo/.toolchain/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 export HOME=/tmp TMPDIR=/tmp CI=1 NO_COLOR=1
+# Tests stretch their own child-process deadlines by this (tools/testing/src/time.ts).
+export STELLA_TIME_SCALE=20
 # Tests gate on this: no container runtime runs in the VM.
 export STELLA_KERNEL_VM
 STELLA_KERNEL_VM=$(uname -r)

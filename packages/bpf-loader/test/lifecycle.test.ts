@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BpfError, BpfObject, NotSupportedError, probeFeature, tracefsPath } from '@stellaops/bpf-loader';
-import { canRunBpf } from '@stellaops/testing';
+import { canRunBpf, scaled } from '@stellaops/testing';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeEvent,
@@ -298,7 +298,7 @@ describe.runIf(canRunBpf('bpf-loader lifecycle'))(
         const script = `umount -l /sys/kernel/tracing 2>/dev/null; umount -l /sys/kernel/debug/tracing 2>/dev/null; umount -l /sys/kernel/debug 2>/dev/null; test -e /sys/kernel/tracing/events && exit 99; exec "${tsx}" "${child}"`;
         const r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], {
           encoding: 'utf8',
-          timeout: 60_000,
+          timeout: scaled(60_000),
         });
         expect(r.status, r.stderr).toBe(0);
         const out = JSON.parse(r.stdout) as { code?: string; hint?: string };

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tracefsPath } from '@stellaops/bpf-loader';
-import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
+import { canRunBpf, commandUnavailableReason, gate, scaled } from '@stellaops/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtures, fixture, targetBin } from './helpers.js';
 
@@ -31,7 +31,7 @@ function asNobody(caps: string[]) {
       fixture('fixture.bpf.o'),
       targetBin,
     ],
-    { encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: 30_000 },
+    { encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: scaled(30_000) },
   );
   return JSON.parse(stdout);
 }

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { scaled } from '@stellaops/testing';
 import { type NetEvent, type NetProbeOptions, type NetProbes, openNetProbes } from '../src/net/index.js';
 
 /** Debian's python: its _ssl links the system libssl.so.3 dynamically. */
@@ -113,7 +114,7 @@ export function start(
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not get ready: ${out}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not get ready: ${out}`)), scaled(10_000));
     const check = (d: Buffer) => {
       out += d.toString();
       if (ready?.test(out)) {

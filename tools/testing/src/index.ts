@@ -5,3 +5,4 @@ export {
   commandUnavailableReason,
   gate,
 } from './privileges.js';
+export { scaled, timeScale } from './time.js';
