@@ -27,3 +27,5 @@ node node_modules/vitest/vitest.mjs run --reporter=default --reporter=./tools/te
   --testTimeout=600000 --hookTimeout=1200000 --exclude '**/*-layout.test.ts' --exclude '**/node_modules/**' $tests 2>&1 |
   tee "$out/vitest.log"
 echo "${PIPESTATUS[0]}" >"$out/rc"
+# Which hook and fallback each probe takes on this kernel, for the matrix summary.
+node node_modules/tsx/dist/cli.mjs tools/kernel-vm/status.ts >"$out/hooks.txt" 2>&1

@@ -202,6 +202,9 @@ main() {
     fi
   done
   printf '\n'
+  for v in "${versions[@]}"; do
+    [ -s "$cache/$v/out/hooks.txt" ] && sed "s/^/[kernel-vm] $v hook: /" "$cache/$v/out/hooks.txt"
+  done
   for s in "${summary[@]}"; do printf '[kernel-vm] %s\n' "$s"; done
   printf '%d passed, %d failed\n' "$passed" "$failed"
   [ "$failed" = 0 ]
