@@ -12,7 +12,7 @@ import { repoRoot } from '../scripts/packages.js';
 const run = canRunBpf('packed install (no compiler, no libbpf) and collect()');
 
 /** Upper bound of the whole script: build check, pack, install, two collect() runs. */
-const BUDGET_MS = 480_000;
+const BUDGET_MS = 600_000;
 
 describe.runIf(run)('packed packages on a machine without a compiler', () => {
   it(
