@@ -310,7 +310,13 @@ class ProbeSetImpl implements ProbeSet {
     const obj = this.#obj;
     if (!obj) return;
     // Detach first, then read the counters nothing can add to any more.
-    for (const l of this.#links) l.close();
+    for (const l of this.#links) {
+      try {
+        l.close();
+      } catch {
+        // obj.close() below detaches it for good
+      }
+    }
     try {
       this.#final = settledCounters(() => this.counters());
     } catch {

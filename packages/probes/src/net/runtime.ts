@@ -609,7 +609,13 @@ class NetProbesImpl implements NetProbes {
     this.#pending.clear();
     // Detach every program first, then read the counters nothing can add to any more.
     this.#attacher.close();
-    for (const l of this.#links) l.close();
+    for (const l of this.#links) {
+      try {
+        l.close();
+      } catch {
+        // this.#obj.close() below detaches it for good
+      }
+    }
     try {
       this.#final = settledCounters(() => this.#read());
     } catch {
