@@ -34,9 +34,9 @@ const meta = {
   filterConfigDigest: 'sha256:00',
 };
 
-/** A canonical (JCS key order) file_open record of ~300 bytes. */
+/** A canonical (JCS key order), schema v1 valid file_open record of ~590 bytes (verifyChain decodes every line). */
 function line(seq: number, wall: bigint, mono: bigint): string {
-  return `{"cgroup_id":"4242","comm":"python3","container":{"id":"3f2a9c0d1e5b7a8f","image_manifest_digest":"sha256:9b1c6f","runtime":"containerd","status":"resolved"},"filename":"/usr/lib/python3.11/site-packages/x${seq % 997}.py","flags":524288,"gid":0,"host_id":"bench-host","mono_ns":"${mono}","pid":4242,"ppid":1,"schema_version":1,"seq":"${seq}","tid":4242,"type":"file_open","uid":0,"wall_ns":"${wall}"}\n`;
+  return `{"cgroup_id":"4242","comm":"python3","container":{"id":"3f2b1c0d9e8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c","image_manifest_digest":"sha256:4f1b8a7c3e2d6b5a4f1b8a7c3e2d6b5a4f1b8a7c3e2d6b5a4f1b8a7c3e2d6b5a","runtime":"containerd","status":"resolved"},"dirfd":-100,"flags":524288,"gid":0,"host_id":"bench-host","mode":0,"mono_ns":"${mono}","path":"/usr/lib/python3.11/site-packages/x${seq % 997}.py","path_resolution":"absolute","path_truncated":false,"pid":4242,"ppid":1,"ret":3,"schema_version":1,"seq":"${seq}","syscall":"openat","tid":4242,"type":"file_open","uid":0,"wall_ns":"${wall}"}\n`;
 }
 
 async function throughput(records: number, batch: number) {
