@@ -6,13 +6,47 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CollectorStatusRecord, type EvidenceRecord, validateRecord } from '@stellaops/ndjson';
 import { canRunBpf } from '@stellaops/testing';
 import { describe, expect, it } from 'vitest';
 import { type CollectOptions, collect } from '../src/collect.js';
+
+/** The cgroup v2 root. */
+function cgroupRoot(): string {
+  for (const p of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
+    try {
+      if (statSync(join(p, 'cgroup.procs')).isFile() && statSync(join(p, 'cgroup.controllers')).isFile())
+        return p;
+    } catch {}
+  }
+  throw new Error('no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified');
+}
+
+/**
+ * A cgroup of its own for the workload: the collection traces only it (an
+ * in-kernel filter), so the final counters are the workload's alone, not
+ * those of whatever else runs on the machine.
+ */
+function makeCgroup(): {
+  dir: string;
+  id: bigint;
+  run(cmd: string, args: string[]): ReturnType<typeof spawnSync>;
+} {
+  const dir = join(cgroupRoot(), `stella-long-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(dir);
+  return {
+    dir,
+    id: statSync(dir, { bigint: true }).ino,
+    // The shell joins the cgroup, then becomes the command: its exec and opens happen inside.
+    run: (cmd, args) =>
+      spawnSync('/bin/sh', ['-c', `echo $$ > ${dir}/cgroup.procs && exec "$@"`, 'sh', cmd, ...args], {
+        encoding: 'utf8',
+      }),
+  };
+}
 
 /** Run `work` under a collection; returns its records once the collection is closed. */
 async function collected(options: CollectOptions, work: () => void): Promise<EvidenceRecord[]> {
@@ -41,6 +75,7 @@ function finalStatus(records: EvidenceRecord[]): CollectorStatusRecord {
 describe.runIf(canRunBpf('long paths and argv through collect()'))('long inputs (kernel)', () => {
   it('an openat through a dirfd of a 3800-byte directory with a 481-byte relative path: one file_open, cut, path_truncated, nothing lost', async () => {
     const top = mkdtempSync(join(tmpdir(), 'stella-long-'));
+    const cg = makeCgroup();
     try {
       let deep = top;
       while (deep.length < 3800) deep = join(deep, 'd'.repeat(Math.min(250, 3800 - deep.length - 1)));
@@ -55,7 +90,7 @@ describe.runIf(canRunBpf('long paths and argv through collect()'))('long inputs 
       const records = await collected(
         {
           probes: { file_open: true, exec: false, tcp_state: false, libc_net: false, tls: false },
-          filters: { pathAllowlist: [`${top}/**`] },
+          filters: { cgroupIds: [cg.id], pathAllowlist: [`${top}/**`] },
         },
         () => {
           const script = `
@@ -65,9 +100,9 @@ f = os.open(sys.argv[2], os.O_RDONLY, dir_fd=fd)
 assert os.read(f, 1) == b'x'
 print(os.getpid())
 `;
-          const r = spawnSync('/usr/bin/python3', ['-c', script, deep, rel], { encoding: 'utf8' });
-          expect(r.status, r.stderr).toBe(0);
-          pid = Number(r.stdout.trim());
+          const r = cg.run('/usr/bin/python3', ['-c', script, deep, rel]);
+          expect(r.status, String(r.stderr)).toBe(0);
+          pid = Number(String(r.stdout).trim());
         },
       );
       const opens = records.filter(
@@ -89,19 +124,29 @@ print(os.getpid())
       for (const p of status) expect(p.lost, p.name).toBe('0');
     } finally {
       rmSync(top, { recursive: true, force: true });
+      rmdirSync(cg.dir);
     }
   });
 
   it('an exec with 1500 arguments: one process_exec with the first 1024, argv_truncated, nothing lost', async () => {
     const tag = `stella-argv-${randomBytes(6).toString('hex')}`;
     const args = [tag, ...Array.from({ length: 1499 }, (_, i) => String(i % 10))];
-    const records = await collected(
-      { probes: { file_open: false, exec: true, tcp_state: false, libc_net: false, tls: false } },
-      () => {
-        const r = spawnSync('/bin/true', args);
-        expect(r.status).toBe(0);
-      },
-    );
+    const cg = makeCgroup();
+    let records: EvidenceRecord[];
+    try {
+      records = await collected(
+        {
+          probes: { file_open: false, exec: true, tcp_state: false, libc_net: false, tls: false },
+          filters: { cgroupIds: [cg.id] },
+        },
+        () => {
+          const r = cg.run('/bin/true', args);
+          expect(r.status, String(r.stderr)).toBe(0);
+        },
+      );
+    } finally {
+      rmdirSync(cg.dir);
+    }
     const execs = records.filter(
       (r) => r.type === 'process_exec' && Array.isArray(r.argv) && r.argv[1] === tag,
     ) as Extract<EvidenceRecord, { type: 'process_exec' }>[];
