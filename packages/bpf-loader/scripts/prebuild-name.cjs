@@ -13,8 +13,14 @@ const ADDON = 'stella_bpf';
 /** 'glibc' or 'musl' on Linux, undefined elsewhere. */
 function libc() {
   if (process.platform !== 'linux') return undefined;
-  const header = process.report.getReport().header;
-  return header.glibcVersionRuntime ? 'glibc' : 'musl';
+  // The report's network section can take long to gather; it is not needed.
+  const excludeNetwork = process.report.excludeNetwork;
+  process.report.excludeNetwork = true;
+  try {
+    return process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl';
+  } finally {
+    process.report.excludeNetwork = excludeNetwork;
+  }
 }
 
 /** The prebuild file for this machine (or for the given tags). */

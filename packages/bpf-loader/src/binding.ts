@@ -90,8 +90,17 @@ const ADDON = 'stella_bpf';
  * against, since a glibc build does not load on musl.
  */
 function libcTag(): 'glibc' | 'musl' {
-  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
-  return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+  // The report's network section can take long to gather; it is not needed.
+  // (excludeNetwork is in Node 22+, not yet in @types/node.)
+  const report = process.report as typeof process.report & { excludeNetwork: boolean };
+  const excludeNetwork = report.excludeNetwork;
+  report.excludeNetwork = true;
+  try {
+    const header = (report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+    return header?.glibcVersionRuntime ? 'glibc' : 'musl';
+  } finally {
+    report.excludeNetwork = excludeNetwork;
+  }
 }
 
 /**
