@@ -102,6 +102,38 @@ describe.runIf(runs)('exec dedup: the fact is the command line, not the file', (
   });
 });
 
+describe.runIf(runs && gate('busybox applets', commandUnavailableReason('busybox')))(
+  'exec dedup: busybox applets',
+  () => {
+    it('every applet busybox sh runs through /proc/self/exe is recorded, not only the first', async () => {
+      const bin = buildFsops();
+      const cg = new TestCgroup('stella-probes-busybox');
+      const set = openProbeSet({ probes: ['exec'], filters: { cgroupIds: [cg.id] } });
+      const c = new Collector(set);
+      try {
+        const script =
+          'cat /dev/null; cat /etc/hostname >/dev/null; sleep 0; wc -c /dev/null >/dev/null; true';
+        const busybox = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
+        const [r] = await runInCgroup(bin, cg, [['execve', busybox, 'busybox', 'sh', '-c', script]]);
+        expect(r!.status).toBe(0);
+        const applets = (m: ExecEvent[]) =>
+          m.filter((e) => e.filename.toString() === '/proc/self/exe').map((e) => argvOf(e).join(' '));
+        const m = await c.waitFor(inCgroup(cg.id), (x) => applets(x).length >= 4);
+        expect(applets(m).sort()).toEqual([
+          'cat /dev/null',
+          'cat /etc/hostname',
+          'sleep 0',
+          'wc -c /dev/null',
+        ]);
+      } finally {
+        await c.close();
+        cg.remove();
+        rmSync(dirname(bin), { recursive: true, force: true });
+      }
+    });
+  },
+);
+
 describe.runIf(runs)('kernel counters: seen is counted apart from the fates', () => {
   let bin: string;
   let dir: string;
