@@ -163,10 +163,14 @@ const NO_SOCK_IO =
 
 const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
 
-/** Path of the net object shipped with this package (src/net → ../../bpf). */
+/**
+ * Path of the net object shipped with this package: dist/ → ../bpf in the
+ * installed package, src/net → ../../bpf in the repository. The package's own
+ * place is tried first so an installed copy never looks outside itself.
+ */
 export function netObjectPath(): string {
-  const fromSrc = join(here, '..', '..', 'bpf', 'net.bpf.o');
-  return existsSync(fromSrc) ? fromSrc : join(here, '..', 'bpf', 'net.bpf.o');
+  const fromDist = join(here, '..', 'bpf', 'net.bpf.o');
+  return existsSync(fromDist) ? fromDist : join(here, '..', '..', 'bpf', 'net.bpf.o');
 }
 
 function errText(e: unknown): string {
