@@ -232,10 +232,6 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #pipelineOver = false;
   #trackerTimer: NodeJS.Timeout | undefined;
   #state: CollectionState = 'starting';
-  /** Records of each probe read from the rings (what the stop cut compares with the kernel). */
-  #pushed = new Map<string, number>();
-  /** After the stop cut: how many more records of each probe the kernel had emitted before it. */
-  #cut: Map<string, number> | undefined;
   #records = 0n;
   /** Records read from the rings and not yet taken by the pipeline. */
   #queued = 0;
@@ -369,27 +365,11 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   async #pump<E>(source: AsyncIterable<E[]>, wrap: (e: E) => KernelEvent): Promise<void> {
     const highWater = this.#options.maxQueuedRecords ?? 65_536;
     for await (const batch of source) {
-      const items: Item[] = [];
+      const items: Item[] = new Array(batch.length);
       for (let i = 0; i < batch.length; i++) {
         const k = wrap(batch[i] as E);
-        const probe = probeNameOf(k);
-        const cut = this.#cut;
-        if (cut) {
-          // After the stop cut only what the kernel had emitted before it
-          // goes on: the final status counts exactly those (as emitted or
-          // lost), and nothing that happened after the stop.
-          const left = cut.get(probe) ?? 0;
-          if (left <= 0) continue;
-          cut.set(probe, left - 1);
-        } else {
-          this.#pushed.set(probe, (this.#pushed.get(probe) ?? 0) + 1);
-        }
         const h = headerOf(k);
-        items.push({ cgroupId: h.cgroupId, pid: h.pid, k });
-      }
-      if (items.length === 0) {
-        if (this.#stopped) break;
-        continue;
+        items[i] = { cgroupId: h.cgroupId, pid: h.pid, k };
       }
       this.#queued += items.length;
       this.#input.push(items);
@@ -721,8 +701,9 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
    * call with `{ fast: true }` during a stop (a second signal) ends the
    * drain wait at once: what is still in the rings is counted as lost.
    *
-   * Order: drain (bounded by `drainTimeoutMs`), cut (kernel counters read),
-   * detach the probes, end the input; the container tracker closes only
+   * Order: drain (bounded by `drainTimeoutMs`), detach the probes (final
+   * kernel counters read after detaching), end the input; the container
+   * tracker closes only
    * after the record loop is over (or, if nobody iterates any more, after
    * a grace period), so records in flight are still attributed.
    */
@@ -744,21 +725,15 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     return this.#closing;
   }
 
-  /** The stop cut: read the kernel counters, detach the probes, end the input. Idempotent. */
+  /**
+   * Detach the probes (their final counters are read after detaching, so
+   * everything the kernel emitted is either read by now or counted lost),
+   * let the pumps finish and end the input. Idempotent.
+   */
   #stopProbes(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#stopped = true;
-      // Snapshot the kernel counters before the maps go away; from here on
-      // only records the kernel had emitted before this point go through.
-      this.#accounts();
-      const cut = new Map<string, number>();
-      for (const [rt, counters] of this.#lastCounters) {
-        for (const st of rt.status) {
-          const emitted = Number(counters.get(st.name)?.emitted ?? 0n);
-          cut.set(st.name, Math.max(0, emitted - (this.#pushed.get(st.name) ?? 0)));
-        }
-      }
-      this.#cut = cut;
+      this.#accounts(); // the last running counters, for runtimes without final ones
       await this.#teardownProbes();
       await Promise.allSettled(this.#pumps);
       this.#input.end();

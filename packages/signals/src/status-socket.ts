@@ -81,7 +81,11 @@ function queryStatusAt(path: string, timeoutMs: number): Promise<unknown> {
     const timer = setTimeout(() => {
       sock.destroy();
       reject(
-        new StatusSocketError('NOT_RUNNING', `the collector on ${path} did not answer in ${timeoutMs} ms`),
+        new StatusSocketError(
+          'NOT_RUNNING',
+          `the collector on ${path} did not answer in ${timeoutMs} ms`,
+          'it may be hung: check its log, and its pid with: fuser ' + path,
+        ),
       );
     }, timeoutMs);
     sock.setEncoding('utf8');
@@ -117,9 +121,12 @@ function queryStatusAt(path: string, timeoutMs: number): Promise<unknown> {
 }
 
 /**
- * Ask the collector running on `dir` for its status.
+ * Ask the collector running on `dir` for its status. During a stop the
+ * answer says `state: "stopping"`; it can come a few seconds late, because
+ * detaching the TLS uprobes holds the collector's event loop (about 2 s
+ * with the default probes), hence the 10 s default wait.
  * @throws StatusSocketError('NOT_RUNNING') when none answers.
  */
-export function queryStatus(dir: string, timeoutMs = 3000): Promise<unknown> {
+export function queryStatus(dir: string, timeoutMs = 10_000): Promise<unknown> {
   return queryStatusAt(join(dir, STATUS_SOCKET), timeoutMs);
 }
