@@ -11,7 +11,8 @@ export type CliErrorCode =
   | 'NOT_RUNNING'
   | 'NO_EVIDENCE'
   | 'IO'
-  | 'VERIFY_FAILED';
+  | 'VERIFY_FAILED'
+  | 'STOP_INCOMPLETE';
 
 /** Process exit codes, documented in every command's --help. */
 export const EXIT = {
@@ -22,6 +23,11 @@ export const EXIT = {
   USAGE: 2,
   /** the environment cannot run this: privileges, kernel features, no collector */
   ENVIRONMENT: 3,
+  /**
+   * a stop could not write or seal everything within its budget (the disk
+   * stayed full): what is on disk is sealed or recovered by the next start
+   */
+  STOP_INCOMPLETE: 4,
 } as const;
 
 /**
@@ -48,6 +54,8 @@ export class CliError extends Error {
         ? EXIT.USAGE
         : code === 'VERIFY_FAILED' || code === 'NO_EVIDENCE'
           ? EXIT.FAILED
-          : EXIT.ENVIRONMENT;
+          : code === 'STOP_INCOMPLETE'
+            ? EXIT.STOP_INCOMPLETE
+            : EXIT.ENVIRONMENT;
   }
 }

@@ -8,7 +8,7 @@ import {
   type Signer,
   type Witness,
 } from '@stellaops/evidence-chain';
-import { type CollectOptions, Collector, type CollectorSnapshot } from '@stellaops/signals';
+import { type CollectOptions, Collector, type CollectorSnapshot, STOP_BUDGET_MS } from '@stellaops/signals';
 import { type CommandSpec, type Parsed, parseDuration } from '../args.js';
 import { type EffectiveConfig, loadConfig, settingOrigin } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
@@ -33,9 +33,12 @@ export const startSpec: CommandSpec = {
     'stella signals start -t ./evidence --key ./signals-key.pem --set filters.path_denylist=/proc/**,/sys/**',
   ],
   exitCodes: [
-    '0  stopped cleanly: drained, last chunk and end-of-stream statement sealed',
+    '0  stopped cleanly: drained, final status written, last chunk and end-of-stream statement sealed',
+    `   (a stop takes at most ${STOP_BUDGET_MS / 1000} s; a second signal skips the rest of the drain but still seals)`,
     '2  bad flags or configuration, unusable --target, or no signing key',
     '3  missing privileges or kernel features (the message says which and how to fix)',
+    '4  a stop could not write or seal everything (the disk stayed full); the next start recovers what is on disk',
+    '130  a third signal during a stop: exited at once; the next start seals the unfinished chunk as recovered',
   ],
 };
 
@@ -263,20 +266,35 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
     tty ? 1000 : 30_000,
   );
 
-  let stopping = false;
+  // One stop budget (drain, final status, seal, detach): the collector keeps
+  // to STOP_BUDGET_MS; the watchdog below is the last resort if it cannot.
+  let signals = 0;
+  let watchdog: NodeJS.Timeout | undefined;
   const stop = (why: string) => {
-    if (stopping) return;
-    stopping = true;
-    if (tty) io.err(`\nstella: ${why}: draining and sealing...\n`);
-    else jsonLog(io, 'info', 'stopping', { reason: why });
-    void collector.stop();
+    if (watchdog) return;
+    if (tty) io.err(`\nstella: ${why}: draining and sealing (at most ${STOP_BUDGET_MS / 1000} s)...\n`);
+    else jsonLog(io, 'info', 'stopping', { reason: why, budget_ms: STOP_BUDGET_MS });
+    watchdog = setTimeout(() => {
+      io.err(
+        `stella: the stop did not finish within ${STOP_BUDGET_MS / 1000 + 5} s; exiting; the next start seals the unfinished chunk as recovered\n`,
+      );
+      process.exit(EXIT.STOP_INCOMPLETE);
+    }, STOP_BUDGET_MS + 5000);
+    // Errors surface through collector.done below.
+    collector.stop().catch(() => undefined);
   };
   const onSignal = (sig: NodeJS.Signals) => {
-    if (stopping) {
-      io.err('stella: second signal: exiting now; the unfinished chunk is recovered on the next start\n');
-      process.exit(130);
+    signals++;
+    if (signals === 1 && !watchdog) return stop(sig);
+    if (signals <= 2) {
+      io.err(
+        'stella: second signal: skipping the rest of the drain; still sealing (a third signal exits at once)\n',
+      );
+      collector.stop({ fast: true }).catch(() => undefined);
+      return;
     }
-    stop(sig);
+    io.err('stella: third signal: exiting now; the unfinished chunk is recovered on the next start\n');
+    process.exit(130);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -289,6 +307,7 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   } finally {
     clearInterval(ticker);
     if (timer) clearTimeout(timer);
+    if (watchdog) clearTimeout(watchdog);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -26,6 +26,7 @@ export const statusSpec: CommandSpec = {
 function formatStatus(s: CollectorSnapshot): string {
   const lines = [
     `collector pid ${s.pid}, version ${s.version}, up ${s.uptimeSeconds}s (since ${s.startedAt})`,
+    `state       ${s.state ?? 'running'}${s.state === 'stopping' ? ' (draining, writing the final status, sealing)' : ''}`,
     `output      ${s.dir}`,
     `records     ${s.records} (${s.recordsPerSecond}/s)`,
     `chunks      ${s.writer.sealedChunks} sealed, current ${s.writer.currentChunk ? `${s.writer.currentChunk.file} (${s.writer.currentChunk.records} records, ${s.writer.currentChunk.bytes} bytes)` : 'none'}`,
