@@ -48,6 +48,14 @@ describe('@stellaops/probes net surface', () => {
     );
   });
 
+  it('openNetProbes refuses a userStack that is not a boolean or { sock, tls } of booleans', () => {
+    for (const bad of [{ sock: 'yes' }, { tcp: true }, 'tls', null]) {
+      expect(() => net.openNetProbes({ userStack: bad as never })).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTION', option: 'userStack' }),
+      );
+    }
+  });
+
   it('UprobeAttacher probes a file once per key and all-or-nothing', () => {
     const attached: string[] = [];
     const host = {
