@@ -486,16 +486,27 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     const out: ProbeAccount[] = [];
     const add = (rt: ProbeRuntime | undefined) => {
       if (!rt) return;
-      let counters = rt.finalCounters;
-      if (!counters) {
+      const handled = (name: string) =>
+        (this.#emitted.get(name) ?? 0n) +
+        (this.#userFiltered.get(name) ?? 0n) +
+        (this.#unencodable.get(name) ?? 0n);
+      const read = (): ReadonlyMap<string, KernelCounts> => {
+        if (rt.finalCounters) return rt.finalCounters;
         try {
-          counters = rt.counters();
-          this.#lastCounters.set(rt, counters as ReturnType<ProbeRuntime['counters']>);
+          const c = rt.counters();
+          this.#lastCounters.set(rt, c);
+          return c;
         } catch {
           // Closed without a final read: the last counters read stand.
-          counters = this.#lastCounters.get(rt) ?? new Map();
+          return this.#lastCounters.get(rt) ?? new Map();
         }
-      }
+      };
+      let counters = read();
+      // User space can take a record from a ring a moment before its program
+      // counts it emitted: read again (a few ns later) rather than report
+      // more records handled than emitted.
+      const behind = () => rt.status.some((st) => (counters.get(st.name)?.emitted ?? 0n) < handled(st.name));
+      for (let i = 0; i < 100 && !rt.finalCounters && behind(); i++) counters = read();
       for (const st of rt.status) {
         const k = counters.get(st.name) ?? NO_COUNTS;
         const userFiltered = this.#userFiltered.get(st.name) ?? 0n;
@@ -505,8 +516,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         const filtered = k.filtered + userFiltered;
         const lost = k.lost + unencodable + (final && pipeline > 0n ? pipeline : 0n);
         const rest = k.seen - (filtered + k.deduplicated + emitted + lost);
-        // While running, a record can reach user space a moment before its
-        // program counts it emitted: only a final account must be exact.
+        // Only a final account (read after detaching) must be exact.
         const balanced = final ? rest === 0n && pipeline >= 0n : true;
         out.push({
           name: st.name,

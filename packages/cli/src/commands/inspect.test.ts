@@ -111,7 +111,7 @@ function exec(argv: string[]): ProcessExecRecord {
   };
 }
 
-function status(deduplicated: string): CollectorStatusRecord {
+function status(deduplicated: string, seen = String(2 + Number(deduplicated))): CollectorStatusRecord {
   const { seq: s, mono_ns, wall_ns, host_id } = open('/x');
   return {
     schema_version: 1,
@@ -127,7 +127,7 @@ function status(deduplicated: string): CollectorStatusRecord {
         name: 'exec',
         attached: true,
         attach_type: 'tp_btf',
-        seen: String(2 + Number(deduplicated)),
+        seen,
         filtered: '0',
         deduplicated,
         emitted: '2',
@@ -178,5 +178,40 @@ describe('inspect shows deduplicated facts', () => {
     expect(text).toMatch(/counts are of deduplicated facts, not events.*exec 7/);
     expect(text).toContain('/bin/busybox  [ls -l] x1');
     expect(text).toContain('/bin/busybox  [wget http://example.com/] x1');
+    expect(summary.completeness.unbalanced).toEqual([]);
+    expect(text).not.toContain('COUNTS DO NOT ADD UP');
+  });
+
+  it('names a probe whose status counts do not add up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stella-inspect-'));
+    const keys = mkdtempSync(join(tmpdir(), 'stella-inspect-keys-'));
+    const { publicKeyPem } = generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
+    const writer = await openChunkWriter({
+      dir,
+      signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
+      meta: {
+        hostId: 'h',
+        kernelRelease: 'test',
+        btfId: 'none',
+        collectorVersion: 'test',
+        filterConfigDigest: DIGEST,
+      },
+    });
+    // The kernel saw 12 events; the collector accounts for 2 + 7 = 9 of them.
+    for (const r of [exec(['ls']), status('7', '12')] as EvidenceRecord[]) {
+      writer.append(encodeRecord(r), {
+        type: r.type,
+        wallNs: BigInt(r.wall_ns),
+        monoNs: BigInt(r.mono_ns),
+        seq: BigInt(r.seq),
+      });
+    }
+    await writer.close();
+    const report = await verifyChain(dir, { keys: [publicKeyPem], requireEnd: false });
+    const summary = await summarise(dir, DIGEST, report);
+    expect(summary.completeness.unbalanced).toEqual(['exec']);
+    expect(formatSummary(summary)).toContain(
+      'COUNTS DO NOT ADD UP (seen != filtered + deduplicated + emitted + lost + in_flight): exec',
+    );
   });
 });

@@ -69,6 +69,12 @@ export interface ImageSummary {
      * when present, every count above is of distinct facts, not of events.
      */
     deduplicated: Record<string, string>;
+    /**
+     * Probes whose counts in a status record do not add up (seen = filtered +
+     * deduplicated + emitted + lost + in_flight): the collector's accounting
+     * failed, and "not seen" cannot be concluded for them.
+     */
+    unbalanced: string[];
   };
 }
 
@@ -122,6 +128,7 @@ export async function summarise(dir: string, digest: string, report: ChainReport
   const notAttached = new Map<string, string | undefined>();
   const lost = new Map<string, bigint>();
   const deduplicated = new Map<string, bigint>();
+  const unbalanced = new Set<string>();
   let first: bigint | null = null;
   let last: bigint | null = null;
   let records = 0;
@@ -147,6 +154,8 @@ export async function summarise(dir: string, digest: string, report: ChainReport
           if (l > (lost.get(p.name) ?? 0n)) lost.set(p.name, l);
           const d = BigInt(p.deduplicated);
           if (d > (deduplicated.get(p.name) ?? 0n)) deduplicated.set(p.name, d);
+          const fates = BigInt(p.filtered) + d + BigInt(p.emitted) + l + BigInt(p.in_flight ?? '0');
+          if (BigInt(p.seen) !== fates) unbalanced.add(p.name);
         }
         continue;
       }
@@ -243,6 +252,7 @@ export async function summarise(dir: string, digest: string, report: ChainReport
       deduplicated: Object.fromEntries(
         [...deduplicated].filter(([, n]) => n > 0n).map(([k, n]) => [k, n.toString()]),
       ),
+      unbalanced: [...unbalanced].sort(),
     },
   };
 }
@@ -289,6 +299,11 @@ export function formatSummary(s: ImageSummary): string {
   out.push(
     lost.length ? `  LOST records: ${lost.map(([k, n]) => `${k} ${n}`).join(', ')}` : '  no records lost',
   );
+  if (c.unbalanced.length) {
+    out.push(
+      `  COUNTS DO NOT ADD UP (seen != filtered + deduplicated + emitted + lost + in_flight): ${c.unbalanced.join(', ')}`,
+    );
+  }
   return `${out.join('\n')}\n`;
 }
 
