@@ -170,9 +170,10 @@ function createDirs(dir: string, abs: string): boolean {
  * parents) 0750 when absent. Throws, each with a `hint`:
  * SYMLINK_REFUSED (`dir` is a symbolic link), NOT_A_DIRECTORY (it, or a
  * parent, is something else), UNSUPPORTED_FILESYSTEM (proc, sysfs and other
- * pseudo filesystems), UNSAFE_DIRECTORY (owned by another user, writable or
- * readable by others, or under a world-writable parent without the sticky
- * bit), PERMISSION_DENIED (this user may not create or write it).
+ * pseudo filesystems), UNSAFE_DIRECTORY (owned by another user, writable by
+ * its group or others, or under a world-writable directory without the
+ * sticky bit, checked before anything is created), PERMISSION_DENIED (this
+ * user may not create or write it).
  *
  * The mode of a directory the collector did not create is never changed: one
  * that others may read or search (a kubelet `DirectoryOrCreate` hostPath is
