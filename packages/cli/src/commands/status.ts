@@ -33,10 +33,13 @@ function formatStatus(s: CollectorSnapshot): string {
     `log         ${s.writer.pendingSubmissions} submissions pending`,
     `containers  ${s.containers.tracked} tracked${s.containers.runtimes.length ? ` via ${s.containers.runtimes.map((r) => `${r.runtime}${r.error ? ` (error: ${r.error})` : ''}`).join(', ')}` : ''}`,
     '',
-    'probe            attach     seen        filtered    dedup       emitted     lost',
+    'probe            attach     seen        filtered    dedup       emitted     lost        in flight',
   ];
   for (const p of s.probes) {
-    const cols = [p.seen, p.filtered, p.deduplicated, p.emitted, p.lost].map((n) => String(n).padEnd(11));
+    // seen = filtered + dedup + emitted + lost + in flight (in a program, a ring or the pipeline).
+    const cols = [p.seen, p.filtered, p.deduplicated, p.emitted, p.lost, p.inFlight ?? 0].map((n) =>
+      String(n).padEnd(11),
+    );
     lines.push(`${p.name.padEnd(16)} ${(p.attached ? p.attachType : 'NOT').padEnd(10)} ${cols.join(' ')}`);
     if (!p.attached && p.reason) lines.push(`                 ${p.reason}`);
   }
