@@ -1,10 +1,54 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { type ElfInfo, fileOffsetToVaddr, readElf, symbolAt } from './elf.js';
 import { EnrichError } from './errors.js';
 import { LruCache } from './lru.js';
 
 /** Segment flag "executable" (elf.h). */
 const PF_X = 1;
+const EM_X86_64 = 62;
+const EM_AARCH64 = 183;
+
+/**
+ * Whether the instruction that ends right before a return address is a
+ * call, from the up to 8 bytes that precede it in the file (`before`, the
+ * last byte is the one just before the address). x86-64: `call rel32`
+ * (E8) and `call r/m64` (FF /2, with its ModRM, SIB and displacement
+ * lengths); arm64: `BL`, `BLR` and the pointer-authenticated `BLRA*`.
+ * undefined for other machines, or when too few bytes were read.
+ */
+export function followsCall(machine: number, before: Uint8Array): boolean | undefined {
+  const n = before.length;
+  if (machine === EM_AARCH64) {
+    if (n < 4) return undefined;
+    const i =
+      (before[n - 4]! | (before[n - 3]! << 8) | (before[n - 2]! << 16) | (before[n - 1]! << 24)) >>> 0;
+    return (
+      (i & 0xfc000000) >>> 0 === 0x94000000 || // BL imm26
+      (i & 0xfffffc1f) >>> 0 === 0xd63f0000 || // BLR Xn
+      (i & 0xfefff800) >>> 0 === 0xd63f0800 // BLRAA, BLRAB, BLRAAZ, BLRABZ
+    );
+  }
+  if (machine !== EM_X86_64) return undefined;
+  if (n >= 5 && before[n - 5] === 0xe8) return true;
+  // FF /2 ending exactly at the return address: try each start.
+  for (let len = 2; len <= 7 && len <= n; len++) {
+    if (before[n - len] !== 0xff) continue;
+    const modrm = before[n - len + 1]!;
+    if (((modrm >> 3) & 7) !== 2) continue;
+    const mod = modrm >> 6;
+    const rm = modrm & 7;
+    let size = 2;
+    if (mod !== 3 && rm === 4) {
+      size += 1; // SIB
+      if (mod === 0 && len >= 3 && (before[n - len + 2]! & 7) === 5) size += 4; // SIB base without register: disp32
+    }
+    if (mod === 0 && rm === 5) size += 4; // RIP-relative disp32
+    if (mod === 1) size += 1;
+    if (mod === 2) size += 4;
+    if (size === len) return true;
+  }
+  return false;
+}
 
 /** One symbolized user stack frame. */
 export interface StackFrame {
@@ -24,6 +68,13 @@ export interface StackFrame {
    * mapping offset): what the evidence schema calls a frame's `offset`.
    */
   readonly fileOffset?: bigint;
+  /**
+   * Whether the instruction just before the address is a call (what a
+   * return address follows); undefined when the file could not be read or
+   * its machine is not x86-64 or arm64. The innermost frame of a stack is
+   * the interrupted instruction itself, not a return address.
+   */
+  readonly afterCall?: boolean;
   /**
    * Present when a mapping holds the address: true only when it is a
    * file mapping the process may execute (`x` in `/proc/<pid>/maps`) and,
@@ -103,6 +154,8 @@ export class SymbolResolver {
   readonly #proc: string;
   readonly #maxDepth: number;
   readonly #modules: LruCache<string, ElfInfo | null>;
+  /** followsCall results by (device, inode, file offset). */
+  readonly #calls = new LruCache<string, boolean | null>(16_384);
   readonly stats: SymbolResolverStats = { modules: 0, moduleHits: 0, moduleLoads: 0, moduleFailures: 0 };
 
   constructor(options: SymbolResolverOptions = {}) {
@@ -188,12 +241,14 @@ export class SymbolResolver {
       (s) => (s.flags & PF_X) !== 0 && at >= s.offset && at < s.offset + s.filesz,
     );
     const vaddr = fileOffsetToVaddr(elf, at);
+    const afterCall = inCode ? this.#afterCall(pid, m, elf, fileOffset) : undefined;
     const base = {
       address,
       module: m.path,
       ...(elf.buildId !== undefined && { buildId: elf.buildId }),
       fileOffset,
       executable: mappedX && inCode,
+      ...(afterCall !== undefined && { afterCall }),
     };
     if (vaddr === undefined) return { ...base, offset: fileOffset, offsetKind: 'file' };
     const sym = symbolAt(elf, vaddr);
@@ -205,6 +260,38 @@ export class SymbolResolver {
     };
   }
 
+  /** {@link followsCall} for the bytes before `fileOffset` in the mapped file (cached per file and offset). */
+  #afterCall(pid: number, m: Mapping, elf: ElfInfo, fileOffset: bigint): boolean | undefined {
+    const key = `${m.dev}:${m.inode}:${fileOffset}`;
+    const cached = this.#calls.get(key);
+    if (cached !== undefined) return cached ?? undefined;
+    const want = fileOffset < 8n ? Number(fileOffset) : 8;
+    const buf = Buffer.alloc(want);
+    let got = -1;
+    for (const file of this.#candidates(pid, m)) {
+      try {
+        const fd = openSync(file, 'r');
+        try {
+          got = readSync(fd, buf, 0, want, Number(fileOffset) - want);
+        } finally {
+          closeSync(fd);
+        }
+        break;
+      } catch {}
+    }
+    const r = got === want ? followsCall(elf.machine, buf) : undefined;
+    this.#calls.set(key, r ?? null);
+    return r;
+  }
+
+  #candidates(pid: number, m: Mapping): string[] {
+    const hex = (v: bigint) => v.toString(16);
+    return [
+      `${this.#proc}/${pid}/map_files/${hex(m.start)}-${hex(m.end)}`,
+      `${this.#proc}/${pid}/root${m.path}`,
+    ];
+  }
+
   #module(pid: number, m: Mapping): ElfInfo | undefined {
     const key = `${m.dev}:${m.inode}`;
     const cached = this.#modules.get(key);
@@ -212,12 +299,7 @@ export class SymbolResolver {
       this.stats.moduleHits++;
       return cached ?? undefined;
     }
-    const hex = (v: bigint) => v.toString(16);
-    const candidates = [
-      `${this.#proc}/${pid}/map_files/${hex(m.start)}-${hex(m.end)}`,
-      `${this.#proc}/${pid}/root${m.path}`,
-    ];
-    for (const file of candidates) {
+    for (const file of this.#candidates(pid, m)) {
       try {
         const elf = readElf(file);
         this.stats.moduleLoads++;

@@ -126,7 +126,12 @@ describe.runIf(gate('ELF reader and symbolizer (C test program)', reason))(
         heap!.start + 8n,
       ]);
       const text = maps.find((m) => m.path === progs.pie && caller >= m.start && caller < m.end)!;
-      expect(code).toMatchObject({ executable: true, fileOffset: caller - text.start + text.offset });
+      // `caller` is a return address (__builtin_return_address): a call ends right before it.
+      expect(code).toMatchObject({
+        executable: true,
+        afterCall: true,
+        fileOffset: caller - text.start + text.offset,
+      });
       const elf = readElf(progs.pie);
       const off = Number(code!.fileOffset);
       expect(

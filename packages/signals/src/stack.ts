@@ -12,7 +12,9 @@ import type { StackFrame } from '@stellaops/ndjson';
  * decrypted application data. So a word is written only when it is
  * verified to be code: it lies in a file mapping of that process that is
  * executable (`x` in `/proc/<pid>/maps`) and, when the file can be read,
- * in an executable ELF segment. The stack is the innermost run of verified
+ * in an executable ELF segment, and (past the innermost frame, which is the
+ * interrupted instruction) the instruction before it is a call, as before
+ * every return address. The stack is the innermost run of verified
  * frames: it ends at the first word that is not code (the walk has left
  * the frame chain, so later words are not a call chain either). A frame
  * is (module path, file offset in that module, symbol, build id); the raw
@@ -35,8 +37,11 @@ export function verifiedStack(
     return undefined;
   }
   const out: StackFrame[] = [];
-  for (const f of frames) {
+  for (const [i, f] of frames.entries()) {
     if (f.executable !== true || f.module === undefined || f.fileOffset === undefined) break;
+    // Past the innermost frame (the interrupted instruction itself), a word
+    // is a return address only if a call instruction ends right before it.
+    if (i > 0 && f.afterCall === false) break;
     out.push({
       module: f.module,
       offset: `0x${f.fileOffset.toString(16)}`,

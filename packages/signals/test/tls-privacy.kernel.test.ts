@@ -252,6 +252,9 @@ const NODES = [process.execPath, '/usr/bin/node'].filter(
 
 describe.runIf(canRunBpf('TLS privacy of collect()') && gate('TLS privacy: tools', reasons.find(Boolean)))(
   'no plaintext in any record, user stacks on for every family (kernel, real TLS peers)',
+  // Real peers, a binary probed after its exec, and a scan of every record: on a
+  // loaded 2-core VM this takes longer than the default 30 s.
+  { timeout: 120_000 },
   () => {
     let dir: string;
     let cert: string;
@@ -273,7 +276,7 @@ describe.runIf(canRunBpf('TLS privacy of collect()') && gate('TLS privacy: tools
       records.filter((r) => r.type !== 'collector_status' && r.pid === pid && types.includes(r.type));
     /** Wait until the stream has a record of `pid` of one of `types` (the probes saw its traffic). */
     const seen = async (pid: number, what: string, types: readonly string[] = ['tls_io']) => {
-      const end = Date.now() + 20_000;
+      const end = Date.now() + 60_000;
       while (of(pid, types).length === 0) {
         if (Date.now() > end) {
           const got = records
@@ -459,66 +462,72 @@ describe.runIf(canRunBpf('TLS privacy of collect()') && gate('TLS privacy: tools
 
 describe.runIf(
   canRunBpf('user stack defaults of collect()') && gate('TLS privacy: tools', reasons.find(Boolean)),
-)('user stacks by default: connect/accept records carry verified frames, TLS records none (kernel)', () => {
-  it('a Python TLS client and server: net_connect has a stack, no tls_io or tls_handshake has one', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stella-tls-default-'));
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
-    execFileSync(
-      'openssl',
-      // biome-ignore format: the command as one would type it
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${HOST}`,
+)(
+  'user stacks by default: connect/accept records carry verified frames, TLS records none (kernel)',
+  { timeout: 120_000 },
+  () => {
+    it('a Python TLS client and server: net_connect has a stack, no tls_io or tls_handshake has one', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'stella-tls-default-'));
+      const cert = join(dir, 'cert.pem');
+      const key = join(dir, 'key.pem');
+      execFileSync(
+        'openssl',
+        // biome-ignore format: the command as one would type it
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${HOST}`,
          '-addext', `subjectAltName=DNS:${HOST}`, '-days', '1', '-keyout', key, '-out', cert],
-      { stdio: 'ignore' },
-    );
-    const c = collect({
-      probes: { file_open: false, exec: false, tcp_state: false, libc_net: true, tls: true },
-      dedup: { enabled: false },
-      enrich: false,
-    });
-    await c.ready;
-    const records: EvidenceRecord[] = [];
-    const consumer = (async () => {
-      for await (const r of c) records.push(r);
-    })();
-    const procs: Proc[] = [];
-    try {
-      const srv = await start(PYTHON, ['-u', '-c', PY_SERVER, cert, key, marker()], /port \d+\n/);
-      procs.push(srv);
-      const port = Number(/port (\d+)/.exec(srv.out)?.[1]);
-      const cli = await start(
-        PYTHON,
-        ['-u', '-c', PY_CLIENT, cert, String(port), marker()],
-        /resp [0-9a-f]+\n/,
+        { stdio: 'ignore' },
       );
-      procs.push(cli);
-      const mine = (r: EvidenceRecord) => r.type !== 'collector_status' && r.pid === cli.pid;
-      const end = Date.now() + 20_000;
-      // The client waits on stdin, so its maps are there when its records are made.
-      while (
-        !records.some((r) => mine(r) && r.type === 'tls_io') ||
-        !records.some((r) => mine(r) && r.type === 'net_connect')
-      ) {
-        if (Date.now() > end)
-          throw new Error(`no tls_io/net_connect of the client: ${records.filter(mine).map((r) => r.type)}`);
-        await new Promise((r) => setTimeout(r, 25));
+      const c = collect({
+        probes: { file_open: false, exec: false, tcp_state: false, libc_net: true, tls: true },
+        dedup: { enabled: false },
+        enrich: false,
+      });
+      await c.ready;
+      const records: EvidenceRecord[] = [];
+      const consumer = (async () => {
+        for await (const r of c) records.push(r);
+      })();
+      const procs: Proc[] = [];
+      try {
+        const srv = await start(PYTHON, ['-u', '-c', PY_SERVER, cert, key, marker()], /port \d+\n/);
+        procs.push(srv);
+        const port = Number(/port (\d+)/.exec(srv.out)?.[1]);
+        const cli = await start(
+          PYTHON,
+          ['-u', '-c', PY_CLIENT, cert, String(port), marker()],
+          /resp [0-9a-f]+\n/,
+        );
+        procs.push(cli);
+        const mine = (r: EvidenceRecord) => r.type !== 'collector_status' && r.pid === cli.pid;
+        const end = Date.now() + 60_000;
+        // The client waits on stdin, so its maps are there when its records are made.
+        while (
+          !records.some((r) => mine(r) && r.type === 'tls_io') ||
+          !records.some((r) => mine(r) && r.type === 'net_connect')
+        ) {
+          if (Date.now() > end)
+            throw new Error(
+              `no tls_io/net_connect of the client: ${records.filter(mine).map((r) => r.type)}`,
+            );
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        cli.child.stdin?.end();
+        await cli.closed;
+      } finally {
+        for (const p of procs)
+          if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+        await c.close();
+        await consumer;
+        rmSync(dir, { recursive: true, force: true });
       }
-      cli.child.stdin?.end();
-      await cli.closed;
-    } finally {
-      for (const p of procs)
-        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-      await c.close();
-      await consumer;
-      rmSync(dir, { recursive: true, force: true });
-    }
-    const tls = records.filter((r) => r.type === 'tls_io' || r.type === 'tls_handshake');
-    expect(tls.length).toBeGreaterThan(0);
-    expect(tls.filter((r) => 'stack' in r && r.stack !== undefined)).toEqual([]);
-    const connect = records.find(
-      (r) =>
-        r.type === 'net_connect' && procs[1] !== undefined && r.pid === procs[1].pid && r.family === 'inet',
-    );
-    expect(connect?.type === 'net_connect' ? connect.stack?.[0]?.module : undefined).toMatch(/^\/.*libc/);
-  });
-});
+      const tls = records.filter((r) => r.type === 'tls_io' || r.type === 'tls_handshake');
+      expect(tls.length).toBeGreaterThan(0);
+      expect(tls.filter((r) => 'stack' in r && r.stack !== undefined)).toEqual([]);
+      const connect = records.find(
+        (r) =>
+          r.type === 'net_connect' && procs[1] !== undefined && r.pid === procs[1].pid && r.family === 'inet',
+      );
+      expect(connect?.type === 'net_connect' ? connect.stack?.[0]?.module : undefined).toMatch(/^\/.*libc/);
+    });
+  },
+);
