@@ -35,7 +35,8 @@ export interface StreamVerdict {
   streamId: string;
   firstChunk: number;
   lastChunk: number;
-  end: 'stop' | 'crash_recovery' | null;
+  /** Reason of the end-of-stream statement (`stop`, `error`, `disk_full`, `crash_recovery`), null when missing. */
+  end: ChainReport['streams'][number]['end'];
   /** True when the stream's last collector_status has `final: true`. */
   finalStatus: boolean;
   /** Probes with lost records, total per probe (from the last status). */
