@@ -254,18 +254,26 @@ export function preflight(options: PreflightOptions = {}): PreflightReport {
       const reason = probeFeature(f as BpfFeature).reason ?? s;
       warnings.push(`${f} unavailable (${reason})${f === 'fentry' ? '; fall back to tp_btf/raw_tp' : ''}`);
     }
-    if (ringbuf !== 'supported')
-      problems.push(`BPF ring buffer unavailable: needs Linux ${MIN_KERNEL.ringbuf}+`);
-    if (
-      programTypes.tp_btf !== 'supported' &&
+    // Capabilities unknown and the kernel says EPERM: that is the problem, not
+    // the kernel version or the program types (which all failed for it).
+    const refused =
+      eff === undefined &&
       programTypes.raw_tp !== 'supported' &&
-      programTypes.tracepoint !== 'supported'
-    ) {
+      /permission denied|EPERM/.test(probeFeature('raw_tp').reason ?? '');
+    if (refused) {
       problems.push(
-        eff === undefined && /permission denied|EPERM/.test(probeFeature('raw_tp').reason ?? '')
-          ? 'loading BPF was refused (EPERM) and this process cannot read its capabilities: loading BPF needs CAP_BPF and CAP_PERFMON; run as root or grant them'
-          : 'no tracepoint flavour works (tracepoint, tp_btf, raw_tp): see warnings',
+        'loading BPF was refused (EPERM) and this process cannot read its capabilities: loading BPF needs CAP_BPF and CAP_PERFMON; run as root or grant them (setcap cap_bpf,cap_perfmon+ep)',
       );
+    } else {
+      if (ringbuf !== 'supported')
+        problems.push(`BPF ring buffer unavailable: needs Linux ${MIN_KERNEL.ringbuf}+`);
+      if (
+        programTypes.tp_btf !== 'supported' &&
+        programTypes.raw_tp !== 'supported' &&
+        programTypes.tracepoint !== 'supported'
+      ) {
+        problems.push('no tracepoint flavour works (tracepoint, tp_btf, raw_tp): see warnings');
+      }
     }
   }
   return {

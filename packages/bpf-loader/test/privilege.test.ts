@@ -57,6 +57,37 @@ describe.runIf(
     expect(out.preflight.problems.join('\n')).toMatch(/missing CAP_BPF, CAP_PERFMON/);
   });
 
+  it('no capabilities, and none readable: preflight blames the refused load (EPERM), not the kernel version', () => {
+    const index = fileURLToPath(new URL('../src/index.ts', import.meta.url));
+    const unreadable =
+      "{ readStatus: () => { throw Object.assign(new Error('EACCES'), { code: 'EACCES' }); }, capget: () => undefined }";
+    const script = `import('${index}').then((m) => console.log(JSON.stringify(m.preflight({ capabilities: ${unreadable} }))))`;
+    const r = JSON.parse(
+      execFileSync(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          '--inh-caps=-all',
+          process.execPath,
+          '--import',
+          tsx,
+          '-e',
+          script,
+        ],
+        { encoding: 'utf8', env: { ...process.env, HOME: '/tmp' }, timeout: 30_000 },
+      ),
+    );
+    expect(r.ok).toBe(false);
+    expect(r.capabilities.CAP_BPF).toBeNull();
+    expect(r.warnings.join('\n')).toContain('cannot determine capabilities');
+    expect(r.problems[0]).toMatch(
+      /^loading BPF was refused \(EPERM\) and this process cannot read its capabilities/,
+    );
+    expect(r.problems.join('\n')).not.toMatch(/ring buffer unavailable|needs Linux/);
+  });
+
   it('CAP_BPF + CAP_PERFMON: loads and attaches tp_btf/raw_tp; uprobes say CAP_SYS_ADMIN, tracefs tracepoints CAP_DAC_READ_SEARCH', () => {
     const out = asNobody(['bpf', 'perfmon']);
     expect(out.load).toBe('ok');
