@@ -115,7 +115,7 @@ build_initramfs() {
   declare -A file_of=()
   local f n
   while IFS= read -r f; do
-    n=$(basename "$f")
+    n=${f##*/}
     n=${n%%.ko*}
     file_of[$n]=$f
     file_of[${n//-/_}]=$f
