@@ -223,7 +223,13 @@ describe.runIf(canRunBpf('stella signals start, bad targets and keys'))(
       mkdirSync(dir);
       chmodSync(dir, 0o755);
       const r = start(dir);
-      expect(r.stderr).toContain(`stella: warning: output directory ${dir} has mode 755`);
+      // Not a terminal: the warning is a JSON log line like the others.
+      const warning = r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { level: string; msg: string })
+        .find((l) => l.level === 'warn' && l.msg.startsWith(`output directory ${dir} has mode 755`));
+      expect(warning, r.stderr).toBeDefined();
       expect(r.code).toBe(0);
       expect(statSync(dir).mode & 0o777).toBe(0o755);
       expect(readdirSync(dir).some((n) => n.endsWith('.sigstore.json'))).toBe(true);

@@ -189,7 +189,11 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   } catch (e) {
     throw withOrigin(e, 'TARGET', settingOrigin(cfg, 'output_directory'));
   }
-  for (const w of target.warnings) io.err(`stella: warning: ${w}\n`);
+  // JSON lines when not on a terminal, like every other log line of start.
+  for (const w of target.warnings) {
+    if (io.isTTY) io.err(`stella: warning: ${w}\n`);
+    else jsonLog(io, 'warn', w);
+  }
 
   const collector = await Collector.start({
     dir,
