@@ -227,6 +227,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #stopping: Promise<void> | undefined;
   #stopped = false;
   #fast = false;
+  /** From this time (ms) on, a stopping pipeline leaves its backlog (counted as lost). */
+  #abandonAt: number | undefined;
   #iterating = false;
   /** The record loop is over (final status yielded, or the consumer left). */
   #pipelineOver = false;
@@ -598,9 +600,9 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         yield* this.#pipeline();
       } catch (error) {
         failure = { error };
-        // Stop the probes now, so the final status below has the final counts.
-        await this.#stopProbes();
       }
+      // The final status needs the final counts: after the probes are detached.
+      await this.#stopProbes();
       this.#records++;
       yield this.#statusRecord(true);
       if (failure) throw failure.error;
@@ -630,9 +632,14 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     let nextStatus = Date.now() + interval;
     let lastBreath = Date.now();
     let pending = iterator.next();
+    // Past the stop deadline what is still queued is left: the final
+    // status counts it as lost (the kernel emitted it, the stream does not
+    // have it), and the stop stays inside its budget however slow the host.
+    const abandoned = () => this.#abandonAt !== undefined && Date.now() >= this.#abandonAt;
     try {
-      while (true) {
-        const wait = nextStatus - Date.now();
+      outer: while (true) {
+        if (abandoned()) break;
+        const wait = Math.min(nextStatus, this.#abandonAt ?? nextStatus) - Date.now();
         let timer: NodeJS.Timeout | undefined;
         // Under a steady load the next batch is always ready before a 0 ms
         // timer: a status that is due goes first without racing.
@@ -648,6 +655,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         clearTimeout(timer);
         const winner = tick;
         if (winner === 'tick') {
+          if (abandoned()) break;
+          if (Date.now() < nextStatus) continue;
           nextStatus = Date.now() + interval;
           this.#records++;
           yield this.#statusRecord(false);
@@ -655,11 +664,20 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         }
         if (winner.done) break;
         pending = iterator.next();
-        for (const item of winner.value) {
-          const rec = this.#recordOrCount(item);
+        const items = winner.value;
+        for (let i = 0; i < items.length; i++) {
+          const rec = this.#recordOrCount(items[i]!);
           if (rec) {
             this.#records++;
             yield rec;
+          }
+          // A ring batch can hold many thousands of records: breathe inside it too.
+          if ((i & 255) === 255) {
+            if (abandoned()) break outer;
+            if (Date.now() - lastBreath > 50) {
+              await new Promise((r) => setImmediate(r));
+              lastBreath = Date.now();
+            }
           }
         }
         // A backlog resolves through promise jobs only; let timers, signals
@@ -710,6 +728,9 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
    * iterator ends after the final collector_status record. Idempotent; a
    * call with `{ fast: true }` during a stop (a second signal) ends the
    * drain wait at once: what is still in the rings is counted as lost.
+   * `deadline` (a `Date.now()` time) bounds the stop however slow the
+   * host: past it the records still queued in the pipeline are left and
+   * counted as lost, and the final status goes out; `fast` means now.
    *
    * Order: drain (bounded by `drainTimeoutMs`), detach the probes (final
    * kernel counters read after detaching), end the input; the container
@@ -717,8 +738,10 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
    * after the record loop is over (or, if nobody iterates any more, after
    * a grace period), so records in flight are still attributed.
    */
-  close(options: { fast?: boolean } = {}): Promise<void> {
+  close(options: { fast?: boolean; deadline?: number } = {}): Promise<void> {
     if (options.fast) this.#fast = true;
+    const leaveAt = options.fast ? Date.now() : options.deadline;
+    if (leaveAt !== undefined) this.#abandonAt = Math.min(this.#abandonAt ?? leaveAt, leaveAt);
     this.#closing ??= (async () => {
       if (this.#state !== 'stopped') this.#state = 'stopping';
       await this.ready.catch(() => undefined);
