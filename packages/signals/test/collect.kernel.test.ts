@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, LocalKeySigner, verifyChain } from '@stellaops/evidence-chain';
 import { type CollectorStatusRecord, type EvidenceRecord, validateRecord } from '@stellaops/ndjson';
-import { canRunBpf } from '@stellaops/testing';
+import { canRunBpf, scaled } from '@stellaops/testing';
 import { describe, expect, it } from 'vitest';
 import { collect } from '../src/collect.js';
 import { Collector } from '../src/collector.js';
@@ -191,6 +191,7 @@ describe.runIf(run)('collect(): a stop drains the rings', () => {
       probes: { exec: false, tcp_state: false, libc_net: false, tls: false },
       filters: { pathAllowlist: [`${dir}/**`] },
       dedup: { enabled: false },
+      drainTimeoutMs: scaled(5000), // the default, stretched under emulation (tools/kernel-vm)
     });
     await c.ready;
     let opens = 0;

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readElf } from '@stellaops/enrich';
 import { type EvidenceRecord, validateRecord } from '@stellaops/ndjson';
-import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
+import { canRunBpf, commandUnavailableReason, gate, scaled } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Collection, collect } from '../src/collect.js';
 
@@ -131,7 +131,7 @@ function start(cmd: string, args: string[], ready: RegExp, cwd?: string): Promis
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
     const p: Proc = { child, pid: child.pid ?? 0, out: '', closed: new Promise((r) => child.on('close', r)) };
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not get ready: ${p.out}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not get ready: ${p.out}`)), scaled(15_000));
     const check = (d: Buffer) => {
       p.out += d.toString('latin1');
       if (ready.test(p.out)) {
