@@ -22,10 +22,15 @@ const runs =
   canRunBpf('probes file/exec kernel tests') &&
   gate('probes file/exec kernel tests', commandUnavailableReason('cc'));
 
+/** Records of the syscall-based file_open probe (not file_open_lsm, which reports the same opens where it attaches). */
 const isOpen =
   (pid: number) =>
   (e: ProbeEvent): e is FileOpenEvent =>
-    e.kind === 'file_open' && e.pid === pid;
+    e.kind === 'file_open' && e.probe === 'file_open' && e.pid === pid;
+const isLsmOpen =
+  (pid: number) =>
+  (e: ProbeEvent): e is FileOpenEvent =>
+    e.kind === 'file_open' && e.probe === 'file_open_lsm' && e.pid === pid;
 const isExec =
   (pid: number) =>
   (e: ProbeEvent): e is ExecEvent =>
@@ -96,6 +101,26 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
     expect(e.comm.toString()).toBe('fsops');
     expect(e.cgroupId).toBeGreaterThan(0n);
     expect(e.monoNs).toBeGreaterThan(0n);
+  });
+
+  it('where the BPF LSM hook attaches (lsm=...,bpf), an open is also seen from lsm/file_open with the file and its flags', async (ctx) => {
+    const lsm = col.set.status.find((s) => s.name === 'file_open_lsm')!;
+    if (!lsm.attached) {
+      process.stderr.write(`[skip] file_open_lsm records: ${lsm.reason}\n`);
+      return ctx.skip();
+    }
+    const target = join(dir, 'sub', 'target.txt');
+    const r = run(bin, ['open', target]);
+    const m = await col.waitFor(isLsmOpen(r.pid), (x) => x.some((e) => e.path.toString() === target));
+    const e = m.find((x) => x.path.toString() === target)!;
+    expect(e).toMatchObject({
+      syscall: 'lsm',
+      pid: r.pid,
+      ppid: process.pid,
+      resolution: 'fd',
+      truncated: false,
+    });
+    expect(e.flags & 3).toBe(0); // O_RDONLY, as fsops opened it
   });
 
   it('a relative path after chdir is resolved against the working directory', async () => {
