@@ -179,8 +179,11 @@ main() {
   ensure_busybox
   local passed=0 failed=0 summary=()
   for v in "${versions[@]}"; do
-    local dir="$cache/$v" start rc=0 line p f
+    local dir="$cache/$v" start rc=0 line p f lock
     mkdir -p "$dir"
+    # One run per kernel at a time: a second one would empty this run's out/.
+    exec {lock}>"$dir/lock"
+    flock -n "$lock" || die "another run of $v is using $dir" "wait for it to end"
     fetch_kernel "$v" "$dir"
     build_initramfs "$dir"
     start=$(date +%s)
