@@ -831,7 +831,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
  * and a final one when the collection closes.
  *
  * Needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN for uprobes) and a kernel
- * with BTF (5.17+ for bpf_loop). Start-up failures reject `ready` (and the
+ * with BTF (5.8+). Start-up failures reject `ready` (and the
  * first iteration) with the loader's BpfError (code PRIVILEGE, LOAD, ...),
  * a ProbeOptionError, or a CollectError, each with a hint.
  */
