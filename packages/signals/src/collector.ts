@@ -97,6 +97,8 @@ export class Collector extends EventEmitter<CollectorEvents> {
   #dir: string;
   #lastError: string | null = null;
   #stopping = false;
+  /** #run is over: sealed (or given up) and detached. */
+  #finished = false;
   #stopDeadline = Number.POSITIVE_INFINITY;
   #stopBudgetMs: number;
   #fast = false;
@@ -235,6 +237,7 @@ export class Collector extends EventEmitter<CollectorEvents> {
       }
       throw e;
     } finally {
+      this.#finished = true;
       await this.#status?.close();
     }
     if (failure) throw failure.error;
@@ -298,7 +301,12 @@ export class Collector extends EventEmitter<CollectorEvents> {
     const [t0, r0] = this.#recent[0]!;
     const tracker = this.#collection.tracker;
     return {
-      state: this.#stopping && this.#collection.state !== 'stopped' ? 'stopping' : this.#collection.state,
+      // Stopping until everything is sealed, not just until the records are out.
+      state: this.#finished
+        ? 'stopped'
+        : this.#stopping || this.#collection.state === 'stopped'
+          ? 'stopping'
+          : this.#collection.state,
       pid: process.pid,
       version: VERSION,
       startedAt: new Date(this.#started).toISOString(),
