@@ -36,7 +36,8 @@ function topHelp(): string {
     "Run 'stella signals <command> --help' for a command's options, examples and exit codes.",
     '',
     'Exit codes: 0 ok, 1 verification failed / nothing matched, 2 bad usage or config, 3 environment',
-    '(privileges, kernel features, no running collector).',
+    '(privileges, kernel features, no running collector), 4 a stop could not write or seal everything',
+    '(disk full; the next start recovers what is on disk).',
     '',
   ].join('\n');
 }
