@@ -253,6 +253,42 @@ describe.runIf(canCtr)('a stop always seals (issue 10, item 3): 20 stops at rand
     }
   }, 400_000);
 
+  it('a second SIGTERM during a stop takes the fast path and still seals (exit 0, final status)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stella-stop-twice-'));
+    const evidence = join(dir, 'evidence');
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        'signals',
+        'start',
+        '--target',
+        evidence,
+        '--key',
+        join(keyDir, 'k.pem'),
+        '--set',
+        'dedup.enabled=false',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      log += d.toString();
+    });
+    const exited = exitOf(child);
+    while (!log.includes('"collector started"') && child.exitCode === null) await sleep(50);
+    const load = storm('file', { dir, port, image, n: 100 });
+    await sleep(200);
+    child.kill('SIGTERM');
+    while (!log.includes('"stopping"') && child.exitCode === null) await sleep(10);
+    child.kill('SIGTERM');
+    const code = await exited;
+    await load.end();
+    expect(log).toContain('second signal: skipping the rest of the drain; still sealing');
+    expect(code, log.slice(-2000)).toBe(0);
+    expectSealedAndBalanced(evidence, publicKeyPem, 'two SIGTERMs');
+  }, 120_000);
+
   it('Collector.stop() directly, 14 times, at random moments during and after storms', async () => {
     for (let n = 6; n < 20; n++) {
       const kind = kinds[n % 3]!;
