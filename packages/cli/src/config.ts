@@ -156,9 +156,34 @@ export interface EffectiveSetting {
   origin?: string;
 }
 
+/**
+ * The stellaops.yaml location read when neither `--config` nor `STELLA_CONFIG`
+ * names one (the spec's place for it). A missing file here means defaults.
+ */
+export const DEFAULT_CONFIG_PATH = '/etc/stellaops/stellaops.yaml';
+
+/** The configuration file a run read, and what named it. */
+export interface ConfigFileRead {
+  path: string;
+  /** `--config`, `STELLA_CONFIG` or `default location`. */
+  via: string;
+}
+
 /** The merged configuration, keyed by dotted name. */
 export class EffectiveConfig {
-  constructor(readonly settings: ReadonlyMap<string, EffectiveSetting>) {}
+  /**
+   * @param settings every key with its value and source.
+   * @param file the stellaops.yaml that was read; undefined when none was (defaults).
+   */
+  constructor(
+    readonly settings: ReadonlyMap<string, EffectiveSetting>,
+    readonly file?: ConfigFileRead,
+  ) {}
+
+  /** "PATH (via)" or "none: defaults", for `config --effective` and start's log. */
+  describeFile(): string {
+    return this.file ? `${this.file.path} (${this.file.via})` : 'none: defaults';
+  }
 
   get<T extends ConfigValue>(key: string): T {
     const s = this.settings.get(key);
@@ -390,8 +415,12 @@ export function settingOrigin(cfg: EffectiveConfig, key: string): string {
 
 /** Inputs to {@link loadConfig}, each optional; later sources override earlier ones. */
 export interface ConfigInputs {
-  /** Path of stellaops.yaml; when absent no file is read. */
+  /** Path of stellaops.yaml, which must exist; when absent no file is read (see `defaultFile`). */
   file?: string;
+  /** What named `file`, for messages: `--config` (the default) or `STELLA_CONFIG`. */
+  fileVia?: '--config' | 'STELLA_CONFIG';
+  /** Read only when `file` is absent, and only if it exists (a missing default file means defaults). */
+  defaultFile?: string;
   /** Environment; only `STELLA_*` names of known keys are read. */
   env?: NodeJS.ProcessEnv;
   /** Flag overrides as dotted key → string (from --set key=value, --target, ...). */
@@ -407,19 +436,47 @@ export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
   const settings = new Map<string, EffectiveSetting>();
   for (const f of CONFIG_FIELDS) settings.set(f.key, { key: f.key, value: f.default, source: 'default' });
 
+  let read: ConfigFileRead | undefined;
+  let text = '';
   if (inputs.file !== undefined) {
-    let text: string;
+    const via = inputs.fileVia ?? '--config';
     try {
       text = readFileSync(inputs.file, 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new CliError(
         'CONFIG_NOT_FOUND',
-        `cannot read config file ${inputs.file}: ${code === 'ENOENT' ? 'no such file' : String(code ?? e)}`,
-        { hint: 'check the --config path' },
+        `cannot read config file ${inputs.file} (named by ${via}): ${code === 'ENOENT' ? 'no such file' : String(code ?? e)}`,
+        {
+          hint:
+            via === 'STELLA_CONFIG'
+              ? `fix STELLA_CONFIG, or unset it to read ${inputs.defaultFile ?? DEFAULT_CONFIG_PATH} if it exists`
+              : 'check the --config path',
+        },
       );
     }
-    for (const s of readFile(inputs.file, text)) {
+    read = { path: inputs.file, via };
+  } else if (inputs.defaultFile !== undefined) {
+    try {
+      text = readFileSync(inputs.defaultFile, 'utf8');
+      read = { path: inputs.defaultFile, via: 'default location' };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // No file at the default location: defaults apply. Anything else (a
+      // directory, no permission) is a file the user meant and must hear about.
+      if (code !== 'ENOENT') {
+        throw new CliError(
+          'CONFIG_NOT_FOUND',
+          `cannot read config file ${inputs.defaultFile} (default location): ${String(code ?? e)}`,
+          {
+            hint: `make it a readable file, remove it, or name another with --config or STELLA_CONFIG`,
+          },
+        );
+      }
+    }
+  }
+  if (read) {
+    for (const s of readFile(read.path, text)) {
       const field = FIELD_BY_KEY.get(s.key)!;
       // YAML reads 0x10, 0o20 and 1e3 as numbers; configuration takes plain decimal only.
       const c =
@@ -429,11 +486,11 @@ export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
       if (!c.ok) {
         throw new CliError(
           'CONFIG_INVALID',
-          `${inputs.file}:${s.line}:${s.column}: signals.${s.key} ${c.message}`,
+          `${read.path}:${s.line}:${s.column}: signals.${s.key} ${c.message}`,
           { hint: `give signals.${s.key} ${describe(field.type)}${plainExample(field)}` },
         );
       }
-      settings.set(s.key, { key: s.key, value: c.value, source: 'file', origin: `${inputs.file}:${s.line}` });
+      settings.set(s.key, { key: s.key, value: c.value, source: 'file', origin: `${read.path}:${s.line}` });
     }
   }
 
@@ -464,5 +521,5 @@ export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
     }
     settings.set(k, { key: k, value: c.value, source: 'flag', origin: flag });
   }
-  return new EffectiveConfig(settings);
+  return new EffectiveConfig(settings, read);
 }

@@ -2,16 +2,22 @@ import type { CommandSpec, Parsed } from '../args.js';
 import { CONFIG_FIELDS, envName, loadConfig } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
-import { configFlags } from './shared.js';
+import { configFileInputs, configFlags, describeConfigFile } from './shared.js';
 
 export const configSpec: CommandSpec = {
   name: 'config',
-  summary: 'Print the effective configuration: defaults < stellaops.yaml < STELLA_* env < flags.',
+  summary:
+    'Print the effective configuration (defaults < stellaops.yaml < STELLA_* env < flags) and which file was read.',
   usage: 'stella signals config --effective [--config FILE] [--set KEY=VALUE]... [--json]',
   options: {
     effective: { type: 'boolean', help: 'print every key with its value and where it came from' },
     keys: { type: 'boolean', help: 'list every key, its default, environment name and meaning' },
-    config: { type: 'string', short: 'c', value: 'FILE', help: 'stellaops.yaml to read' },
+    config: {
+      type: 'string',
+      short: 'c',
+      value: 'FILE',
+      help: 'stellaops.yaml to read (else $STELLA_CONFIG, else /etc/stellaops/stellaops.yaml if it exists)',
+    },
     target: { type: 'string', value: 'DIR', help: 'same as --set output_directory=DIR' },
     set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one key' },
     json: { type: 'boolean', help: 'machine-readable output' },
@@ -42,15 +48,10 @@ export async function configCommand(p: Parsed, io: Io): Promise<number> {
       hint: "run 'stella signals config --help'",
     });
   }
-  const cfg = loadConfig({
-    ...(typeof p.values.config === 'string' ? { file: p.values.config } : {}),
-    env: io.env,
-    flags: configFlags(p),
-  });
+  const cfg = loadConfig({ ...configFileInputs(p, io), env: io.env, flags: configFlags(p) });
   if (p.values.json) {
-    io.out(
-      `${JSON.stringify({ signals: Object.fromEntries([...cfg.settings].map(([k, s]) => [k, s])) }, null, 2)}\n`,
-    );
+    const signals = Object.fromEntries([...cfg.settings].map(([k, s]) => [k, s]));
+    io.out(`${JSON.stringify({ config_file: cfg.file ?? null, signals }, null, 2)}\n`);
     return EXIT.OK;
   }
   // One line per key, with where its value came from, so precedence is visible.
@@ -60,6 +61,6 @@ export async function configCommand(p: Parsed, io: Io): Promise<number> {
   ]);
   const w = Math.max(...rows.map(([a]) => a!.length));
   const out = rows.map(([a, b]) => `${a!.padEnd(w)}  ${b}`);
-  io.out(`${out.join('\n')}\n`);
+  io.out(`# config file: ${describeConfigFile(cfg, io)}\n${out.join('\n')}\n`);
   return EXIT.OK;
 }

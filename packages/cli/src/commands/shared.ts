@@ -1,5 +1,7 @@
 import type { Parsed } from '../args.js';
+import { type ConfigInputs, DEFAULT_CONFIG_PATH, type EffectiveConfig } from '../config.js';
 import { CliError } from '../errors.js';
+import type { Io } from '../io.js';
 
 /** Flags that override config keys: `--target DIR` and `--set key=value`. */
 export function configFlags(p: Parsed): Array<{ key: string; value: string; flag: string }> {
@@ -18,4 +20,25 @@ export function configFlags(p: Parsed): Array<{ key: string; value: string; flag
     out.push({ key: s.slice(0, eq), value: s.slice(eq + 1), flag: `--set ${s.slice(0, eq)}` });
   }
   return out;
+}
+
+/**
+ * Which stellaops.yaml a command reads, as {@link loadConfig} inputs:
+ * `--config FILE`, else `STELLA_CONFIG` (empty counts as unset), else the
+ * default location (/etc/stellaops/stellaops.yaml) if it exists. A file named
+ * by the flag or the variable must exist; a missing default file means defaults.
+ */
+export function configFileInputs(p: Parsed, io: Io): Pick<ConfigInputs, 'file' | 'fileVia' | 'defaultFile'> {
+  const defaultFile = io.defaultConfigPath ?? DEFAULT_CONFIG_PATH;
+  if (typeof p.values.config === 'string') return { file: p.values.config, fileVia: '--config', defaultFile };
+  const fromEnv = io.env.STELLA_CONFIG;
+  if (fromEnv) return { file: fromEnv, fileVia: 'STELLA_CONFIG', defaultFile };
+  return { defaultFile };
+}
+
+/** "PATH (via)", or "none: defaults (no DEFAULT)" when no file was read. */
+export function describeConfigFile(cfg: EffectiveConfig, io: Io): string {
+  return cfg.file
+    ? cfg.describeFile()
+    : `${cfg.describeFile()} (no ${io.defaultConfigPath ?? DEFAULT_CONFIG_PATH})`;
 }

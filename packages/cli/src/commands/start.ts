@@ -13,7 +13,7 @@ import { type CommandSpec, type Parsed, parseDuration } from '../args.js';
 import { type EffectiveConfig, loadConfig, settingOrigin } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
-import { configFlags } from './shared.js';
+import { configFileInputs, configFlags, describeConfigFile } from './shared.js';
 
 export const startSpec: CommandSpec = {
   name: 'start',
@@ -21,7 +21,12 @@ export const startSpec: CommandSpec = {
   usage: 'stella signals start [--target DIR] [--config FILE] [--set KEY=VALUE]... [--duration 30s]',
   options: {
     target: { type: 'string', short: 't', value: 'DIR', help: 'output directory (signals.output_directory)' },
-    config: { type: 'string', short: 'c', value: 'FILE', help: 'stellaops.yaml' },
+    config: {
+      type: 'string',
+      short: 'c',
+      value: 'FILE',
+      help: 'stellaops.yaml (else $STELLA_CONFIG, else /etc/stellaops/stellaops.yaml if it exists)',
+    },
     set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key' },
     key: { type: 'string', value: 'PEM', help: 'private signing key (signals.signing.key_path)' },
     duration: { type: 'string', value: 'TIME', help: 'stop by itself after this long (30s, 5m, 1h)' },
@@ -157,13 +162,18 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   const flags = configFlags(p);
   if (typeof p.values.key === 'string')
     flags.push({ key: 'signing.key_path', value: p.values.key, flag: '--key' });
-  const cfg = loadConfig({
-    ...(typeof p.values.config === 'string' ? { file: p.values.config } : {}),
-    env: io.env,
-    flags,
-  });
+  const cfg = loadConfig({ ...configFileInputs(p, io), env: io.env, flags });
   const durationMs =
     typeof p.values.duration === 'string' ? parseDuration('--duration', p.values.duration) : undefined;
+  // Every log line of start goes to stderr: its terminal decides human text or JSON lines.
+  const tty = io.errIsTTY === true;
+  // The flags are valid: say which file was read (or that none was) before acting on its values.
+  if (tty) io.err(`stella: config file: ${describeConfigFile(cfg, io)}\n`);
+  else
+    jsonLog(io, 'info', 'config', {
+      config_file: cfg.file?.path ?? null,
+      via: cfg.file?.via ?? 'none: defaults',
+    });
   if (!cfg.get<boolean>('enabled')) {
     throw new CliError('DISABLED', 'signals.enabled is false: nothing to start', {
       hint: 'set signals.enabled: true (or STELLA_ENABLED=true)',
@@ -191,7 +201,7 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   }
   // JSON lines when not on a terminal, like every other log line of start.
   for (const w of target.warnings) {
-    if (io.isTTY) io.err(`stella: warning: ${w}\n`);
+    if (tty) io.err(`stella: warning: ${w}\n`);
     else jsonLog(io, 'warn', w);
   }
 
@@ -212,7 +222,6 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
     ),
   });
 
-  const tty = io.isTTY;
   const started = collector.status();
   if (tty) {
     io.err(`stella: collecting into ${dir} (pid ${process.pid}); Ctrl-C stops and seals\n`);
