@@ -178,9 +178,17 @@ describe('decodeChunkRecords and checkRecords', () => {
         line: 3,
         path: '$.seq',
         code: 'SEQUENCE',
-        message: expect.stringContaining('seq 3 does not follow 0'),
+        message: expect.stringContaining('seq 3 does not follow 1'),
       },
     ]);
+    // A rejected line whose seq is still readable: the next, genuine line is not blamed.
+    const tampered = decodeChunkRecords(
+      Buffer.from(record(0).line + record(1, 'file_open', { gid: -1 }).line + record(2).line),
+    );
+    expect(tampered.problems.map((x) => `${x.line} ${x.code}`)).toEqual(['2 SCHEMA']);
+    // One that is not even JSON: the seq check skips the line after it.
+    const garbled = decodeChunkRecords(Buffer.from(`${record(0).line}{"seq":\n${record(2).line}${record(3).line}`));
+    expect(garbled.problems.map((x) => `${x.line} ${x.code}`)).toEqual(['2 INVALID_JSON']);
     const p = predicate({ record_count: '3', byte_count: String(bad.length) });
     expect(checkRecords(bad, b, p, null)[0]).toMatch(/^line 2 \$\.gid: SCHEMA: /);
     expect(checkRecords(ok, s, predicate(), { chunk: 0, seq: '5' }).join('\n')).toMatch(

@@ -108,6 +108,9 @@ export function decodeChunkRecords(data: Buffer): ChunkRecords {
       r.problems.push(lineProblem(err, bytes));
       bump(r.recordCounts, '<invalid>');
       r.endsWithFinalStatus = false;
+      // Resume the seq check from the rejected line's seq when it can be read,
+      // else skip it for the next line: a rejected line must not also blame the next one.
+      prevSeq = seqOf(bytes);
       continue;
     }
     bump(r.recordCounts, rec.type);
@@ -128,6 +131,19 @@ export function decodeChunkRecords(data: Buffer): ChunkRecords {
     r.endsWithFinalStatus = rec.type === 'collector_status' && rec.final === true;
   }
   return r;
+}
+
+/** The `seq` of a line that failed validation, or null when it cannot be read. */
+function seqOf(line: Buffer): bigint | null {
+  try {
+    const seq = (JSON.parse(line.toString('utf8')) as { seq?: unknown }).seq;
+    return (typeof seq === 'string' && /^(0|[1-9][0-9]*)$/.test(seq)) ||
+      (typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0)
+      ? BigInt(seq)
+      : null;
+  } catch {
+    return null;
+  }
 }
 
 function bump(m: Map<string, number>, k: string): void {
