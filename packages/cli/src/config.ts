@@ -511,7 +511,9 @@ export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
     const k = key.replace(/^signals\./, '');
     const field = FIELD_BY_KEY.get(k);
     if (!field) {
-      throw new CliError('USAGE', `${flag}: unknown config key '${key}'${suggest(k, FIELD_BY_KEY.keys())}`);
+      throw new CliError('USAGE', `${flag}: unknown config key '${key}'${suggest(k, FIELD_BY_KEY.keys())}`, {
+        hint: 'every key and its current value: stella signals config --effective',
+      });
     }
     const c = checkValue(field, fromString(field, value));
     if (!c.ok) {

@@ -338,3 +338,51 @@ describe.runIf(canRunBpf('stella signals start in-process, status line'))(
     }, 60_000);
   },
 );
+
+describe('stella: outside audit follow-ups (issue 10)', () => {
+  it('verify-chain on a missing directory: exit 2 as its help says, a clear message and a hint', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'stella-nodir-'));
+    const key = join(base, 'k.pem');
+    expect(await main(['signals', 'keygen', '--out', key], capture().io)).toBe(0);
+    const dir = join(base, 'nonexist');
+    const c = capture();
+    expect(await main(['signals', 'verify-chain', dir, '--key', join(base, 'k.pub.pem')], c.io)).toBe(2);
+    expect(c.err()).toContain(
+      `stella: evidence directory ${dir}: no such directory\n  hint: give the directory`,
+    );
+    expect(c.err()).not.toContain('scandir');
+    const help = capture();
+    await main(['signals', 'verify-chain', '--help'], help.io);
+    expect(help.out()).toMatch(/\n\s+2\s+bad flags, unreadable key or directory/);
+  });
+
+  it('--set with an unknown key says where to find the valid keys', async () => {
+    const c = capture();
+    expect(await main(['signals', 'config', '--effective', '--set', 'nosuch.key=1'], c.io)).toBe(2);
+    expect(c.err()).toContain("stella: --set nosuch.key: unknown config key 'nosuch.key'");
+    expect(c.err()).toContain('\n  hint: every key and its current value: stella signals config --effective');
+  });
+
+  it.runIf(canRunBpf('stella signals start --key with a public key'))(
+    'start --key PUBLIC.pem says it is a public key and names the private one, whatever its mode',
+    async () => {
+      const base = mkdtempSync(join(tmpdir(), 'stella-pubkey-'));
+      const key = join(base, 'k.pem');
+      expect(await main(['signals', 'keygen', '--out', key], capture().io)).toBe(0);
+      const pub = join(base, 'k.pub.pem');
+      for (const mode of [0o644, 0o600]) {
+        chmodSync(pub, mode);
+        const c = capture();
+        const argv = ['signals', 'start', '--target', join(base, 'ev'), '--key', pub, '--duration', '1s'];
+        expect(await main(argv, c.io)).toBe(2);
+        expect(c.err()).toContain(`${pub} is a public key; signing needs the private key`);
+        expect(c.err()).toContain(
+          `hint: give the private key: the .pem that stella signals keygen wrote next to it (${key})`,
+        );
+        expect(c.err()).not.toContain('chmod 600');
+        expect(c.err()).not.toContain('ERR_OSSL');
+      }
+      expect(existsSync(join(base, 'ev'))).toBe(false);
+    },
+  );
+});

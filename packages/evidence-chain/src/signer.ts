@@ -141,6 +141,19 @@ export class LocalKeySigner implements Signer {
             },
           );
         }
+        pem = fs.readFileSync(fd);
+        // A public key given by mistake: say so before its (harmless) mode.
+        if (pem.includes('-----BEGIN PUBLIC KEY-----')) {
+          const priv = path.endsWith('.pub.pem') ? path.slice(0, -'.pub.pem'.length) + '.pem' : undefined;
+          throw new EvidenceChainError(
+            'KEY_ERROR',
+            `${path} is a public key; signing needs the private key`,
+            {
+              path,
+              hint: `give the private key: the .pem that stella signals keygen wrote next to it${priv ? ` (${priv})` : ''}; the .pub.pem is for verify-chain`,
+            },
+          );
+        }
         if ((st.mode & 0o007) !== 0) {
           throw new EvidenceChainError(
             'KEY_ERROR',
@@ -148,7 +161,6 @@ export class LocalKeySigner implements Signer {
             { path, hint: `chmod 600 ${path}` },
           );
         }
-        pem = fs.readFileSync(fd);
       } finally {
         fs.closeSync(fd);
       }

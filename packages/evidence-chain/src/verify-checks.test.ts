@@ -187,7 +187,9 @@ describe('decodeChunkRecords and checkRecords', () => {
     );
     expect(tampered.problems.map((x) => `${x.line} ${x.code}`)).toEqual(['2 SCHEMA']);
     // One that is not even JSON: the seq check skips the line after it.
-    const garbled = decodeChunkRecords(Buffer.from(`${record(0).line}{"seq":\n${record(2).line}${record(3).line}`));
+    const garbled = decodeChunkRecords(
+      Buffer.from(`${record(0).line}{"seq":\n${record(2).line}${record(3).line}`),
+    );
     expect(garbled.problems.map((x) => `${x.line} ${x.code}`)).toEqual(['2 INVALID_JSON']);
     const p = predicate({ record_count: '3', byte_count: String(bad.length) });
     expect(checkRecords(bad, b, p, null)[0]).toMatch(/^line 2 \$\.gid: SCHEMA: /);

@@ -1,4 +1,4 @@
-import { readFileSync, type Stats, statSync } from 'node:fs';
+import { readdirSync, readFileSync, type Stats, statSync } from 'node:fs';
 import { type ChainReport, verifyChain } from '@stellaops/evidence-chain';
 import type { CommandSpec, Parsed } from '../args.js';
 import { CliError, EXIT } from '../errors.js';
@@ -86,6 +86,29 @@ export function readKeys(paths: string[]): string[] {
   });
 }
 
+/** Fail with exit 2 and a hint when the evidence directory cannot be listed (as --help documents). */
+function checkEvidenceDir(dir: string): void {
+  try {
+    readdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const what =
+      code === 'ENOENT'
+        ? 'no such directory'
+        : code === 'ENOTDIR'
+          ? 'not a directory'
+          : code === 'EACCES'
+            ? 'permission denied (EACCES)'
+            : `cannot be listed (${code ?? (e as Error).message})`;
+    throw new CliError('USAGE', `evidence directory ${dir}: ${what}`, {
+      hint:
+        code === 'EACCES'
+          ? 'run as a user that may read the evidence directory'
+          : 'give the directory the collector writes to (signals.output_directory, e.g. /var/lib/stellaops/evidence)',
+    });
+  }
+}
+
 /** What the report says about a chunk sealed by crash recovery (the recovery window). */
 function recoveryNote(c: ChainReport['chunks'][number]): string {
   if (!c.recovered) return '';
@@ -154,6 +177,7 @@ export async function verifyCommand(p: Parsed, io: Io): Promise<number> {
     }
   }
   const allowIncomplete = p.values['allow-incomplete'] === true;
+  checkEvidenceDir(dir);
   const report = await verifyChain(dir, {
     keys: readKeys(keyPaths),
     ...(typeof p.values['trusted-root'] === 'string' ? { trustedRoot: p.values['trusted-root'] } : {}),
