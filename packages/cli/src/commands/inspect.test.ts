@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, LocalKeySigner, openChunkWriter, verifyChain } from '@stellaops/evidence-chain';
@@ -85,6 +85,45 @@ describe('inspect reads only sealed, signed chunks', () => {
     } finally {
       await writer.close();
     }
+  });
+
+  it('says completeness is unknown for a chunk that failed verification, not "no records lost"', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stella-inspect-'));
+    const keys = mkdtempSync(join(tmpdir(), 'stella-inspect-keys-'));
+    const { publicKeyPem } = generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
+    const writer = await openChunkWriter({
+      dir,
+      signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
+      meta: {
+        hostId: 'h',
+        kernelRelease: 'test',
+        btfId: 'none',
+        collectorVersion: 'test',
+        filterConfigDigest: DIGEST,
+      },
+    });
+    for (const path of ['/etc/read', '/etc/tampered']) {
+      const r = open(path);
+      writer.append(encodeRecord(r), {
+        type: r.type,
+        wallNs: BigInt(r.wall_ns),
+        monoNs: BigInt(r.mono_ns),
+        seq: BigInt(r.seq),
+      });
+      await writer.rotate();
+    }
+    await writer.close();
+    const before = await verifyChain(dir, { keys: [publicKeyPem] });
+    const second = before.chunks[1]!.file;
+    const chunk = join(dir, second);
+    writeFileSync(chunk, readFileSync(chunk, 'utf8').replace('/etc/tampered', '/etc/tampereD'));
+    const report = await verifyChain(dir, { keys: [publicKeyPem] });
+    const summary = await summarise(dir, DIGEST, report);
+    expect(summary.completeness.chunksFailed).toEqual([second]);
+    const text = formatSummary(summary);
+    expect(text).toContain(`FAILED (not read): ${second}`);
+    expect(text).toContain('  no records lost in the chunks read; unknown for the 1 chunk not read');
+    expect(text).not.toMatch(/ {2}no records lost\n/);
   });
 });
 

@@ -296,8 +296,15 @@ export function formatSummary(s: ImageSummary): string {
       : '  every probe attached',
   );
   const lost = Object.entries(c.lost);
+  // Failed and unsealed chunks were not read: what they lost is not known.
+  const unread = c.chunksFailed.length + c.chunksUnsealed.length;
+  const unknown = unread ? `; unknown for the ${unread} chunk${unread === 1 ? '' : 's'} not read` : '';
   out.push(
-    lost.length ? `  LOST records: ${lost.map(([k, n]) => `${k} ${n}`).join(', ')}` : '  no records lost',
+    lost.length
+      ? `  LOST records: ${lost.map(([k, n]) => `${k} ${n}`).join(', ')}${unknown}`
+      : unread
+        ? `  no records lost in the chunks read${unknown}`
+        : '  no records lost',
   );
   if (c.unbalanced.length) {
     out.push(
