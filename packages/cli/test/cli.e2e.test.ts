@@ -294,6 +294,55 @@ describe.runIf(canRunBpf('stella signals start, bad targets and keys'))(
   },
 );
 
+describe.runIf(canRunBpf('stella signals start, a signal while starting'))(
+  'stella start: SIGTERM while the probes load (outside audit, issue 10)',
+  () => {
+    it('is logged, exits 0 with a chain that verifies, and the next start is fine (was: exit 143, no log line)', async () => {
+      const base = mkdtempSync(join(tmpdir(), 'stella-early-'));
+      const key = join(base, 'k.pem');
+      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
+      const evidence = join(base, 'ev');
+      const child = spawn(
+        process.execPath,
+        [bin, 'signals', 'start', '--target', evidence, '--key', key, '--duration', '60s'],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let log = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        log += d.toString();
+      });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        child.once('exit', (code, signal) => r({ code, signal })),
+      );
+      // The first log line ("config") comes before the preflight and the probe loading.
+      while (!log.includes('"msg":"config"') && child.exitCode === null)
+        await new Promise((r) => setTimeout(r, 5));
+      child.kill('SIGTERM');
+      const { code, signal } = await exited;
+      expect({ code, signal }, log).toEqual({ code: 0, signal: null });
+      const msgs = log
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l).msg as string);
+      const early = msgs.indexOf(
+        'stop requested before collection started: stopping as soon as the probes are attached',
+      );
+      expect(early, log).toBeGreaterThan(0);
+      expect(msgs.indexOf('collector started'), log).toBeGreaterThan(early);
+      expect(msgs.at(-1), log).toBe('collector stopped');
+      const pub = join(base, 'k.pub.pem');
+      const v = stella(['signals', 'verify-chain', evidence, '--key', pub]);
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+      // The next start continues the chain, and it still verifies.
+      const again = startAs(false, ['--target', evidence, '--key', key]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toContain('recovered');
+      const v2 = stella(['signals', 'verify-chain', evidence, '--key', pub]);
+      expect(v2.code, v2.stdout + v2.stderr).toBe(0);
+    }, 60_000);
+  },
+);
+
 const canCtr =
   canRunBpf('stella end to end') && gate('stella end to end with containerd', ctrUnavailableReason());
 

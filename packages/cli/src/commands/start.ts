@@ -40,10 +40,11 @@ export const startSpec: CommandSpec = {
   exitCodes: [
     '0  stopped cleanly: drained, final status written, last chunk and end-of-stream statement sealed',
     `   (a stop takes at most ${STOP_BUDGET_MS / 1000} s; a second signal skips the rest of the drain but still seals)`,
+    '   (a signal while starting, before collection began, is logged; start stops and seals as soon as the probes are attached)',
     '2  bad flags or configuration, unusable --target, or no signing key',
     '3  missing privileges or kernel features (the message says which and how to fix)',
     '4  a stop could not write or seal everything (the disk stayed full); the next start recovers what is on disk',
-    '130  a third signal during a stop: exited at once; the next start seals the unfinished chunk as recovered',
+    '130  a third signal during a stop or while starting: exited at once; the next start seals the unfinished chunk as recovered',
   ],
 };
 
@@ -158,7 +159,50 @@ function jsonLog(
   );
 }
 
+/** What {@link prepareCollector} hands to the running part of start. */
+interface Prepared {
+  collector: Collector;
+  dir: string;
+  durationMs: number | undefined;
+  tty: boolean;
+}
+
+/** `stella signals start`: run until a signal or --duration, then stop and seal (exit codes in its help). */
 export async function startCommand(p: Parsed, io: Io): Promise<number> {
+  // A signal before the collector runs (config, preflight, loading and
+  // attaching the probes: 0-2 s) must not kill the process half-way with
+  // 143: remember it, and stop and seal as soon as the collector has started.
+  const tty = io.errIsTTY === true;
+  let early: NodeJS.Signals | undefined;
+  let signals = 0;
+  const onEarlySignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      early = sig;
+      const msg = 'stop requested before collection started: stopping as soon as the probes are attached';
+      if (tty) io.err(`stella: ${sig}: ${msg}\n`);
+      else jsonLog(io, 'info', msg, { signal: sig });
+    } else if (signals === 2) {
+      io.err('stella: second signal: still starting; a third signal exits at once\n');
+    } else {
+      io.err('stella: third signal: exiting now, before collection started\n');
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onEarlySignal);
+  process.on('SIGTERM', onEarlySignal);
+  let prepared: Prepared;
+  try {
+    prepared = await prepareCollector(p, io, tty);
+  } finally {
+    process.off('SIGINT', onEarlySignal);
+    process.off('SIGTERM', onEarlySignal);
+  }
+  return runCollector(p, io, prepared, early, signals);
+}
+
+/** Read the config, check the host, key and directory, and start the collector. */
+async function prepareCollector(p: Parsed, io: Io, tty: boolean): Promise<Prepared> {
   const flags = configFlags(p);
   if (typeof p.values.key === 'string')
     flags.push({ key: 'signing.key_path', value: p.values.key, flag: '--key' });
@@ -166,7 +210,6 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   const durationMs =
     typeof p.values.duration === 'string' ? parseDuration('--duration', p.values.duration) : undefined;
   // Every log line of start goes to stderr: its terminal decides human text or JSON lines.
-  const tty = io.errIsTTY === true;
   // The flags are valid: say which file was read (or that none was) before acting on its values.
   if (tty) io.err(`stella: config file: ${describeConfigFile(cfg, io)}\n`);
   else
@@ -222,6 +265,21 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
     ),
   });
 
+  return { collector, dir, durationMs, tty };
+}
+
+/**
+ * Log, serve the status line and handle signals until the collector is done.
+ * `early` is a signal that came while it was starting (`signals` counts them):
+ * the stop begins at once.
+ */
+async function runCollector(
+  p: Parsed,
+  io: Io,
+  { collector, dir, durationMs, tty }: Prepared,
+  early: NodeJS.Signals | undefined,
+  earlySignals: number,
+): Promise<number> {
   const started = collector.status();
   if (tty) {
     io.err(`stella: collecting into ${dir} (pid ${process.pid}); Ctrl-C stops and seals\n`);
@@ -281,9 +339,9 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
 
   // One stop budget (drain, final status, seal, detach): the collector keeps
   // to STOP_BUDGET_MS; the watchdog below is the last resort if it cannot.
-  let signals = 0;
+  let signals = earlySignals;
   let watchdog: NodeJS.Timeout | undefined;
-  const stop = (why: string) => {
+  const stop = (why: string, fast = false) => {
     if (watchdog) return;
     if (tty) io.err(`\nstella: ${why}: draining and sealing (at most ${STOP_BUDGET_MS / 1000} s)...\n`);
     else jsonLog(io, 'info', 'stopping', { reason: why, budget_ms: STOP_BUDGET_MS });
@@ -294,7 +352,7 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
       process.exit(EXIT.STOP_INCOMPLETE);
     }, STOP_BUDGET_MS + 5000);
     // Errors surface through collector.done below.
-    collector.stop().catch(() => undefined);
+    collector.stop(fast ? { fast: true } : undefined).catch(() => undefined);
   };
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
@@ -311,6 +369,8 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Nothing the user wanted was collected yet: no drain to wait for, seal at once.
+  if (early) stop(`${early} before collection started`, true);
   const timer =
     durationMs !== undefined
       ? setTimeout(() => stop(`--duration ${p.values.duration} elapsed`), durationMs)
