@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { loadBinding } from './binding.js';
 
 /** Capability bits, from include/uapi/linux/capability.h. */
 export const CAP = {
   CAP_DAC_READ_SEARCH: 2,
   CAP_SYS_ADMIN: 21,
+  CAP_SYS_RESOURCE: 24,
   CAP_PERFMON: 38,
   CAP_BPF: 39,
 } as const;
@@ -85,12 +87,48 @@ export function hasCapability(name: CapabilityName, eff: bigint = effectiveCapab
 }
 
 /**
+ * How the kernel charges BPF memory, for {@link missingCapabilities}.
+ * Kernels before 5.11 charge maps and programs to RLIMIT_MEMLOCK (5.11's
+ * "bpf: switch to memcg-based memory accounting" series moved the charge
+ * to the memory cgroup). There libbpf raises the
+ * limit to infinity before loading, which needs CAP_SYS_RESOURCE unless the
+ * limit is unlimited already.
+ */
+export interface MemlockAccounting {
+  /** Kernel release (default: the running kernel's). */
+  readonly kernelRelease?: string;
+  /** True when RLIMIT_MEMLOCK is unlimited (default: read from /proc/self/limits). */
+  readonly memlockUnlimited?: boolean;
+}
+
+/** True when `kernelRelease` charges BPF memory to RLIMIT_MEMLOCK (before 5.11). */
+export function bpfChargesMemlock(kernelRelease: string = release()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
+  if (!m) return false;
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  return major < 5 || (major === 5 && minor < 11);
+}
+
+/** True when this process's RLIMIT_MEMLOCK is unlimited; false when it is not or cannot be read. */
+export function memlockUnlimited(): boolean {
+  try {
+    return /^Max locked memory\s+unlimited\s/m.test(readFileSync('/proc/self/limits', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Capabilities missing for an action. CAP_SYS_ADMIN stands in for CAP_BPF and
- * CAP_PERFMON (kernels before 5.8 know only it).
+ * CAP_PERFMON (kernels before 5.8 know only it). Loading on a kernel before
+ * 5.11 also needs CAP_SYS_RESOURCE unless RLIMIT_MEMLOCK is unlimited (see
+ * {@link MemlockAccounting}).
  */
 export function missingCapabilities(
   action: 'load' | 'tracepoint' | 'uprobe',
   eff: bigint = effectiveCapabilities(),
+  memlock: MemlockAccounting = {},
 ): string[] {
   const admin = hasCapability('CAP_SYS_ADMIN', eff);
   const missing: string[] = [];
@@ -99,5 +137,12 @@ export function missingCapabilities(
   if (action === 'tracepoint' && !hasCapability('CAP_DAC_READ_SEARCH', eff))
     missing.push('CAP_DAC_READ_SEARCH');
   if (action === 'uprobe' && !admin) missing.push('CAP_SYS_ADMIN');
+  if (
+    action === 'load' &&
+    !hasCapability('CAP_SYS_RESOURCE', eff) &&
+    bpfChargesMemlock(memlock.kernelRelease) &&
+    !(memlock.memlockUnlimited ?? memlockUnlimited())
+  )
+    missing.push('CAP_SYS_RESOURCE');
   return missing;
 }

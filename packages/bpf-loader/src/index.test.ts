@@ -11,6 +11,7 @@ describe('public surface', () => {
         'NotSupportedError',
         'RingBufferReader',
         'bindingCandidates',
+        'bpfChargesMemlock',
         'effectiveCapabilities',
         'loadBinding',
         'loadedBindingPath',

@@ -1,6 +1,6 @@
 export { bindingCandidates, loadBinding, loadedBindingPath } from './binding.js';
-export type { CapabilityName, CapabilityReaders, CapabilityState } from './caps.js';
-export { effectiveCapabilities, missingCapabilities, readCapabilities } from './caps.js';
+export type { CapabilityName, CapabilityReaders, CapabilityState, MemlockAccounting } from './caps.js';
+export { bpfChargesMemlock, effectiveCapabilities, missingCapabilities, readCapabilities } from './caps.js';
 export type { BpfErrorCode, BpfErrorDetails } from './errors.js';
 export { BpfError, NotSupportedError } from './errors.js';
 export type { BpfMap, MapInfo, MapUpdateFlag } from './map.js';

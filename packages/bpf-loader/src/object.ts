@@ -86,8 +86,12 @@ function privilegeError(err: unknown, step: 'load' | 'tracepoint' | 'uprobe' | '
   const caps = readCapabilities();
   // Unknown (a non-dumpable process cannot read /proc/self/status): never claim a capability is missing.
   if (!caps.known) return err;
-  const missing = missingCapabilities(action, caps.effective);
+  // Only a load allocates BPF memory (charged to RLIMIT_MEMLOCK before 5.11).
+  const missing = missingCapabilities(action, caps.effective).filter(
+    (c) => step === 'load' || c !== 'CAP_SYS_RESOURCE',
+  );
   if (missing.length === 0) return err; // privileged, yet refused: lockdown or an LSM; keep libbpf's error
+  const memlock = missing.includes('CAP_SYS_RESOURCE');
   const what =
     step === 'load'
       ? 'loading BPF programs and maps'
@@ -101,7 +105,9 @@ function privilegeError(err: unknown, step: 'load' | 'tracepoint' | 'uprobe' | '
       ? ['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_ADMIN']
       : step === 'tracepoint'
         ? ['CAP_BPF', 'CAP_PERFMON', 'CAP_DAC_READ_SEARCH']
-        : ['CAP_BPF', 'CAP_PERFMON'];
+        : memlock
+          ? ['CAP_BPF', 'CAP_PERFMON', 'CAP_SYS_RESOURCE']
+          : ['CAP_BPF', 'CAP_PERFMON'];
   const setcap = needed.map((c) => c.toLowerCase()).join(',');
   return new BpfError(`${err.operation}: permission denied (${what})`, {
     code: 'PRIVILEGE',
@@ -111,7 +117,10 @@ function privilegeError(err: unknown, step: 'load' | 'tracepoint' | 'uprobe' | '
     hint:
       `this process lacks ${missing.join(', ')}: ${what} needs ${needed.join(', ')}. ` +
       `Run as root, grant them (setcap ${setcap}+ep <node binary>), or add them to the container (--cap-add). ` +
-      "libbpf's RLIMIT_MEMLOCK advice does not apply: kernels since 5.11 account BPF memory to the cgroup.",
+      (memlock
+        ? 'This kernel (before 5.11) charges BPF memory to RLIMIT_MEMLOCK and libbpf raises that limit, which needs ' +
+          'CAP_SYS_RESOURCE; or start the collector with an unlimited limit (ulimit -l unlimited, LimitMEMLOCK=infinity).'
+        : "libbpf's RLIMIT_MEMLOCK advice does not apply: kernels since 5.11 account BPF memory to the cgroup."),
     cause: err,
   });
 }

@@ -218,8 +218,11 @@ export function preflight(options: PreflightOptions = {}): PreflightReport {
       `cannot determine capabilities (${state.known ? '' : state.reason}); whether BPF can be loaded is decided by loading a test program`,
     );
   } else if (loadMissing.length > 0) {
+    const memlock = loadMissing.includes('CAP_SYS_RESOURCE');
     problems.push(
-      `missing ${loadMissing.join(', ')}: loading BPF needs CAP_BPF and CAP_PERFMON; run as root or grant them (setcap cap_bpf,cap_perfmon+ep)`,
+      memlock
+        ? `missing ${loadMissing.join(', ')}: loading BPF on this kernel (before 5.11, BPF memory is charged to RLIMIT_MEMLOCK) needs CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE, or an unlimited memlock limit; run as root, grant them (setcap cap_bpf,cap_perfmon,cap_sys_resource+ep) or start with ulimit -l unlimited (LimitMEMLOCK=infinity)`
+        : `missing ${loadMissing.join(', ')}: loading BPF needs CAP_BPF and CAP_PERFMON; run as root or grant them (setcap cap_bpf,cap_perfmon+ep)`,
     );
   }
   if (caps.CAP_SYS_ADMIN === false) warnings.push('missing CAP_SYS_ADMIN: uprobes cannot be attached');
