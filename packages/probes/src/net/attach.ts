@@ -147,4 +147,20 @@ export class UprobeAttacher {
   close(): void {
     for (const e of this.#done.values()) for (const l of e.links) if (!l.closed) l.close();
   }
+
+  /**
+   * Detach everything, letting the event loop run between links: the kernel
+   * takes up to tens of ms to unregister one uprobe, and a stop detaches
+   * dozens, so a synchronous loop would hold off signals and the status
+   * socket for seconds.
+   */
+  async closeYielding(): Promise<void> {
+    for (const e of this.#done.values()) {
+      for (const l of e.links) {
+        if (l.closed) continue;
+        l.close();
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
+  }
 }

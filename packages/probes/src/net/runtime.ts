@@ -453,6 +453,7 @@ class NetProbesImpl implements NetProbes {
   readonly #pending = new Set<NodeJS.Timeout>();
   #received = 0;
   #closed = false;
+  #closing: Promise<void> | undefined;
   readonly #links: BpfLink[];
   #final: Map<NetProbeName, NetProbeCounters> | undefined;
 
@@ -605,14 +606,19 @@ class NetProbesImpl implements NetProbes {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    // One close for every caller: a second caller waits for the detach to end.
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearInterval(this.#timer);
     for (const t of this.#pending) clearTimeout(t);
     this.#pending.clear();
     // Detach every program first, then read the counters nothing can add to any more.
-    this.#attacher.close();
+    await this.#attacher.closeYielding();
     for (const l of this.#links) {
       try {
         l.close();
