@@ -512,7 +512,7 @@ export function loadConfig(inputs: ConfigInputs = {}): EffectiveConfig {
     const field = FIELD_BY_KEY.get(k);
     if (!field) {
       throw new CliError('USAGE', `${flag}: unknown config key '${key}'${suggest(k, FIELD_BY_KEY.keys())}`, {
-        hint: 'every key and its current value: stella signals config --effective',
+        hint: 'every key, its default and meaning: stella signals config --keys',
       });
     }
     const c = checkValue(field, fromString(field, value));

@@ -353,14 +353,14 @@ describe('stella: outside audit follow-ups (issue 10)', () => {
     expect(c.err()).not.toContain('scandir');
     const help = capture();
     await main(['signals', 'verify-chain', '--help'], help.io);
-    expect(help.out()).toMatch(/\n\s+2\s+bad flags, unreadable key or directory/);
+    expect(help.out()).toMatch(/\n\s+2\s+bad flags, unreadable key, or a directory that does not exist/);
   });
 
   it('--set with an unknown key says where to find the valid keys', async () => {
     const c = capture();
     expect(await main(['signals', 'config', '--effective', '--set', 'nosuch.key=1'], c.io)).toBe(2);
     expect(c.err()).toContain("stella: --set nosuch.key: unknown config key 'nosuch.key'");
-    expect(c.err()).toContain('\n  hint: every key and its current value: stella signals config --effective');
+    expect(c.err()).toContain('\n  hint: every key, its default and meaning: stella signals config --keys');
   });
 
   it.runIf(canRunBpf('stella signals start --key with a public key'))(

@@ -32,7 +32,7 @@ export const verifySpec: CommandSpec = {
   exitCodes: [
     '0  every chunk verified, the chain is closed, and every stream ended with its final collector_status',
     '1  a check failed (each failure names the chunk, the check, and for records the line and JSON path), or a stream is incomplete (see --allow-incomplete)',
-    '2  bad flags, unreadable key or directory',
+    '2  bad flags, unreadable key, or a directory that does not exist or cannot be listed',
   ],
 };
 
