@@ -1,18 +1,16 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPair, LocalKeySigner, openChunkWriter, verifyChain } from '@stellaops/evidence-chain';
-import {
-  type CollectorStatusRecord,
-  type EvidenceRecord,
-  encodeRecord,
-  type FileOpenRecord,
-  type ProcessExecRecord,
+import { verifyChain } from '@stellaops/evidence-chain';
+import type {
+  CollectorStatusRecord,
+  EvidenceRecord,
+  FileOpenRecord,
+  ProcessExecRecord,
 } from '@stellaops/ndjson';
 import { describe, expect, it } from 'vitest';
+import { DIGEST, openTestChain } from '../../test/support/signed-chain.js';
 import { formatSummary, summarise } from './inspect.js';
 
-const DIGEST = `sha256:${'a'.repeat(64)}`;
 let seq = 0n;
 
 function open(path: string): FileOpenRecord {
@@ -51,27 +49,7 @@ function open(path: string): FileOpenRecord {
 
 describe('inspect reads only sealed, signed chunks', () => {
   it('leaves out the records of an unsealed tail chunk and lists it as not read', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stella-inspect-'));
-    const keys = mkdtempSync(join(tmpdir(), 'stella-inspect-keys-'));
-    const { publicKeyPem } = generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
-    const writer = await openChunkWriter({
-      dir,
-      signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
-      meta: {
-        hostId: 'h',
-        kernelRelease: 'test',
-        btfId: 'none',
-        collectorVersion: 'test',
-        filterConfigDigest: DIGEST,
-      },
-    });
-    const append = (r: FileOpenRecord) =>
-      writer.append(encodeRecord(r), {
-        type: r.type,
-        wallNs: BigInt(r.wall_ns),
-        monoNs: BigInt(r.mono_ns),
-        seq: BigInt(r.seq),
-      });
+    const { dir, publicKeyPem, writer, append } = await openTestChain('stella-inspect-');
     append(open('/etc/sealed-evidence'));
     await writer.rotate(); // chunk 0 sealed and signed
     append(open('/etc/unsealed-tail')); // chunk 1: written, not signed yet
@@ -88,28 +66,9 @@ describe('inspect reads only sealed, signed chunks', () => {
   });
 
   it('says completeness is unknown for a chunk that failed verification, not "no records lost"', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stella-inspect-'));
-    const keys = mkdtempSync(join(tmpdir(), 'stella-inspect-keys-'));
-    const { publicKeyPem } = generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
-    const writer = await openChunkWriter({
-      dir,
-      signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
-      meta: {
-        hostId: 'h',
-        kernelRelease: 'test',
-        btfId: 'none',
-        collectorVersion: 'test',
-        filterConfigDigest: DIGEST,
-      },
-    });
+    const { dir, publicKeyPem, writer, append } = await openTestChain('stella-inspect-');
     for (const path of ['/etc/read', '/etc/tampered']) {
-      const r = open(path);
-      writer.append(encodeRecord(r), {
-        type: r.type,
-        wallNs: BigInt(r.wall_ns),
-        monoNs: BigInt(r.mono_ns),
-        seq: BigInt(r.seq),
-      });
+      append(open(path));
       await writer.rotate();
     }
     await writer.close();
@@ -179,32 +138,13 @@ function status(deduplicated: string, seen = String(2 + Number(deduplicated))): 
 
 describe('inspect shows deduplicated facts', () => {
   it('lists each command line of a binary, and says counts are facts when the dedup folded repeats', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stella-inspect-'));
-    const keys = mkdtempSync(join(tmpdir(), 'stella-inspect-keys-'));
-    const { publicKeyPem } = generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
-    const writer = await openChunkWriter({
-      dir,
-      signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
-      meta: {
-        hostId: 'h',
-        kernelRelease: 'test',
-        btfId: 'none',
-        collectorVersion: 'test',
-        filterConfigDigest: DIGEST,
-      },
-    });
+    const { dir, publicKeyPem, writer, append } = await openTestChain('stella-inspect-');
     for (const r of [
       exec(['ls', '-l']),
       exec(['wget', 'http://example.com/']),
       status('7'),
-    ] as EvidenceRecord[]) {
-      writer.append(encodeRecord(r), {
-        type: r.type,
-        wallNs: BigInt(r.wall_ns),
-        monoNs: BigInt(r.mono_ns),
-        seq: BigInt(r.seq),
-      });
-    }
+    ] as EvidenceRecord[])
+      append(r);
     await writer.close();
     const report = await verifyChain(dir, { keys: [publicKeyPem], requireEnd: false });
     const summary = await summarise(dir, DIGEST, report);
@@ -222,29 +162,9 @@ describe('inspect shows deduplicated facts', () => {
   });
 
   it('names a probe whose status counts do not add up', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stella-inspect-'));
-    const keys = mkdtempSync(join(tmpdir(), 'stella-inspect-keys-'));
-    const { publicKeyPem } = generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
-    const writer = await openChunkWriter({
-      dir,
-      signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
-      meta: {
-        hostId: 'h',
-        kernelRelease: 'test',
-        btfId: 'none',
-        collectorVersion: 'test',
-        filterConfigDigest: DIGEST,
-      },
-    });
+    const { dir, publicKeyPem, writer, append } = await openTestChain('stella-inspect-');
     // The kernel saw 12 events; the collector accounts for 2 + 7 = 9 of them.
-    for (const r of [exec(['ls']), status('7', '12')] as EvidenceRecord[]) {
-      writer.append(encodeRecord(r), {
-        type: r.type,
-        wallNs: BigInt(r.wall_ns),
-        monoNs: BigInt(r.mono_ns),
-        seq: BigInt(r.seq),
-      });
-    }
+    for (const r of [exec(['ls']), status('7', '12')] as EvidenceRecord[]) append(r);
     await writer.close();
     const report = await verifyChain(dir, { keys: [publicKeyPem], requireEnd: false });
     const summary = await summarise(dir, DIGEST, report);

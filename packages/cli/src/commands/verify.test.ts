@@ -3,24 +3,21 @@
  * chunk writer and signed with a real key: exit codes and what the user reads.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   bundleName,
   chunkName,
   dssePae,
   endBundleName,
-  generateKeyPair,
   LocalKeySigner,
   openChunkWriter,
 } from '@stellaops/evidence-chain';
 import { canonicalize, type EvidenceRecord, encodeRecord } from '@stellaops/ndjson';
 import { describe, expect, it } from 'vitest';
+import { DIGEST, openTestChain, TEST_META } from '../../test/support/signed-chain.js';
 import type { Io } from '../io.js';
 import { main } from '../main.js';
-
-const DIGEST = `sha256:${'a'.repeat(64)}`;
 
 function capture() {
   const out: string[] = [];
@@ -91,34 +88,14 @@ function finalStatus(seq: number): EvidenceRecord {
 
 /** A chain of two chunks written and sealed by the real writer; `final` ends it with a final status. */
 async function chain(final: boolean): Promise<{ dir: string; pub: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'stella-verify-'));
-  const keys = mkdtempSync(join(tmpdir(), 'stella-verify-keys-'));
-  generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
-  const w = await openChunkWriter({
-    dir,
-    signer: LocalKeySigner.fromPemFile(join(keys, 'k.pem')),
-    meta: {
-      hostId: 'h',
-      kernelRelease: 'test',
-      btfId: 'none',
-      collectorVersion: 'test',
-      filterConfigDigest: DIGEST,
-    },
-  });
-  const append = (r: EvidenceRecord) =>
-    w.append(encodeRecord(r), {
-      type: r.type,
-      wallNs: BigInt(r.wall_ns),
-      monoNs: BigInt(r.mono_ns),
-      seq: BigInt(r.seq),
-    });
+  const { dir, publicKeyPath, writer, append } = await openTestChain('stella-verify-');
   append(open(0, '/etc/a'));
   append(open(1, '/etc/b'));
-  await w.rotate();
+  await writer.rotate();
   append(open(2, '/etc/c'));
   if (final) append(finalStatus(3));
-  await w.close();
-  return { dir, pub: join(keys, 'k.pub.pem') };
+  await writer.close();
+  return { dir, pub: publicKeyPath };
 }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -198,41 +175,23 @@ describe('stella signals verify-chain', () => {
   });
 
   it('shows the recovery window of a chunk sealed after a crash, in text and JSON', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'stella-verify-crash-'));
-    const keys = mkdtempSync(join(tmpdir(), 'stella-verify-keys-'));
-    generateKeyPair(join(keys, 'k.pem'), join(keys, 'k.pub.pem'));
-    const signer = LocalKeySigner.fromPemFile(join(keys, 'k.pem'));
-    const meta = {
-      hostId: 'h',
-      kernelRelease: 'test',
-      btfId: 'none',
-      collectorVersion: 'test',
-      filterConfigDigest: DIGEST,
-    };
-    const dead = await openChunkWriter({ dir, signer, meta });
-    for (const r of [open(0, '/etc/a'), open(1, '/etc/b')])
-      dead.append(encodeRecord(r), {
-        type: r.type,
-        wallNs: BigInt(r.wall_ns),
-        monoNs: BigInt(r.mono_ns),
-        seq: BigInt(r.seq),
-      });
+    const dead = await openTestChain('stella-verify-crash-');
+    const { dir, keyPath, publicKeyPath } = dead;
+    dead.append(open(0, '/etc/a'));
+    dead.append(open(1, '/etc/b'));
     // Killed (never closed); a line is appended before the restart.
     appendFileSync(join(dir, 'chunk-000000.ndjson'), encodeRecord(open(2, '/etc/planted')));
-    const next = await openChunkWriter({ dir, signer, meta });
+    const next = await openChunkWriter({ dir, signer: LocalKeySigner.fromPemFile(keyPath), meta: TEST_META });
     await new Promise((r) => next.once('recovered', r));
     await next.close();
     const c = capture();
-    await main(
-      ['signals', 'verify-chain', dir, '--key', join(keys, 'k.pub.pem'), '--allow-incomplete'],
-      c.io,
-    );
+    await main(['signals', 'verify-chain', dir, '--key', publicKeyPath, '--allow-incomplete'], c.io);
     expect(c.out()).toContain(
       'ok     chunk-000000.ndjson  3 records (sealed by recovery after a crash: lines 1-3 were unsealed until the restart)',
     );
     expect(c.out()).toMatch(/recovery window: 3 lines in 1 chunks were written before a crash/);
     const json = capture();
-    await main(['signals', 'verify-chain', dir, '--key', join(keys, 'k.pub.pem'), '--json'], json.io);
+    await main(['signals', 'verify-chain', dir, '--key', publicKeyPath, '--json'], json.io);
     expect(JSON.parse(json.out()).chunks[0].recovery.unsealedLines).toEqual({ first: 1, last: 3 });
   });
 
