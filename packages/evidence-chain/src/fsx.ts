@@ -118,13 +118,23 @@ function refuseWritableAncestors(dir: string, from: string): void {
   }
 }
 
+/** Where a path stands: its nearest existing ancestor and the components below it that are missing. */
+export interface DirectoryPlan {
+  /** The nearest existing path at or above the target. */
+  readonly existing: string;
+  /** Whether `existing` is a directory (else a file stands in the way). */
+  readonly existingIsDirectory: boolean;
+  /** The pseudo filesystem `existing` lives on (proc, sysfs, ...), if any. */
+  readonly pseudo?: string;
+  /** Missing components, outermost first; empty when the target exists. */
+  readonly missing: readonly string[];
+}
+
 /**
- * Create the missing components of `abs` one at a time (mode 0750), never
- * with Node's recursive mkdir, which loops forever where mkdir answers ENOENT
- * although the parent exists (under /proc/self). Returns true when it created
- * `abs` itself.
+ * Walk up from `abs` to its nearest existing ancestor, creating nothing.
+ * Errors other than ENOENT/ENOTDIR (EACCES on a parent) are thrown as they are.
  */
-function createDirs(dir: string, abs: string): boolean {
+export function planDirectories(abs: string): DirectoryPlan {
   const missing: string[] = [];
   let cur = abs;
   for (;;) {
@@ -134,35 +144,70 @@ function createDirs(dir: string, abs: string): boolean {
     } catch (err) {
       // ENOTDIR: a component above is a file; keep walking up to name it.
       const code = errnoCode(err);
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw ioError('cannot inspect output directory', cur, err);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
     }
-    if (st) {
-      if (!st.isDirectory()) {
-        throw new EvidenceChainError(
-          'NOT_A_DIRECTORY',
-          `output directory ${dir} cannot be created: ${cur} is not a directory`,
-          { path: dir, hint: `choose a path whose parents are directories (${cur} is a file)` },
-        );
-      }
-      refusePseudo(dir, cur);
-      // Before creating anything below it.
-      refuseWritableAncestors(dir, safeRealpathOr(cur));
-      break;
+    const up = dirname(cur);
+    if (st || up === cur) {
+      const pseudo = st ? pseudoFilesystem(cur) : undefined;
+      return {
+        existing: cur,
+        existingIsDirectory: st?.isDirectory() ?? false,
+        ...(pseudo ? { pseudo } : {}),
+        missing,
+      };
     }
     missing.unshift(cur);
-    const up = dirname(cur);
-    if (up === cur) break;
     cur = up;
   }
+}
+
+/**
+ * Create `missing` (from {@link planDirectories}) one component at a time,
+ * never with Node's recursive mkdir, which loops forever where mkdir answers
+ * ENOENT although the parent exists (under /proc/self). Each directory made
+ * here gets exactly `mode` (the umask may narrow it); one that appears
+ * meanwhile is left as it is. Returns the directories created.
+ */
+export function makeDirectories(missing: readonly string[], mode: number): string[] {
+  const created: string[] = [];
   for (const p of missing) {
     try {
-      fs.mkdirSync(p, { mode: DIR_MODE });
+      fs.mkdirSync(p, { mode });
     } catch (err) {
       if (errnoCode(err) === 'EEXIST' && fs.statSync(p).isDirectory()) continue;
-      throw ioError('cannot create output directory', p, err);
+      throw err;
     }
+    fs.chmodSync(p, mode);
+    created.push(p);
   }
-  return missing.length > 0 && missing[missing.length - 1] === abs;
+  return created;
+}
+
+/** Create the missing components of `abs` (mode 0750); true when it created `abs` itself. */
+function createDirs(dir: string, abs: string): boolean {
+  let plan: DirectoryPlan;
+  try {
+    plan = planDirectories(abs);
+  } catch (err) {
+    throw ioError('cannot inspect output directory', abs, err);
+  }
+  if (!plan.existingIsDirectory) {
+    throw new EvidenceChainError(
+      'NOT_A_DIRECTORY',
+      `output directory ${dir} cannot be created: ${plan.existing} is not a directory`,
+      { path: dir, hint: `choose a path whose parents are directories (${plan.existing} is a file)` },
+    );
+  }
+  refusePseudo(dir, plan.existing);
+  // Before creating anything below it.
+  refuseWritableAncestors(dir, safeRealpathOr(plan.existing));
+  let created: string[];
+  try {
+    created = makeDirectories(plan.missing, DIR_MODE);
+  } catch (err) {
+    throw ioError('cannot create output directory', (err as NodeJS.ErrnoException).path ?? abs, err);
+  }
+  return created[created.length - 1] === abs;
 }
 
 /**

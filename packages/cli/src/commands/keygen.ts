@@ -1,6 +1,11 @@
-import { chmodSync, existsSync, mkdirSync, statfsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { generateKeyPair } from '@stellaops/evidence-chain';
+import {
+  type DirectoryPlan,
+  generateKeyPair,
+  makeDirectories,
+  planDirectories,
+} from '@stellaops/evidence-chain';
 import type { CommandSpec, Parsed } from '../args.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
@@ -34,61 +39,36 @@ export function publicKeyPath(privatePath: string): string {
  * first. The nearest existing ancestor must be a real directory on a real
  * filesystem (not proc or sysfs); nothing is created here.
  */
-function checkKeyDirectory(out: string): string[] {
+function checkKeyDirectory(out: string): readonly string[] {
   const dir = dirname(resolve(out));
-  const missing: string[] = [];
-  let cur = dir;
-  let st: ReturnType<typeof statSync>;
-  for (;;) {
-    try {
-      st = statSync(cur);
-      break;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && dirname(cur) !== cur) {
-        missing.unshift(cur);
-        cur = dirname(cur);
-        continue;
-      }
-      if (code === 'ENOTDIR') {
-        throw new CliError(
-          'USAGE',
-          `keygen: --out ${out}: a component of ${dir} is a file, not a directory`,
-          {
-            hint: 'check the path',
-          },
-        );
-      }
-      if (code === 'EACCES') {
-        throw new CliError('USAGE', `keygen: --out ${out}: permission denied on ${cur} (EACCES)`, {
-          hint: 'run as a user that may write there (usually root for /etc/stellaops)',
-        });
-      }
-      throw e;
-    }
-  }
-  if (!st.isDirectory()) {
-    throw new CliError('USAGE', `keygen: --out ${out}: ${cur} is not a directory`, {
-      hint: 'check the path',
-    });
-  }
-  let type = 0;
+  let plan: DirectoryPlan;
   try {
-    type = Number(statfsSync(cur).type);
-  } catch {
-    // statfs unsupported: the write below still reports what goes wrong
+    plan = planDirectories(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EACCES') {
+      throw new CliError('USAGE', `keygen: --out ${out}: permission denied under ${dir} (EACCES)`, {
+        hint: 'run as a user that may write there (usually root for /etc/stellaops)',
+      });
+    }
+    throw e;
   }
-  // proc and sysfs (include/uapi/linux/magic.h): a key cannot be kept there.
-  if (type === 0x9fa0 || type === 0x62656572) {
+  if (!plan.existingIsDirectory) {
     throw new CliError(
       'USAGE',
-      `keygen: --out ${out}: ${cur} is on the ${type === 0x9fa0 ? 'proc' : 'sysfs'} pseudo filesystem`,
-      {
-        hint: 'write the key to a directory on disk, e.g. /etc/stellaops/signals-key.pem',
-      },
+      plan.missing.length > 0
+        ? `keygen: --out ${out}: a component of ${dir} is a file, not a directory (${plan.existing})`
+        : `keygen: --out ${out}: ${plan.existing} is not a directory`,
+      { hint: 'check the path' },
     );
   }
-  return missing;
+  if (plan.pseudo !== undefined) {
+    throw new CliError(
+      'USAGE',
+      `keygen: --out ${out}: ${plan.existing} is on the ${plan.pseudo} pseudo filesystem`,
+      { hint: 'write the key to a directory on disk, e.g. /etc/stellaops/signals-key.pem' },
+    );
+  }
+  return plan.missing;
 }
 
 /**
@@ -97,28 +77,21 @@ function checkKeyDirectory(out: string): string[] {
  * appears meanwhile, are left exactly as they are: never chmodded.
  */
 function createKeyDirectories(out: string, missing: readonly string[]): string[] {
-  const created: string[] = [];
-  for (const d of missing) {
-    try {
-      mkdirSync(d, { mode: 0o700 });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST' && statSync(d).isDirectory()) continue;
-      const why =
-        code === 'EACCES' || code === 'EPERM'
-          ? ['permission denied', 'run as a user that may write there (usually root for /etc/stellaops)']
-          : code === 'EROFS'
-            ? ['read-only filesystem', 'choose a path on a writable filesystem']
-            : [String(code ?? e), 'check the path'];
-      throw new CliError('USAGE', `keygen: --out ${out}: cannot create the directory ${d}: ${why[0]}`, {
-        hint: why[1]!,
-      });
-    }
-    // The umask may have taken bits away; this directory is ours, so make it exactly 0700.
-    chmodSync(d, 0o700);
-    created.push(d);
+  try {
+    return makeDirectories(missing, 0o700);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const d = (e as NodeJS.ErrnoException).path ?? dirname(resolve(out));
+    const why =
+      code === 'EACCES' || code === 'EPERM'
+        ? ['permission denied', 'run as a user that may write there (usually root for /etc/stellaops)']
+        : code === 'EROFS'
+          ? ['read-only filesystem', 'choose a path on a writable filesystem']
+          : [String(code ?? e), 'check the path'];
+    throw new CliError('USAGE', `keygen: --out ${out}: cannot create the directory ${d}: ${why[0]}`, {
+      hint: why[1]!,
+    });
   }
-  return created;
 }
 
 /** `stella signals keygen --out PATH`: write a new key pair; never overwrites. */
