@@ -52,7 +52,10 @@ function unmountUnder(dir: string): void {
       .filter((m) => m === dir || m.startsWith(`${dir}/`))
       .sort((a, b) => b.length - a.length);
     if (mounts.length === 0) return;
-    for (const m of mounts) spawnSync('umount', [m], { stdio: 'ignore' });
+    // A mount still busy (a conmon or a shim that has not exited yet) is
+    // detached lazily in the later rounds, so the directory can be removed.
+    const flags = round < 2 ? [] : ['-l'];
+    for (const m of mounts) spawnSync('umount', [...flags, m], { stdio: 'ignore' });
   }
 }
 
@@ -136,7 +139,8 @@ export async function startDockerd(): Promise<Daemon> {
         // daemon already gone
       }
       await stopChild(child);
-      rmSync(dir, { recursive: true, force: true });
+      unmountUnder(dir);
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     },
   };
 }
@@ -228,7 +232,7 @@ export async function startPodman(): Promise<Daemon> {
       await stopChild(child);
       // Not `podman system reset`: that also deletes host-wide network configs other users may rely on.
       unmountUnder(dir);
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     },
   };
 }
