@@ -8,7 +8,7 @@ describe('matchCgroupPath', () => {
     ['/system.slice/docker-' + ID + '.scope', 'docker', ID, 'docker-systemd'],
     ['/docker/' + ID, 'docker', ID, 'docker-cgroupfs'],
     ['/docker/' + ID + '/nested/child', 'docker', ID, 'docker-cgroupfs'],
-    ['/system.slice/crio-' + ID + '.scope', 'crio', ID, 'crio'],
+    ['/system.slice/crio-' + ID + '.scope', 'cri-o', ID, 'crio'],
     ['/machine.slice/libpod-' + ID + '.scope', 'podman', ID, 'podman'],
     ['/machine.slice/libpod-' + ID + '.scope/container', 'podman', ID, 'podman'],
     ['/libpod_parent/libpod-' + ID, 'podman', ID, 'podman'],

@@ -7,8 +7,11 @@
  * runtime before it calls the process a container.
  */
 
-/** Container runtimes the tracker can ask. */
-export type RuntimeName = 'containerd' | 'docker' | 'podman' | 'crio';
+/**
+ * Container runtimes the tracker can ask, spelled as evidence records and Kubernetes'
+ * `containerID` scheme (`cri-o://<id>`) spell it.
+ */
+export type RuntimeName = 'containerd' | 'docker' | 'podman' | 'cri-o';
 
 /** What a cgroup path says about the container that owns it. */
 export interface CgroupMatch {
@@ -85,7 +88,7 @@ const SCOPED_RULES: { re: RegExp; make: (m: RegExpExecArray, parent: string | un
   {
     re: /^crio-([0-9a-f]{64})(?:\.scope)?$/,
     make: (m, parent) => ({
-      runtime: 'crio',
+      runtime: 'cri-o',
       id: m[1]!,
       ...podFromSlice(parent),
       confirm: false,

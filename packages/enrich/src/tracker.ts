@@ -329,7 +329,7 @@ export class ContainerTracker {
     for (const c of this.#clients) {
       if (m.runtime === 'cri') {
         if (c.runtime === 'containerd') out.push({ client: c, namespace: 'k8s.io' });
-        if (c.runtime === 'crio') out.push({ client: c });
+        if (c.runtime === 'cri-o') out.push({ client: c });
       } else if (c.runtime === m.runtime) {
         out.push(m.namespace !== undefined ? { client: c, namespace: m.namespace } : { client: c });
       }
@@ -344,7 +344,7 @@ export class ContainerTracker {
     if (m.runtime === 'cri') {
       const hit =
         this.#containers.get(containerKey('containerd', m.id, 'k8s.io')) ??
-        this.#containers.get(containerKey('crio', m.id));
+        this.#containers.get(containerKey('cri-o', m.id));
       if (hit) return hit;
       for (const [, rc] of this.#containers.entries())
         if (rc.id === m.id && rc.runtime === 'containerd') return rc;

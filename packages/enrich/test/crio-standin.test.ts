@@ -87,7 +87,7 @@ describe.runIf(gate('CRI-O attribution (stand-in API, real cgroup)', reason))(
           cgroupPath: `/stella-crio-test-${process.pid}.slice/crio-${ID}.scope`,
           container: {
             id: ID,
-            runtime: 'crio',
+            runtime: 'cri-o',
             cgroupPath: `/stella-crio-test-${process.pid}.slice/crio-${ID}.scope`,
             imageRef: 'registry.example/shop/web:1.2',
             imageManifestDigest: 'sha256:1111111111111111111111111111111111111111111111111111111111111111',
@@ -95,7 +95,7 @@ describe.runIf(gate('CRI-O attribution (stand-in API, real cgroup)', reason))(
             missing: ['image_config_digest: CRI-O inspect does not report the image config digest'],
           },
         });
-        expect(containerField(r)).toMatchObject({ runtime: 'crio', k8s: { pod_uid: '4f1d' } });
+        expect(containerField(r)).toMatchObject({ runtime: 'cri-o', k8s: { pod_uid: '4f1d' } });
         expect(requests).toContain(`/containers/${ID}`);
       } finally {
         t.close();

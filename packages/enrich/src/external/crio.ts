@@ -12,7 +12,7 @@ export const CRIO_SOCKET = '/var/run/crio/crio.sock';
  * pulled by digest reference; CRI-O does not report the config digest here.
  */
 export class CrioClient implements RuntimeClient {
-  readonly runtime = 'crio' as const;
+  readonly runtime = 'cri-o' as const;
 
   constructor(
     readonly socket: string = CRIO_SOCKET,
@@ -33,7 +33,7 @@ export class CrioClient implements RuntimeClient {
     const pid = num(c.pid);
     return {
       id,
-      runtime: 'crio',
+      runtime: 'cri-o',
       ...(imageRef !== undefined && { imageRef }),
       ...(imageManifestDigest !== undefined && { imageManifestDigest }),
       labels: strMap(c.labels),
