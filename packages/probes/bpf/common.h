@@ -34,6 +34,7 @@ enum stella_kind {
 	STELLA_KIND_EXEC = 2,
 	STELLA_KIND_EXIT = 3,
 	STELLA_KIND_FILE_OPEN_LSM = 4,
+	STELLA_KIND_CGROUP_MKDIR = 5, /* cgroup_track.h: not an evidence record */
 };
 
 /* Common header of every record (56 bytes). */

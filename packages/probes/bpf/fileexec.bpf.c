@@ -13,6 +13,7 @@
  * turns them on (src/probeset.ts picks one variant per probe).
  */
 #include "fileexec.h"
+#include "cgroup_track.h"
 
 char LICENSE[] SEC("license") = "GPL";
 

@@ -1,5 +1,8 @@
-/** Probes of this package; network and TLS probes are added later. */
-export type ProbeName = 'file_open' | 'exec' | 'exit' | 'file_open_lsm';
+/**
+ * Probes of this package; network and TLS probes are added later.
+ * `cgroup_mkdir` yields no evidence: its events go to `onCgroupMkdir`.
+ */
+export type ProbeName = 'file_open' | 'exec' | 'exit' | 'file_open_lsm' | 'cgroup_mkdir';
 
 /** Fields every record carries. Byte strings stay raw: never assume UTF-8. */
 export interface EventHeader {

@@ -66,6 +66,19 @@ export const LAYOUT = {
     size: 72,
     members: { hdr: [0, 56], exit_status: [56, 4], pad: [60, 4], start_ns: [64, 8] },
   },
+  /** bpf/cgroup_track.h: cgroup creation, fed to the container tracker (src/cgroup-event.ts). */
+  fe_cgroup_event: {
+    size: 80 + 1024,
+    members: {
+      hdr: [0, 56],
+      id: [56, 8],
+      level: [64, 4],
+      path_len: [68, 4],
+      cgroup_flags: [72, 4],
+      pad: [76, 4],
+      path: [80, 1024],
+    },
+  },
   stella_counters: {
     size: 40,
     members: { seen: [0, 8], filtered: [8, 8], deduplicated: [16, 8], emitted: [24, 8], lost: [32, 8] },
@@ -88,10 +101,10 @@ export const EXIT_SIZE = LAYOUT.fe_exit_event.size;
 export const HEADER_SIZE = LAYOUT.stella_event_header.size;
 
 /** enum stella_kind */
-export const KIND = { FILE_OPEN: 1, EXEC: 2, EXIT: 3, FILE_OPEN_LSM: 4 } as const;
+export const KIND = { FILE_OPEN: 1, EXEC: 2, EXIT: 3, FILE_OPEN_LSM: 4, CGROUP_MKDIR: 5 } as const;
 
 /** enum fe_probe: slot in the `counters` map. */
-export const COUNTER_SLOT = { file_open: 0, exec: 1, exit: 2, file_open_lsm: 3 } as const;
+export const COUNTER_SLOT = { file_open: 0, exec: 1, exit: 2, file_open_lsm: 3, cgroup_mkdir: 4 } as const;
 
 /** enum fe_syscall */
 export const SYSCALLS = ['', 'open', 'openat', 'openat2', 'creat', 'open_by_handle_at', 'lsm'] as const;

@@ -1,3 +1,4 @@
+import type { CgroupMkdirEvent } from './cgroup-event.js';
 import { ProbeOptionError } from './errors.js';
 import type { ProbeName } from './events.js';
 import { PREFIX_MAX } from './layout.js';
@@ -43,7 +44,16 @@ export interface ProbeSetOptions {
    * the older kernels' path on a new one). Reported in each probe's reason.
    */
   taskAccess?: 'auto' | 'core';
+  /**
+   * Receives the `cgroup_mkdir` probe's events (each new cgroup v2 id and
+   * path), in ring order, before the batch of records read with them is
+   * yielded. Required when `probes` names `cgroup_mkdir`.
+   */
+  onCgroupMkdir?: (event: CgroupMkdirEvent) => void;
 }
+
+/** Probes that may be named: the default set and `cgroup_mkdir` (named explicitly, with its callback). */
+const KNOWN_PROBES: readonly ProbeName[] = ['file_open', 'exec', 'exit', 'file_open_lsm', 'cgroup_mkdir'];
 
 export const ALL_PROBES: readonly ProbeName[] = ['file_open', 'exec', 'exit', 'file_open_lsm'];
 
@@ -61,6 +71,7 @@ export interface ResolvedOptions {
   objectPath: string | undefined;
   attach: 'auto' | 'tp_btf' | 'raw_tp';
   taskAccess: 'auto' | 'core';
+  onCgroupMkdir: ((event: CgroupMkdirEvent) => void) | undefined;
 }
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -123,6 +134,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     'objectPath',
     'attach',
     'taskAccess',
+    'onCgroupMkdir',
   ]);
   const taskAccess = opts.taskAccess ?? 'auto';
   if (taskAccess !== 'auto' && taskAccess !== 'core') {
@@ -143,15 +155,25 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     opts.probes === undefined
       ? [...ALL_PROBES]
       : list('probes', opts.probes, (x, at) => {
-          if (!ALL_PROBES.includes(x as ProbeName)) {
+          if (!KNOWN_PROBES.includes(x as ProbeName)) {
             throw new ProbeOptionError(
               at,
-              `unknown probe ${JSON.stringify(x)} (known: ${ALL_PROBES.join(', ')})`,
+              `unknown probe ${JSON.stringify(x)} (known: ${KNOWN_PROBES.join(', ')})`,
             );
           }
           return x as ProbeName;
         });
   if (probes.length === 0) throw new ProbeOptionError('probes', 'is empty: name at least one probe');
+  if (opts.onCgroupMkdir !== undefined && typeof opts.onCgroupMkdir !== 'function') {
+    throw new ProbeOptionError('onCgroupMkdir', `must be a function, got ${typeof opts.onCgroupMkdir}`);
+  }
+  if (probes.includes('cgroup_mkdir') && opts.onCgroupMkdir === undefined) {
+    throw new ProbeOptionError(
+      'probes',
+      'cgroup_mkdir is named but onCgroupMkdir is not given: its events would be read and dropped',
+      'pass onCgroupMkdir: (e) => tracker.learnCgroup(e.id, e.path), or leave cgroup_mkdir out',
+    );
+  }
 
   const f = opts.filters ?? {};
   if (!isObject(f)) throw new ProbeOptionError('filters', 'must be an object');
@@ -208,5 +230,6 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     objectPath: opts.objectPath as string | undefined,
     attach,
     taskAccess,
+    onCgroupMkdir: opts.onCgroupMkdir as ((event: CgroupMkdirEvent) => void) | undefined,
   };
 }

@@ -8,6 +8,7 @@ import {
   probeFeature,
   type RingBufferReader,
 } from '@stellaops/bpf-loader';
+import { decodeCgroupMkdir, isCgroupMkdirRecord } from './cgroup-event.js';
 import { type KernelCounters, readCounters, readDedupStats, settledCounters } from './counters.js';
 import { decodeEvent } from './decode.js';
 import { ProbesError } from './errors.js';
@@ -85,6 +86,7 @@ const PROGRAMS: Record<SyscallProbe, Record<Variant, string[]>> = {
   file_open: { tp_btf: ['fe_exit_btf'], raw_tp: ['fe_exit_raw'] },
   exec: { tp_btf: ['fe_exec_btf'], raw_tp: ['fe_exec_raw'] },
   exit: { tp_btf: ['fe_exit_proc_btf'], raw_tp: ['fe_exit_proc_raw'] },
+  cgroup_mkdir: { tp_btf: ['fe_cgroup_mkdir_btf'], raw_tp: ['fe_cgroup_mkdir_raw'] },
 };
 const LSM_PROGRAMS = { lsm: 'fe_open_lsm', fentry: 'fe_open_fentry' } as const;
 type LsmVariant = keyof typeof LSM_PROGRAMS;
@@ -296,10 +298,22 @@ class ProbeSetImpl implements ProbeSet {
       while (true) {
         const batch = await reader.read();
         if (batch === null) return;
-        const events: ProbeEvent[] = new Array(batch.count);
-        for (let i = 0; i < batch.count; i++) events[i] = decodeEvent(batch.record(i));
+        const onCgroup = this.#opts.onCgroupMkdir;
+        let events: ProbeEvent[] = new Array(batch.count);
+        if (onCgroup === undefined) {
+          for (let i = 0; i < batch.count; i++) events[i] = decodeEvent(batch.record(i));
+        } else {
+          // cgroup events go to their callback first, so it knows every new cgroup of the batch.
+          let n = 0;
+          for (let i = 0; i < batch.count; i++) {
+            const r = batch.record(i);
+            if (isCgroupMkdirRecord(r)) onCgroup(decodeCgroupMkdir(r));
+            else events[n++] = decodeEvent(r);
+          }
+          if (n < batch.count) events = events.slice(0, n);
+        }
         this.#received += batch.count;
-        yield events;
+        if (events.length > 0) yield events;
       }
     } finally {
       this.close();
