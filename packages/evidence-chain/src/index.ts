@@ -59,6 +59,7 @@ export type {
   EndReason,
   EvidenceWriterEvents,
   FsyncPolicy,
+  LineBatch,
   SealedChunk,
   StatusUpdate,
   WriterStatus,

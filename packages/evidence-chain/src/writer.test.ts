@@ -277,6 +277,62 @@ describe('EvidenceWriter', () => {
     await w.close();
   });
 
+  it('appendBatch writes lines back to back in one buffer: same chunks, seals and counts as append', async () => {
+    const batch = Array.from({ length: 100 }, (_, i) => record(i, i % 3 ? 'file_open' : 'process_exec'));
+    const data = Buffer.from(batch.map((b) => b.line).join(''));
+    const ends: number[] = [];
+    let at = 0;
+    for (const b of batch) {
+      at += Buffer.byteLength(b.line);
+      ends.push(at);
+    }
+    const w = await open({ rotation: { maxSizeBytes: 2000 } });
+    w.appendBatch({
+      data,
+      count: batch.length,
+      ends,
+      types: batch.map((b) => b.info.type),
+      info: (i) => batch[i]!.info,
+    });
+    await w.close();
+    const report = verifyChain(out, { keys: [key.publicKeyPem], requireEnd: true });
+    expect(report.errors).toEqual([]);
+    expect(report.summary.records).toBe(100);
+    expect(report.chunks.length).toBeGreaterThan(5);
+    const all = report.chunks.map((c) => readFileSync(join(out, c.file), 'utf8')).join('');
+    expect(all).toBe(data.toString());
+    // Each chunk's statement carries its own first/last seq and type counts.
+    let seq = 0;
+    for (let c = 0; c < report.chunks.length; c++) {
+      const lines = readFileSync(join(out, chunkName(c)), 'utf8')
+        .trimEnd()
+        .split('\n');
+      const p = statementOf(c).predicate;
+      expect(p.first_seq).toBe(String(seq));
+      expect(p.last_seq).toBe(String(seq + lines.length - 1));
+      expect(p.record_count).toBe(String(lines.length));
+      seq += lines.length;
+    }
+  });
+
+  it('appendBatch checks every line first and names the bad one', async () => {
+    const w = await open();
+    const lines = [record(0).line, '{"a":1}\n{"b":2}\n', record(2).line];
+    const data = Buffer.from(lines.join(''));
+    const ends = [lines[0]!.length, lines[0]!.length + lines[1]!.length, data.length];
+    expect(() =>
+      w.appendBatch({
+        data,
+        count: 3,
+        ends,
+        types: ['file_open', 'file_open', 'file_open'],
+        info: () => record(0).info,
+      }),
+    ).toThrow(/appendBatch: line 1: /);
+    expect(w.status().currentChunk?.records ?? 0).toBe(0);
+    await w.close();
+  });
+
   it('rejects malformed lines and info with INVALID_RECORD, and appends after close with WRITER_CLOSED', async () => {
     const w = await open();
     const r = record(0);

@@ -100,6 +100,23 @@ export interface AppendInfo {
   seq?: bigint;
 }
 
+/**
+ * Lines for {@link EvidenceWriter.appendBatch}: canonical NDJSON lines back
+ * to back in `data`, line `i` ending (exclusive, after its "\n") at `ends[i]`.
+ */
+export interface LineBatch {
+  /** The lines, back to back. Not kept after appendBatch returns (the buffer can be reused). */
+  data: Buffer;
+  /** How many lines (the first `count` entries of `ends` and `types`). */
+  count: number;
+  /** End offset of each line in `data`, after its "\n". */
+  ends: ArrayLike<number>;
+  /** Each line's record `type`. */
+  types: ArrayLike<string>;
+  /** The info of line `i`; read for the first and last line of each chunk's part and for collector_status lines. */
+  info(i: number): AppendInfo;
+}
+
 /** Collector totals for `updateStatus`: counters as bigint, number or decimal string. */
 export interface StatusUpdate {
   probes: ReadonlyArray<{
@@ -374,6 +391,108 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       }
       for (let k = i; k < j; k++) this.#account(cur, bufs[k]!, records[k]!.info);
       i = j;
+    }
+  }
+
+  /**
+   * Append a batch of lines that are already back to back in one buffer: one
+   * `write(2)` and one hash update per chunk the batch lands in, no copy and
+   * no per-line object (what `stella signals start` uses). Every line is
+   * checked (one JSON object on one line) before anything is written
+   * (INVALID_RECORD names the index); `info(i)` is read only for the first
+   * and last line of each chunk's part and for collector_status lines. Same
+   * contract as `appendMany` otherwise: on DISK_FULL the error's `written`
+   * says how many lines (a prefix) are on disk.
+   */
+  appendBatch(batch: LineBatch): void {
+    this.#assertOpen();
+    const { data, ends, types, count } = batch ?? ({} as LineBatch);
+    if (!Buffer.isBuffer(data) || !Number.isInteger(count) || count < 0 || count > (ends?.length ?? -1)) {
+      throw new EvidenceChainError(
+        'INVALID_RECORD',
+        'appendBatch: expected { data: Buffer, count, ends: offsets (count of them), types, info(i) }',
+      );
+    }
+    for (let i = 0, start = 0; i < count; i++) {
+      const end = ends[i]!;
+      const type = types[i];
+      if (
+        !(end > start + 2 && end <= data.length) ||
+        data[start] !== 0x7b ||
+        data.indexOf(10, start) !== end - 1 ||
+        typeof type !== 'string' ||
+        type.length === 0
+      ) {
+        throw new EvidenceChainError(
+          'INVALID_RECORD',
+          `appendBatch: line ${i}: a record must be one JSON object on exactly one line ending in "\\n", with its type`,
+        );
+      }
+      start = end;
+    }
+    this.#assertRoom();
+    let i = 0;
+    let start = 0;
+    while (i < count) {
+      let cur = this.#cur;
+      if (cur && cur.records > 0 && cur.bytes + (ends[i]! - start) > this.#maxSize) {
+        this.#switchChunk(false);
+        cur = this.#cur;
+      }
+      if (!cur) {
+        try {
+          cur = this.#openNextChunk();
+        } catch (err) {
+          throw withWritten(err, i);
+        }
+      }
+      // The longest run that fits in this chunk (at least one line).
+      let j = i + 1;
+      while (j < count && cur.bytes + (ends[j]! - start) <= this.#maxSize) j++;
+      const end = ends[j - 1]!;
+      const first = batch.info(i);
+      const last = j - 1 === i ? first : batch.info(j - 1);
+      if (typeof first?.wallNs !== 'bigint' || typeof last?.wallNs !== 'bigint') {
+        throw withWritten(
+          new EvidenceChainError(
+            'INVALID_RECORD',
+            `appendBatch: info(${i}) and info(${j - 1}) need wallNs: bigint`,
+          ),
+          i,
+        );
+      }
+      const seg = data.subarray(start, end);
+      try {
+        this.#write(cur, seg);
+      } catch (err) {
+        throw withWritten(err, i);
+      }
+      cur.hash.update(seg);
+      cur.bytes += seg.length;
+      cur.records += j - i;
+      // Types come in runs (one ring batch is mostly one probe): count runs.
+      for (let k = i; k < j; ) {
+        const t = types[k]!;
+        let n = 1;
+        while (k + n < j && types[k + n] === t) n++;
+        cur.counts.set(t, (cur.counts.get(t) ?? 0) + n);
+        if (t === 'collector_status') {
+          for (let m = k; m < k + n; m++) {
+            this.#statusFromLine(data.subarray(m === 0 ? 0 : ends[m - 1]!, ends[m]!), batch.info(m).wallNs);
+          }
+        }
+        k += n;
+      }
+      if (cur.firstWall === null) {
+        cur.firstWall = first.wallNs;
+        cur.firstMono = first.monoNs ?? null;
+      }
+      cur.lastWall = last.wallNs;
+      cur.lastMono = last.monoNs ?? null;
+      if (first.seq !== undefined && cur.firstSeq === null) cur.firstSeq = first.seq;
+      if (last.seq !== undefined) cur.lastSeq = last.seq;
+      i = j;
+      start = end;
     }
   }
 
