@@ -7,7 +7,7 @@ export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
 
 type FieldType =
   | { kind: 'boolean' }
-  | { kind: 'string'; oneOf?: readonly string[] }
+  | { kind: 'string'; oneOf?: readonly string[]; socketOrOff?: true }
   | { kind: 'number'; min: number; max: number; integer: boolean; powerOfTwo?: boolean }
   | { kind: 'string[]' };
 
@@ -25,6 +25,25 @@ const bool = { kind: 'boolean' } as const;
 const str = { kind: 'string' } as const;
 const list = { kind: 'string[]' } as const;
 const int = (min: number, max: number) => ({ kind: 'number', min, max, integer: true }) as const;
+
+/**
+ * The container runtimes the collector asks for attribution, as config keys
+ * (`runtimes.<name>.socket`) and records spell them, with their default API
+ * sockets (the same as `@stellaops/enrich`'s `*_SOCKET` constants).
+ */
+export const RUNTIME_SOCKETS = [
+  { runtime: 'containerd', socket: '/run/containerd/containerd.sock', api: 'containerd gRPC API' },
+  { runtime: 'docker', socket: '/var/run/docker.sock', api: 'Docker Engine API' },
+  { runtime: 'podman', socket: '/run/podman/podman.sock', api: 'podman libpod API' },
+  { runtime: 'cri-o', socket: '/var/run/crio/crio.sock', api: 'CRI-O inspect API' },
+] as const;
+
+const RUNTIME_SOCKET_FIELDS: readonly FieldSpec[] = RUNTIME_SOCKETS.map(({ runtime, socket, api }) => ({
+  key: `runtimes.${runtime}.socket`,
+  type: { kind: 'string', socketOrOff: true },
+  default: socket,
+  doc: `${api} socket. Left at its default it is used when it exists; set, it must be a socket (start exits 2 otherwise); "off" never asks ${runtime}.`,
+}));
 
 /**
  * The configuration schema: every key of `stellaops.yaml`, its type, default
@@ -132,6 +151,7 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
     default: 10,
     doc: 'How often the ring is drained; lower = fresher, more wakeups.',
   },
+  ...RUNTIME_SOCKET_FIELDS,
   {
     key: 'status_interval_seconds',
     type: int(1, 86_400),
@@ -142,9 +162,12 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
 
 const FIELD_BY_KEY = new Map(CONFIG_FIELDS.map((f) => [f.key, f]));
 
-/** The environment variable for a key: `rotation.max_size_mb` → `STELLA_ROTATION_MAX_SIZE_MB`. */
+/**
+ * The environment variable for a key: `rotation.max_size_mb` →
+ * `STELLA_ROTATION_MAX_SIZE_MB`, `runtimes.cri-o.socket` → `STELLA_RUNTIMES_CRI_O_SOCKET`.
+ */
 export function envName(key: string): string {
-  return `STELLA_${key.replace(/\./g, '_').toUpperCase()}`;
+  return `STELLA_${key.replace(/[.-]/g, '_').toUpperCase()}`;
 }
 
 /** One resolved setting and where it came from. */
@@ -241,6 +264,7 @@ function describe(t: FieldType): string {
     case 'boolean':
       return 'true or false';
     case 'string':
+      if (t.socketOrOff) return 'an absolute socket path or "off"';
       return t.oneOf ? `one of ${t.oneOf.map((v) => `"${v}"`).join(', ')}` : 'a string';
     case 'string[]':
       return 'a list of strings';
@@ -260,6 +284,7 @@ function checkValue(field: FieldSpec, raw: unknown): Checked {
     case 'string':
       if (typeof raw !== 'string' || raw.length === 0) return bad;
       if (t.oneOf && !t.oneOf.includes(raw)) return bad;
+      if (t.socketOrOff && raw !== 'off' && !raw.startsWith('/')) return bad;
       return { ok: true, value: raw };
     case 'string[]':
       if (!Array.isArray(raw) || !raw.every((v) => typeof v === 'string' && v.length > 0)) return bad;

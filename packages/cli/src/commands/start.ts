@@ -11,6 +11,7 @@ import {
 import { type CollectOptions, Collector, type CollectorSnapshot, STOP_BUDGET_MS } from '@stellaops/signals';
 import { type CommandSpec, type Parsed, parseDuration } from '../args.js';
 import { type EffectiveConfig, loadConfig, settingOrigin } from '../config.js';
+import { runtimeEndpoints } from '../config-runtimes.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
 import { configFileInputs, configFlags, describeConfigFile } from './shared.js';
@@ -69,6 +70,7 @@ export function collectOptions(cfg: EffectiveConfig): CollectOptions {
     statusIntervalMs: cfg.get<number>('status_interval_seconds') * 1000,
     socketSource: cfg.get<'syscall' | 'libc'>('probes.socket_source'),
     userStacks: { libc_net: cfg.get<boolean>('stacks.libc_net'), tls: cfg.get<boolean>('stacks.tls') },
+    enrich: runtimeEndpoints(cfg),
   };
 }
 
