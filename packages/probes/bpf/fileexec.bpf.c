@@ -429,6 +429,50 @@ static __always_inline int on_exec(struct task_struct *p, int old_pid, struct li
 	ev->argv_len = alen;
 
 	/*
+	 * The file the process runs, as the process sees it: bprm->file's path
+	 * from the task's root (the container's, after runc's pivot_root), by the
+	 * same walk as file opens. Not `filename`: a multi-call binary started
+	 * through /proc/self/exe, a symlink or a relative name resolves to the
+	 * real file. For a `#!` script bprm->file is the interpreter the kernel
+	 * opened (fs/exec.c exec_binprm swaps it in), and bprm->interp names it
+	 * as the script's first line did; for other files interp is filename
+	 * itself (alloc_bprm), so a different pointer means an interpreter.
+	 */
+	__u8 wflags = 0;
+	__u32 pos = walk_path(s, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), &wflags);
+	if (wflags & FE_PATH_TRUNCATED)
+		ev->exec_flags |= FE_EXEC_EXE_PATH_TRUNCATED;
+	__u32 plen = FE_PATH_MAX - pos;
+	if (plen > FE_PATH_MAX - 1)
+		plen = FE_PATH_MAX - 1;
+	STELLA_OPAQUE(plen);
+	plen &= FE_PATH_MAX - 1;
+	STELLA_OPAQUE(pos);
+	pos &= FE_PATH_MAX - 1;
+	__u32 off = (flen + alen) & (2 * FE_PATH_MAX - 1); /* flen < 4096, alen <= 4096 */
+	if (plen == 0) {
+		ev->data[off] = '/';
+		plen = 1;
+	} else {
+		bpf_probe_read_kernel(&ev->data[off], plen, &s->walk[pos]);
+	}
+	ev->exe_path_len = plen;
+	ev->interp_len = 0;
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	if (interp && interp != fn) {
+		__u32 ioff = (off + plen) & (4 * FE_PATH_MAX - 1); /* < 3 * FE_PATH_MAX: room for FE_PATH_MAX */
+		if (ioff <= 3 * FE_PATH_MAX) {
+			n = bpf_probe_read_kernel_str(&ev->data[ioff], FE_PATH_MAX, interp);
+			if (n > 0) {
+				ev->exec_flags |= FE_EXEC_INTERP;
+				ev->interp_len = (n - 1) & (FE_PATH_MAX - 1);
+				if (n >= FE_PATH_MAX)
+					ev->exec_flags |= FE_EXEC_INTERP_TRUNCATED;
+			}
+		}
+	}
+
+	/*
 	 * Fact: this cgroup ran this image with these arguments. The key covers
 	 * the filename, the argv bytes kept (and argc, for what is cut off) and
 	 * the executable's inode: another run with other arguments, or a
@@ -446,7 +490,7 @@ static __always_inline int on_exec(struct task_struct *p, int old_pid, struct li
 			return 0;
 		}
 	}
-	__u64 size = offsetof(struct fe_exec_event, data) + flen + alen;
+	__u64 size = offsetof(struct fe_exec_event, data) + flen + alen + ev->exe_path_len + ev->interp_len;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
 	if (stella_output(FE_PROBE_EXEC, ev, size) != 0)

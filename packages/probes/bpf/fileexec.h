@@ -13,7 +13,7 @@
 #define FE_PATH_MAX 4096                  /* PATH_MAX, include/uapi/linux/limits.h */
 #define FE_PATH_BUF (2 * FE_PATH_MAX + 8) /* resolved prefix + '/' + user path (+1 to see truncation) */
 #define FE_ARGV_MAX 4096                  /* argv bytes kept per exec */
-#define FE_EXEC_DATA (2 * FE_PATH_MAX)    /* filename then argv */
+#define FE_EXEC_DATA (4 * FE_PATH_MAX)    /* filename, argv, resolved executable path, interpreter */
 #define FE_MAX_DEPTH 64                   /* path components walked for cwd/dirfd */
 #define FE_AT_FDCWD (-100)
 
@@ -69,6 +69,9 @@ struct fe_file_open_event {
 /* exec_flags bits */
 #define FE_EXEC_FILENAME_TRUNCATED 0x1
 #define FE_EXEC_ARGV_TRUNCATED 0x2
+#define FE_EXEC_EXE_PATH_TRUNCATED 0x4 /* exe path longer or deeper than kept: a suffix of the real one */
+#define FE_EXEC_INTERP 0x8             /* binfmt_script/binfmt_misc named an interpreter (bprm->interp) */
+#define FE_EXEC_INTERP_TRUNCATED 0x10
 
 struct fe_exec_event {
 	struct stella_event_header hdr;
@@ -79,6 +82,8 @@ struct fe_exec_event {
 	__u32 argc;         /* arguments the program received (may exceed those kept) */
 	__u32 exec_flags;   /* FE_EXEC_* */
 	__u32 old_pid;      /* thread id that called exec (differs when a non-leader thread execs) */
+	__u32 exe_path_len; /* bprm->file's path from the task's root (after filename and argv in data) */
+	__u32 interp_len;   /* bprm->interp when FE_EXEC_INTERP (after the exe path in data) */
 	__u32 pad;
 	char data[FE_EXEC_DATA];
 };

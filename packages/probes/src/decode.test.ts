@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeEvent } from './decode.js';
 import { DecodeError } from './errors.js';
-import { EXEC_BASE, EXIT_SIZE, FILE_OPEN_BASE, KIND, LAYOUT } from './layout.js';
+import { EXEC_BASE, EXIT_SIZE, FE_EXEC_INTERP, FILE_OPEN_BASE, KIND, LAYOUT } from './layout.js';
 
 const H = LAYOUT.stella_event_header.members;
 const F = LAYOUT.fe_file_open_event.members;
@@ -39,19 +39,25 @@ function fileOpen(
   return b;
 }
 
-function exec(filename: string, argv: Buffer, flags = 0): Buffer {
+function exec(filename: string, argv: Buffer, flags = 0, exePath = filename, interp?: string): Buffer {
   const fn = Buffer.from(filename);
-  const b = Buffer.alloc(EXEC_BASE + fn.length + argv.length);
+  const xp = Buffer.from(exePath);
+  const ip = Buffer.from(interp ?? '');
+  const b = Buffer.alloc(EXEC_BASE + fn.length + argv.length + xp.length + ip.length);
   header(b, KIND.EXEC);
   b.writeBigUInt64LE(260131n, E.exe_ino[0]);
   b.writeBigUInt64LE(65024n, E.exe_dev[0]);
   b.writeUInt32LE(fn.length, E.filename_len[0]);
   b.writeUInt32LE(argv.length, E.argv_len[0]);
   b.writeUInt32LE(3, E.argc[0]);
-  b.writeUInt32LE(flags, E.exec_flags[0]);
+  b.writeUInt32LE(flags | (interp === undefined ? 0 : FE_EXEC_INTERP), E.exec_flags[0]);
   b.writeUInt32LE(4250, E.old_pid[0]);
+  b.writeUInt32LE(xp.length, E.exe_path_len[0]);
+  b.writeUInt32LE(ip.length, E.interp_len[0]);
   fn.copy(b, EXEC_BASE);
   argv.copy(b, EXEC_BASE + fn.length);
+  xp.copy(b, EXEC_BASE + fn.length + argv.length);
+  ip.copy(b, EXEC_BASE + fn.length + argv.length + xp.length);
   return b;
 }
 
@@ -156,6 +162,25 @@ describe('decodeEvent', () => {
     expect(empty.kind === 'exec' && empty.argv).toEqual([]);
     const rec = exec('/bin/true', Buffer.from('true\0'));
     expect(decodeErr(rec.subarray(0, rec.length - 2)).expected).toBe(rec.length);
+  });
+
+  it('decodes the resolved executable path and, for a script, its interpreter', () => {
+    const applet = decodeEvent(exec('/proc/self/exe', Buffer.from('ls\0-l\0'), 0, '/bin/busybox'));
+    if (applet.kind !== 'exec') throw new Error('kind');
+    expect(applet.exePath.toString()).toBe('/bin/busybox');
+    expect(applet.argv.map(String)).toEqual(['ls', '-l']);
+    expect(applet.interpreter).toBeUndefined();
+    const script = decodeEvent(
+      exec('/tmp/run.sh', Buffer.from('/bin/sh\0/tmp/run.sh\0'), 0, '/usr/bin/dash', '/bin/sh'),
+    );
+    if (script.kind !== 'exec') throw new Error('kind');
+    expect(script.filename.toString()).toBe('/tmp/run.sh');
+    expect(script.exePath.toString()).toBe('/usr/bin/dash');
+    expect(script.interpreter?.toString()).toBe('/bin/sh');
+    expect(script.interpreterTruncated).toBe(false);
+    // The interpreter's length is part of the record's: a short record is refused.
+    const rec = exec('/tmp/run.sh', Buffer.alloc(0), 0, '/usr/bin/dash', '/bin/sh');
+    expect(decodeErr(rec.subarray(0, rec.length - 1)).expected).toBe(rec.length);
   });
 
   it('decodes exit statuses as wait(2) does', () => {

@@ -4,7 +4,10 @@ import {
   EXEC_BASE,
   EXIT_SIZE,
   FE_EXEC_ARGV_TRUNCATED,
+  FE_EXEC_EXE_PATH_TRUNCATED,
   FE_EXEC_FILENAME_TRUNCATED,
+  FE_EXEC_INTERP,
+  FE_EXEC_INTERP_TRUNCATED,
   FE_PATH_FAULT,
   FE_PATH_TRUNCATED,
   FILE_OPEN_BASE,
@@ -99,10 +102,19 @@ function decodeExec(r: Buffer): ExecEvent {
   if (r.length < EXEC_BASE) fail('exec record shorter than its fixed part', r, KIND.EXEC, EXEC_BASE);
   const flen = r.readUInt32LE(E.filename_len[0]);
   const alen = r.readUInt32LE(E.argv_len[0]);
-  if (r.length !== EXEC_BASE + flen + alen) {
-    fail(`exec record with filename_len ${flen} and argv_len ${alen}`, r, KIND.EXEC, EXEC_BASE + flen + alen);
+  const plen = r.readUInt32LE(E.exe_path_len[0]);
+  const ilen = r.readUInt32LE(E.interp_len[0]);
+  const total = EXEC_BASE + flen + alen + plen + ilen;
+  if (r.length !== total) {
+    fail(
+      `exec record with filename_len ${flen}, argv_len ${alen}, exe_path_len ${plen} and interp_len ${ilen}`,
+      r,
+      KIND.EXEC,
+      total,
+    );
   }
   const xf = r.readUInt32LE(E.exec_flags[0]);
+  const pathAt = EXEC_BASE + flen + alen;
   return {
     kind: 'exec',
     pid: r.readUInt32LE(H.pid[0]),
@@ -118,6 +130,11 @@ function decodeExec(r: Buffer): ExecEvent {
     argv: splitArgv(r.subarray(EXEC_BASE + flen, EXEC_BASE + flen + alen)),
     argc: r.readUInt32LE(E.argc[0]),
     argvTruncated: (xf & FE_EXEC_ARGV_TRUNCATED) !== 0,
+    exePath: copy(r, pathAt, pathAt + plen),
+    exePathTruncated: (xf & FE_EXEC_EXE_PATH_TRUNCATED) !== 0,
+    // Always present (undefined for a binary): one hidden class per kind.
+    interpreter: (xf & FE_EXEC_INTERP) !== 0 ? copy(r, pathAt + plen, pathAt + plen + ilen) : undefined,
+    interpreterTruncated: (xf & FE_EXEC_INTERP_TRUNCATED) !== 0,
     exeDev: r.readBigUInt64LE(E.exe_dev[0]),
     exeIno: r.readBigUInt64LE(E.exe_ino[0]),
     oldPid: r.readUInt32LE(E.old_pid[0]),

@@ -63,6 +63,22 @@ export interface ExecEvent extends EventHeader {
   /** Arguments the program received; more than argv.length when truncated. */
   argc: number;
   argvTruncated: boolean;
+  /**
+   * The executed file's path as the process sees it (from its root, so a
+   * container's view), read from the kernel's file object: the real file
+   * behind /proc/self/exe, a symlink or a relative name. For a `#!` script
+   * this is the interpreter binary the kernel runs.
+   */
+  exePath: Buffer;
+  /** `exePath` was longer or deeper than kept: it is the end of the real path. */
+  exePathTruncated: boolean;
+  /**
+   * For a script (`#!`, or a binfmt_misc handler): the interpreter as the
+   * script named it (bprm->interp); `filename` is then the script. Absent
+   * for a binary run directly.
+   */
+  interpreter?: Buffer;
+  interpreterTruncated: boolean;
   /** Device and inode of the executed file, as stat(2) st_dev and st_ino. */
   exeDev: bigint;
   exeIno: bigint;

@@ -27,7 +27,7 @@ const header = {
 
 export const FE_PATH_MAX = 4096;
 export const FE_PATH_BUF = 2 * FE_PATH_MAX + 8;
-export const FE_EXEC_DATA = 2 * FE_PATH_MAX;
+export const FE_EXEC_DATA = 4 * FE_PATH_MAX;
 
 /** Struct layouts, by C struct name. */
 export const LAYOUT = {
@@ -48,7 +48,7 @@ export const LAYOUT = {
     },
   },
   fe_exec_event: {
-    size: 96 + FE_EXEC_DATA,
+    size: 104 + FE_EXEC_DATA,
     members: {
       hdr: [0, 56],
       exe_ino: [56, 8],
@@ -58,8 +58,10 @@ export const LAYOUT = {
       argc: [80, 4],
       exec_flags: [84, 4],
       old_pid: [88, 4],
-      pad: [92, 4],
-      data: [96, FE_EXEC_DATA],
+      exe_path_len: [92, 4],
+      interp_len: [96, 4],
+      pad: [100, 4],
+      data: [104, FE_EXEC_DATA],
     },
   },
   fe_exit_event: {
@@ -116,6 +118,12 @@ export const FE_PATH_TRUNCATED = 0x1;
 export const FE_PATH_FAULT = 0x2;
 export const FE_EXEC_FILENAME_TRUNCATED = 0x1;
 export const FE_EXEC_ARGV_TRUNCATED = 0x2;
+/** exec_flags: the resolved executable path was cut (its end is kept). */
+export const FE_EXEC_EXE_PATH_TRUNCATED = 0x4;
+/** exec_flags: the exec went through an interpreter (`#!`, binfmt_misc); interp_len bytes name it. */
+export const FE_EXEC_INTERP = 0x8;
+/** exec_flags: the interpreter name was cut. */
+export const FE_EXEC_INTERP_TRUNCATED = 0x10;
 
 /** LPM trie key data bytes (kernel/bpf/lpm_trie.c LPM_DATA_SIZE_MAX): longest path prefix filter. */
 export const PREFIX_MAX = 256;

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -588,3 +588,62 @@ describe.runIf(runs)('in-kernel filters, dedup and exact accounting', () => {
     }
   });
 });
+
+describe.runIf(runs && gate('exec identity tests', commandUnavailableReason('busybox')))(
+  'exec identity: the file the kernel runs, not the name it was given',
+  () => {
+    let col: Collector;
+    let dir: string;
+
+    beforeAll(() => {
+      dir = realpathSync(mkdtempSync(join(tmpdir(), 'stella-exec-identity-')));
+      col = new Collector(openProbeSet({ probes: ['exec', 'exit'], dedup: { enabled: false } }));
+    });
+
+    afterAll(async () => {
+      await col?.close();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('a busybox applet started through /proc/self/exe and a symlink resolves to the busybox file', async () => {
+      const busybox = realpathSync(
+        execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim(),
+      );
+      symlinkSync(busybox, join(dir, 'ls'));
+      // busybox sh runs a background applet as execve("/proc/self/exe", ["sleep", "0"]).
+      const r = run(busybox, ['sh', '-c', `${join(dir, 'ls')} / >/dev/null; sleep 0 & wait`]);
+      expect(r.status).toBe(0);
+      const st = statSync(busybox, { bigint: true });
+      const children = (e: ProbeEvent): e is ExecEvent => e.kind === 'exec' && e.ppid === r.pid;
+      const named = (m: ExecEvent[], f: string) => m.find((e) => e.filename.toString() === f);
+      const m = await col.waitFor(
+        children,
+        (x) => named(x, '/proc/self/exe') !== undefined && named(x, join(dir, 'ls')) !== undefined,
+        15_000,
+      );
+      const viaSelf = named(m, '/proc/self/exe')!;
+      expect(viaSelf.argv.map(String)).toEqual(['sleep', '0']);
+      expect(viaSelf.exePath.toString()).toBe(busybox);
+      expect(viaSelf).toMatchObject({ exeIno: st.ino, exeDev: st.dev, exePathTruncated: false });
+      expect(viaSelf.interpreter).toBeUndefined();
+      const viaLink = named(m, join(dir, 'ls'))!;
+      expect(viaLink.exePath.toString()).toBe(busybox);
+    });
+
+    it('a #! script: filename is the script, the interpreter as named, exePath the interpreter binary', async () => {
+      const script = join(dir, 'run.sh');
+      writeFileSync(script, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      const r = run(script, []);
+      expect(r.status).toBe(0);
+      const m = await col.waitFor(
+        isExec(r.pid),
+        (x) => x.some((e) => e.filename.toString() === script),
+        15_000,
+      );
+      const e = m.find((x) => x.filename.toString() === script)!;
+      expect(e.interpreter?.toString()).toBe('/bin/sh');
+      expect(e.exePath.toString()).toBe(realpathSync('/bin/sh'));
+      expect(e.exeIno).toBe(statSync('/bin/sh', { bigint: true }).ino);
+    });
+  },
+);
