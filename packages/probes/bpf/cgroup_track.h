@@ -10,8 +10,8 @@
  * read before the records of the processes that ran in it). Attach: the
  * cgroup_mkdir tracepoint through tp_btf, or raw_tp where tp_btf is missing
  * (src/probeset.ts picks, like the other probes). The record layout is
- * mirrored by src/cgroup-event.ts (LAYOUT.fe_cgroup_event, checked against
- * this object's BTF by test/btf-layout.test.ts).
+ * mirrored by src/layout.ts (LAYOUT.fe_cgroup_event, checked against this
+ * object's BTF by test/btf-layout.test.ts) and decoded by src/cgroup-event.ts.
  */
 #ifndef STELLA_CGROUP_TRACK_H
 #define STELLA_CGROUP_TRACK_H
@@ -37,6 +37,14 @@ struct fe_cgroup_event {
 	char path[FE_CGROUP_PATH_MAX];  /* path from the v2 root, as in /proc/<pid>/cgroup's 0:: line */
 };
 
+/* Where the record is built: only its used part (header + path_len bytes) goes to the ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fe_cgroup_event);
+} fe_cgroup_scratch SEC(".maps");
+
 /*
  * Only the default hierarchy's ids are what bpf_get_current_cgroup_id()
  * returns. On a hybrid (v1 + v2) host runtimes make a cgroup in every v1
@@ -51,7 +59,8 @@ static __always_inline int on_cgroup_mkdir(struct cgroup *cgrp, const char *path
 		stella_count(FE_PROBE_CGROUP_MKDIR, STELLA_C_FILTERED);
 		return 0;
 	}
-	struct fe_cgroup_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	__u32 zero = 0;
+	struct fe_cgroup_event *ev = bpf_map_lookup_elem(&fe_cgroup_scratch, &zero);
 	if (!ev) {
 		stella_count(FE_PROBE_CGROUP_MKDIR, STELLA_C_LOST);
 		return 0;
@@ -66,9 +75,10 @@ static __always_inline int on_cgroup_mkdir(struct cgroup *cgrp, const char *path
 	__u32 len = n > 0 ? (__u32)(n - 1) : 0;
 	if (len >= FE_CGROUP_PATH_MAX - 1)
 		ev->cgroup_flags |= FE_CGROUP_PATH_TRUNCATED;
+	STELLA_OPAQUE(len);
+	len &= FE_CGROUP_PATH_MAX - 1;
 	ev->path_len = len;
-	bpf_ringbuf_submit(ev, stella_rb_flags_reserved(sizeof(*ev)));
-	stella_count(FE_PROBE_CGROUP_MKDIR, STELLA_C_EMITTED);
+	stella_output(FE_PROBE_CGROUP_MKDIR, ev, offsetof(struct fe_cgroup_event, path) + len);
 	return 0;
 }
 

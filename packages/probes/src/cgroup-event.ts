@@ -35,19 +35,20 @@ export function isCgroupMkdirRecord(record: Buffer): boolean {
  * @throws DecodeError when its length or path length disagree with the layout.
  */
 export function decodeCgroupMkdir(r: Buffer): CgroupMkdirEvent {
-  const size = LAYOUT.fe_cgroup_event.size;
-  if (r.length !== size) {
-    throw new DecodeError(`cgroup_mkdir record: record of ${r.length} bytes, expected ${size}`, {
+  const base = C.path[0];
+  if (r.length < base) {
+    throw new DecodeError(`cgroup_mkdir record: record of ${r.length} bytes, expected at least ${base}`, {
       length: r.length,
       kind: KIND.CGROUP_MKDIR,
-      expected: size,
+      expected: base,
     });
   }
   const pathLen = r.readUInt32LE(C.path_len[0]);
-  if (pathLen > C.path[1]) {
+  if (pathLen >= C.path[1] || r.length !== base + pathLen) {
     throw new DecodeError(`cgroup_mkdir record with path_len ${pathLen}`, {
       length: r.length,
       kind: KIND.CGROUP_MKDIR,
+      expected: base + pathLen,
     });
   }
   let end = H.comm[0];
