@@ -1,5 +1,6 @@
 import { type CommandSpec, helpText, type Parsed, parseCommand } from './args.js';
 import { configCommand, configSpec } from './commands/config.js';
+import { followCommand, followSpec } from './commands/follow.js';
 import { inspectCommand, inspectSpec } from './commands/inspect.js';
 import { keygenCommand, keygenSpec } from './commands/keygen.js';
 import { startCommand, startSpec } from './commands/start.js';
@@ -17,6 +18,7 @@ interface Command {
 const COMMANDS: Command[] = [
   { spec: startSpec, run: startCommand },
   { spec: statusSpec, run: statusCommand },
+  { spec: followSpec, run: followCommand },
   { spec: inspectSpec, run: inspectCommand },
   { spec: verifySpec, run: verifyCommand },
   { spec: configSpec, run: configCommand },
