@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { classifyLibrary, fileKey, LibraryScanner, parseMaps } from './discovery.js';
 
@@ -51,6 +52,32 @@ describe('LibraryScanner', () => {
   it('one target per file across processes', () => {
     const all = new LibraryScanner({ staticSsl: false }).scan();
     const keys = all.map((t) => t.key);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+  it('scanAsync skips a process unchanged since its last scan, and scans it again when forced', async () => {
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const pid = child.pid ?? 0;
+      const scanner = new LibraryScanner({ staticSsl: false });
+      // Until its loader has mapped libc, the child is still changing.
+      let first: Awaited<ReturnType<LibraryScanner['scanAsync']>> = [];
+      for (let i = 0; i < 200 && !first.some((t) => t.kind === 'libc'); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        first = await scanner.scanAsync([pid], { force: true });
+      }
+      expect(first.find((t) => t.kind === 'libc')?.pid).toBe(pid);
+      expect(await scanner.scanAsync([pid])).toEqual([]);
+      expect((await scanner.scanAsync([pid], { force: true })).map((t) => t.key)).toEqual(
+        first.map((t) => t.key),
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+  it('scanAsync of every process finds what the synchronous scan finds', async () => {
+    const scanner = new LibraryScanner({ staticSsl: false });
+    const keys = (await scanner.scanAsync()).map((t) => t.key).sort();
+    expect(keys).toEqual(expect.arrayContaining(scanner.scan([process.pid]).map((t) => t.key)));
     expect(new Set(keys).size).toBe(keys.length);
   });
 });

@@ -6,7 +6,9 @@
  * probed once however many processes map it.
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { dynamicFunctions } from './elf.js';
 
 /** What a target file provides. */
@@ -68,12 +70,35 @@ export interface ScannerOptions {
   staticSsl?: boolean;
 }
 
+/** Options of {@link LibraryScanner.scanAsync}. */
+export interface AsyncScanOptions {
+  /**
+   * Longest stretch of synchronous work, in ms, before the scan lets the
+   * event loop run (default 1). One process is never split, so a stall is at
+   * most this plus one process's maps.
+   */
+  sliceMs?: number;
+  /**
+   * Scan processes even when their start time and virtual size are what the
+   * last scan saw (default false; true for pids named on purpose, such as
+   * exec hints).
+   */
+  force?: boolean;
+  /** Stops the scan between two processes (it then returns what it found so far). */
+  signal?: AbortSignal;
+}
+
+/** Lets the event loop run timers and I/O callbacks before the scan goes on. */
+const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 /** Scans processes for probe targets; remembers negative results per executable. */
 export class LibraryScanner {
   readonly #proc: string;
   readonly #staticSsl: boolean;
   readonly #exeVerdict = new Map<string, boolean>();
   readonly #ownMntNs: string | undefined;
+  /** Per pid: start time and virtual size at its last scan (see {@link LibraryScanner.scanAsync}). */
+  readonly #lastSeen = new Map<number, string>();
 
   constructor(opts: ScannerOptions = {}) {
     this.#proc = opts.procRoot ?? '/proc';
@@ -89,6 +114,57 @@ export class LibraryScanner {
       for (const t of this.scanPid(pid)) if (!found.has(t.key)) found.set(t.key, t);
     }
     return [...found.values()];
+  }
+
+  /**
+   * Like {@link LibraryScanner.scan}, without holding the event loop: the
+   * process list is read asynchronously and the scan yields (setImmediate)
+   * whenever its synchronous work since the last yield passed `sliceMs`.
+   * Incremental: a process whose start time and virtual size (fields 22 and
+   * 23 of /proc/<pid>/stat, one small read) are unchanged since it was last
+   * scanned is skipped, because mapping a library (exec, dlopen) grows the
+   * address space; `force` scans every listed process anyway. Never throws
+   * for a process that exits mid-scan.
+   */
+  async scanAsync(pids?: readonly number[], opts: AsyncScanOptions = {}): Promise<LibraryTarget[]> {
+    const sliceMs = opts.sliceMs ?? 1;
+    const found = new Map<string, LibraryTarget>();
+    const list = pids ?? (await listPidsAsync(this.#proc));
+    if (!pids) {
+      // Forget exited processes, so the memo stays as big as the process table.
+      const alive = new Set(list);
+      for (const pid of this.#lastSeen.keys()) if (!alive.has(pid)) this.#lastSeen.delete(pid);
+    }
+    let sliceStart = performance.now();
+    for (const pid of list) {
+      if (opts.signal?.aborted) break;
+      if (performance.now() - sliceStart >= sliceMs) {
+        await yieldToLoop();
+        sliceStart = performance.now();
+      }
+      const identity = this.#identity(pid);
+      if (identity === undefined) {
+        this.#lastSeen.delete(pid);
+        continue; // exited
+      }
+      if (!opts.force && this.#lastSeen.get(pid) === identity) continue;
+      this.#lastSeen.set(pid, identity);
+      for (const t of this.scanPid(pid)) if (!found.has(t.key)) found.set(t.key, t);
+    }
+    return [...found.values()];
+  }
+
+  /** `<starttime>:<vsize>` of a process, undefined when it is gone. */
+  #identity(pid: number): string | undefined {
+    let stat: string;
+    try {
+      stat = readFileSync(`${this.#proc}/${pid}/stat`, 'latin1');
+    } catch {
+      return undefined;
+    }
+    // The command name (field 2) may hold spaces and ')': fields are counted after its last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return `${rest[19]}:${rest[20]}`;
   }
 
   /** Targets of one process; empty when it is gone or unreadable. */
@@ -213,8 +289,16 @@ export function hostLibraries(dirs: readonly string[] = HOST_LIBRARY_DIRS): Libr
 }
 
 function listPids(proc: string): number[] {
+  return numericNames(readdirSync(proc));
+}
+
+async function listPidsAsync(proc: string): Promise<number[]> {
+  return numericNames(await readdir(proc));
+}
+
+function numericNames(names: readonly string[]): number[] {
   const out: number[] = [];
-  for (const name of readdirSync(proc)) {
+  for (const name of names) {
     if (/^\d+$/.test(name)) out.push(Number(name));
   }
   return out;

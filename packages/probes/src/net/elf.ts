@@ -73,6 +73,7 @@ export function dynamicFunctions(path: string, wanted?: ReadonlySet<string>): Ma
       });
     }
     const sh = readAt(fd, shoff, shnum * shentsize, path);
+    const wantedNames = wanted && [...wanted].map((name) => ({ name, bytes: Buffer.from(name, 'latin1') }));
     const out = new Map<string, ElfFunction>();
     for (let i = 0; i < shnum; i++) {
       const o = i * shentsize;
@@ -96,9 +97,19 @@ export function dynamicFunctions(path: string, wanted?: ReadonlySet<string>): Ma
         // IFUNC symbols are resolvers, not the implementation: probing them would be wrong.
         if (type !== STT_FUNC || shndx === 0) continue;
         const nameOff = syms.readUInt32LE(s);
-        const end = strs.indexOf(0, nameOff);
-        const name = strs.toString('latin1', nameOff, end < 0 ? strSize : end);
-        if (wanted && !wanted.has(name)) continue;
+        let name: string | undefined;
+        if (wantedNames) {
+          // A static binary exports ~100k names: compare bytes in place, build only the wanted strings.
+          name = wantedNames.find(
+            (w) =>
+              strs[nameOff + w.bytes.length] === 0 &&
+              strs.compare(w.bytes, 0, w.bytes.length, nameOff, nameOff + w.bytes.length) === 0,
+          )?.name;
+          if (name === undefined) continue;
+        } else {
+          const end = strs.indexOf(0, nameOff);
+          name = strs.toString('latin1', nameOff, end < 0 ? strSize : end);
+        }
         const address = syms.readBigUInt64LE(s + 8);
         const seg = loads.find((l) => address >= l.vaddr && address < l.vaddr + l.memsz);
         if (!seg) continue;

@@ -52,7 +52,11 @@ export interface NetProbeOptions {
   cgroupIds?: readonly bigint[];
   /** Pids never reported (this process is always excluded). */
   excludePids?: readonly number[];
-  /** Re-scan /proc for new libc/libssl files every this many ms; 0 turns it off. Default 2000. */
+  /**
+   * Re-scan /proc for new libc/libssl files every this many ms; 0 turns it off. Default 2000.
+   * These scans run in the background, yielding to the event loop about every millisecond,
+   * and skip processes whose start time and virtual size did not change since their last scan.
+   */
   rescanIntervalMs?: number;
   /** Re-scan a process right after it execs (an in-kernel exec hint). Default true. */
   rescanOnExec?: boolean;
@@ -108,7 +112,10 @@ export interface NetProbes extends AsyncIterable<NetEvent[]>, AsyncDisposable {
   readonly finalCounters: ReadonlyMap<NetProbeName, NetProbeCounters> | undefined;
   /** Files probed (or refused, with the reason), one per device+inode. */
   libraries(): Array<Omit<AttachedLibrary, 'links'>>;
-  /** Scan now (all processes, or the given pids); returns how many new files were probed. */
+  /**
+   * Scan now, synchronously (all processes, or the given pids); returns how many new files were
+   * probed. Periodic scans and exec hints do not use this: they run in the background.
+   */
   rescan(pids?: readonly number[]): number;
   /** A process exec'd: scan it shortly (after its loader mapped libc). */
   notifyExec(pid: number): void;
@@ -451,6 +458,11 @@ class NetProbesImpl implements NetProbes {
   readonly #attacher: UprobeAttacher;
   readonly #timer: NodeJS.Timeout | undefined;
   readonly #pending = new Set<NodeJS.Timeout>();
+  /** The background scan running now, if any (periodic scans and exec hints). */
+  #scanning: Promise<void> | undefined;
+  #wantFullScan = false;
+  readonly #wantPids = new Set<number>();
+  readonly #stopScans = new AbortController();
   #received = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -489,10 +501,48 @@ class NetProbesImpl implements NetProbes {
         // The hint reader ends when the probes close; the periodic scan covers anything missed.
       });
     }
+    // Synchronous once, at start, before any batch is delivered: nothing is draining yet.
     this.rescan();
     if (o.rescanIntervalMs > 0) {
-      this.#timer = setInterval(() => this.#safeRescan(), o.rescanIntervalMs);
+      this.#timer = setInterval(() => this.#requestScan(), o.rescanIntervalMs);
       this.#timer.unref();
+    }
+  }
+
+  /**
+   * Scan in the background (every process, or the given pids) without
+   * holding the event loop: the drain of the ring keeps running while a scan
+   * reads /proc. Requests made while a scan runs are merged into the next one.
+   */
+  #requestScan(pids?: readonly number[]): void {
+    if (this.#closed) return;
+    if (pids) for (const p of pids) this.#wantPids.add(p);
+    else this.#wantFullScan = true;
+    this.#scanning ??= this.#runScans().finally(() => {
+      this.#scanning = undefined;
+    });
+  }
+
+  async #runScans(): Promise<void> {
+    const signal = this.#stopScans.signal;
+    while (!this.#closed && (this.#wantFullScan || this.#wantPids.size > 0)) {
+      const full = this.#wantFullScan;
+      const pids = [...this.#wantPids];
+      this.#wantFullScan = false;
+      this.#wantPids.clear();
+      try {
+        // Pids named by exec hints are scanned even if they look unchanged: exec keeps the start time.
+        const targets = full
+          ? await this.#scanner.scanAsync(undefined, { signal })
+          : await this.#scanner.scanAsync(pids, { signal, force: true });
+        for (const t of targets) {
+          if (this.#closed) return;
+          // Attaching is a syscall per probe (milliseconds for a new file): one file per turn of the loop.
+          if (this.#attacher.attach(t)) await new Promise<void>((r) => setImmediate(r));
+        }
+      } catch {
+        // A scan races with exiting processes; the next one catches up.
+      }
     }
   }
 
@@ -500,14 +550,6 @@ class NetProbesImpl implements NetProbes {
     const key = fileKey(path);
     if (!key) throw new ProbeOptionError(kind === 'libc' ? 'libcPaths' : 'sslPaths', `cannot stat ${path}`);
     this.#attacher.attach({ kind, key, path, mappedPath: path, pid: 0 });
-  }
-
-  #safeRescan(pids?: readonly number[]): void {
-    try {
-      this.rescan(pids);
-    } catch {
-      // A scan races with exiting processes; the next one catches up.
-    }
   }
 
   get received(): number {
@@ -564,7 +606,7 @@ class NetProbesImpl implements NetProbes {
     for (const delay of [20, 250]) {
       const t = setTimeout(() => {
         this.#pending.delete(t);
-        if (!this.#closed) this.#safeRescan([pid]);
+        this.#requestScan([pid]);
       }, delay);
       t.unref();
       this.#pending.add(t);
@@ -617,6 +659,9 @@ class NetProbesImpl implements NetProbes {
     if (this.#timer) clearInterval(this.#timer);
     for (const t of this.#pending) clearTimeout(t);
     this.#pending.clear();
+    // A background scan must not attach to an object about to be closed.
+    this.#stopScans.abort();
+    await this.#scanning;
     // Detach every program first, then read the counters nothing can add to any more.
     await this.#attacher.closeYielding();
     for (const l of this.#links) {
