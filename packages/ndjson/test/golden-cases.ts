@@ -220,6 +220,44 @@ export const VALID_CASES: readonly GoldenCase[] = [
     },
   },
   {
+    name: 'process_exec_script_identity',
+    description:
+      'A #! script in a container: the interpreter as named, the binary the kernel runs with its digest.',
+    record: {
+      ...env(7, '5000000007'),
+      type: 'process_exec',
+      ...proc({ comm: 'entrypoint.sh' }),
+      filename: '/usr/local/bin/entrypoint.sh',
+      argv: ['/bin/sh', '/usr/local/bin/entrypoint.sh', 'serve'],
+      argv_truncated: false,
+      exe_dev: '66305',
+      exe_ino: '1837466',
+      exe_path: '/bin/busybox',
+      interpreter: '/bin/sh',
+      exe_digest: `sha256:${'5e'.repeat(32)}`,
+    },
+  },
+  {
+    name: 'file_open_runtime_setup_no_digest',
+    description:
+      "runc's init opening a shared object while it builds the root: marked as set-up, digest absent with its reason.",
+    record: {
+      ...env(7, '5000000007'),
+      type: 'file_open',
+      ...proc({ comm: 'runc:[2:INIT]' }),
+      path: '/usr/lib/x86_64-linux-gnu/libseccomp.so.2',
+      path_resolution: 'absolute',
+      path_truncated: false,
+      flags: 524288,
+      mode: 0,
+      dirfd: -100,
+      ret: 3,
+      syscall: 'openat',
+      file_digest_unavailable: 'process_exited',
+      runtime_setup: true,
+    },
+  },
+  {
     name: 'process_exit_signal',
     description: 'Killed by SIGSEGV with a core dump.',
     record: {

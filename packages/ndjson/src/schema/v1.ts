@@ -200,6 +200,33 @@ export const PROCESS_FIELDS = {
   ),
 } as const satisfies Fields;
 
+/**
+ * Why a content digest is absent: the record says so instead of leaving the
+ * member out silently.
+ */
+export const DIGEST_UNAVAILABLE_REASONS = [
+  'process_exited',
+  'file_changed',
+  'not_found',
+  'unreadable',
+  'not_regular',
+  'too_large',
+  'path_truncated',
+  'timeout',
+  'overloaded',
+] as const;
+
+const digestUnavailable = (what: string) =>
+  opt(
+    enumOf(DIGEST_UNAVAILABLE_REASONS),
+    `Why ${what} has no digest: "process_exited" (no live process left to read it through; its root is gone), "file_changed" (the file at that path is no longer the one the kernel ran: another device or inode), "not_found" (no such file under the process's root), "unreadable" (open or read failed, e.g. permission or I/O error), "not_regular" (not a regular file), "too_large" (over the collector's size limit), "path_truncated" (the path was cut, so it cannot be opened), "timeout" (the digest was not ready within the record's wait), "overloaded" (the digest queue was full).`,
+  );
+
+const runtimeSetup = opt(
+  bool(),
+  "True when the container runtime's own set-up process produced the record (runc's `runc init` exec and its nsexec stages `runc:[0:PARENT]`, `runc:[1:CHILD]`, `runc:[2:INIT]`, which open files while building the container's root before the entrypoint runs): not the image's behaviour. Absent otherwise. Set from the task name runc gives these stages, which a process can also give itself: readers may set such records aside, not treat them as proof.",
+);
+
 const fileOpen = {
   path: req(bytes(PATH_MAX), 'Path as opened; absolute when `path_resolution` is not "unresolved".'),
   path_resolution: req(
@@ -222,6 +249,12 @@ const fileOpen = {
     bytes(PATH_MAX),
     'The same file as a path inside the container root, when enrichment mapped it.',
   ),
+  file_digest: opt(
+    DIGEST,
+    "Content digest of a shared object the process opened to map (a successful read-only open of a `*.so` / `*.so.N` file), read through the process's root off the hot path: matches the file to a package in an SBOM. Absent for other opens.",
+  ),
+  file_digest_unavailable: digestUnavailable('a shared object open'),
+  runtime_setup: runtimeSetup,
 } as const satisfies Fields;
 
 const processExec = {
@@ -235,6 +268,24 @@ const processExec = {
   exe_ino: req(u64(), 'Inode number of the executed file.'),
   ret: opt(i32(), 'execve return value when captured (0, or -errno for a failed exec).'),
   container_path: opt(bytes(PATH_MAX), 'The executed file as a path inside the container root.'),
+  exe_path: opt(
+    bytes(PATH_MAX),
+    "Path of the file the kernel runs, from the process's root (inside a container: the container's view), read from the kernel's file object: the real file behind `/proc/self/exe`, a symlink or a relative `filename`. For a script, the interpreter binary.",
+  ),
+  exe_path_truncated: opt(
+    bool(),
+    'True when `exe_path` was longer or deeper than kept: it is the end of the real path.',
+  ),
+  interpreter: opt(
+    bytes(PATH_MAX),
+    'For a script (`#!` line, or a binfmt_misc handler): the interpreter as the script named it; `filename` is then the script and `exe_path` the interpreter binary. Absent for a binary run directly.',
+  ),
+  exe_digest: opt(
+    DIGEST,
+    "Content digest of the file at `exe_path` (checked to be the device and inode the kernel ran), read through the process's root off the hot path: matches the binary to a package in an SBOM.",
+  ),
+  exe_digest_unavailable: digestUnavailable('the executed file'),
+  runtime_setup: runtimeSetup,
 } as const satisfies Fields;
 
 const processExit = {
