@@ -153,6 +153,7 @@ function toCliError(e: unknown): CliError | undefined {
         case 'INVALID_OPTION':
           return new CliError('TARGET', any.message ?? String(e), opts);
         case 'KEY_ERROR':
+        case 'TOKEN_INVALID':
         case 'SIGNING_FAILED':
           return new CliError('KEY', any.message ?? String(e), opts);
         case 'DISK_FULL':

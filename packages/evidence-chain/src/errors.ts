@@ -16,6 +16,7 @@ export type EvidenceChainErrorCode =
   | 'DIRECTORY_LOCKED'
   | 'KEY_ERROR'
   | 'SIGNING_FAILED'
+  | 'TOKEN_INVALID'
   | 'CHAIN_STATE_INVALID'
   | 'WITNESS_FAILED'
   | 'BUNDLE_INVALID';

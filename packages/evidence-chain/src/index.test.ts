@@ -20,6 +20,7 @@ describe('public surface of @stellaops/evidence-chain', () => {
         'TimestampWitness',
         'WitnessSpool',
         'bundleName',
+        'checkIdentityToken',
         'chunkName',
         'dsseKeyIdOf',
         'dssePae',

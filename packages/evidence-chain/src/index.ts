@@ -11,6 +11,8 @@ export { EvidenceChainError } from './errors.js';
 export type { DirectoryPlan, EvidenceDirReport } from './fsx.js';
 export { ensureEvidenceDir, makeDirectories, planDirectories } from './fsx.js';
 export { bundleName, chunkName, endBundleName } from './layout.js';
+export type { CheckIdentityTokenOptions, IdentityTokenClaims } from './oidc-token.js';
+export { checkIdentityToken } from './oidc-token.js';
 export type { RecoveredChunk, RecoveryReport } from './recovery.js';
 export { recoverDirectory } from './recovery.js';
 export type { FulcioSignerOptions, SignatureWithMaterial, Signer } from './signer.js';

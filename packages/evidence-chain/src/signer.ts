@@ -10,6 +10,7 @@ import {
 import * as fs from 'node:fs';
 import { FulcioSigner as SigstoreFulcioSigner } from '@sigstore/sign';
 import { EvidenceChainError, errnoCode, ioError } from './errors.js';
+import { checkIdentityToken } from './oidc-token.js';
 
 /** A signature plus the verification material that goes into the bundle. */
 export interface SignatureWithMaterial {
@@ -279,7 +280,10 @@ function writeNewFile(path: string, data: string, mode: number): void {
 export interface FulcioSignerOptions {
   /** Fulcio base URL (default https://fulcio.sigstore.dev). */
   fulcioBaseURL?: string;
-  /** Returns an OIDC identity token (e.g. from CI). Called for every signature. */
+  /**
+   * Returns an OIDC identity token (e.g. from CI). Called for every
+   * signature; each token is checked offline first ({@link checkIdentityToken}).
+   */
   getToken: () => Promise<string>;
   /** Request timeout in ms. */
   timeout?: number;
@@ -295,6 +299,7 @@ export interface FulcioSignerOptions {
 export class FulcioSigner implements Signer {
   readonly keyHint = '';
   readonly #inner: SigstoreFulcioSigner;
+  #tokenError: EvidenceChainError | undefined;
 
   constructor(options: FulcioSignerOptions) {
     if (typeof options?.getToken !== 'function') {
@@ -303,8 +308,21 @@ export class FulcioSigner implements Signer {
         'FulcioSigner: getToken must be a function returning an OIDC token',
       );
     }
+    const getToken = options.getToken;
+    // Checked before any network request: a malformed or expired token is
+    // named as such (TOKEN_INVALID), not as an unreachable Fulcio.
+    const checked = async () => {
+      const token = await getToken();
+      try {
+        checkIdentityToken(token);
+      } catch (e) {
+        this.#tokenError = e as EvidenceChainError;
+        throw e;
+      }
+      return token;
+    };
     this.#inner = new SigstoreFulcioSigner({
-      identityProvider: { getToken: options.getToken },
+      identityProvider: { getToken: checked },
       ...(options.fulcioBaseURL === undefined ? {} : { fulcioBaseURL: options.fulcioBaseURL }),
       ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
     });
@@ -315,6 +333,7 @@ export class FulcioSigner implements Signer {
   }
 
   async signWithMaterial(data: Buffer): Promise<SignatureWithMaterial> {
+    this.#tokenError = undefined;
     try {
       const sig = await this.#inner.sign(data);
       if (sig.key.$case !== 'x509Certificate') {
@@ -323,6 +342,7 @@ export class FulcioSigner implements Signer {
       return { signature: sig.signature, certificatePem: sig.key.certificate };
     } catch (err) {
       if (err instanceof EvidenceChainError) throw err;
+      if (this.#tokenError) throw this.#tokenError;
       // The sigstore error may quote the identity token; keep only its code.
       const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : 'unknown';
       throw new EvidenceChainError(

@@ -66,8 +66,8 @@ describe('FulcioSigner (keyless) against loopback stand-ins', () => {
     expect(r2.errors[0]).toMatch(/chunk-000000.ndjson: signature: keyless signature rejected/);
   });
 
-  it('reports a failing identity provider as SIGNING_FAILED without echoing the token', async () => {
-    const secret = fakeOidcToken({ sub: 'x' });
+  it('reports an unreachable Fulcio as SIGNING_FAILED without echoing the token', async () => {
+    const secret = fakeOidcToken({ sub: 'x', iss: 'https://oidc.example.com', aud: 'sigstore' });
     const signer = new FulcioSigner({
       fulcioBaseURL: 'http://127.0.0.1:9',
       getToken: async () => secret,
@@ -77,4 +77,25 @@ describe('FulcioSigner (keyless) against loopback stand-ins', () => {
     expect(err).toMatchObject({ code: 'SIGNING_FAILED' });
     expect(String(err.message)).not.toContain(secret);
   });
+
+  it.each([
+    [
+      'expired',
+      fakeOidcToken({ iss: 'https://oidc.example.com', aud: 'sigstore', exp: 1_600_000_000 }),
+      /expired at 2020-09-13T12:26:40.000Z/,
+    ],
+    ['malformed', 'not-a-jwt', /is not a JWT: it has 1 dot-separated part, a JWT has 3/],
+    ['without an audience', fakeOidcToken({ iss: 'https://oidc.example.com' }), /has no audience/],
+  ])(
+    'names an %s token as TOKEN_INVALID before any request, without echoing it',
+    async (_what, token, message) => {
+      // Fulcio is the stand-in: a request would succeed, so only the offline check can refuse.
+      const signer = new FulcioSigner({ fulcioBaseURL: fulcio.url, getToken: async () => token });
+      const err = await signer.sign(Buffer.from('x')).catch((e) => e);
+      expect(err).toMatchObject({ code: 'TOKEN_INVALID' });
+      expect(err.message).toMatch(message);
+      expect(err.hint).toBeTruthy();
+      expect(String(err.message)).not.toContain(token);
+    },
+  );
 });

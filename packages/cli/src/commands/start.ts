@@ -1,6 +1,7 @@
 import { lstatSync } from 'node:fs';
 import { preflight } from '@stellaops/bpf-loader';
 import {
+  checkIdentityToken,
   ensureEvidenceDir,
   FulcioSigner,
   LocalKeySigner,
@@ -88,6 +89,20 @@ export async function makeSigner(cfg: EffectiveConfig, env: NodeJS.ProcessEnv): 
       throw new CliError('KEY', 'signing.key_id is "fulcio" but no OIDC token is available', {
         hint: 'set SIGSTORE_ID_TOKEN to an OIDC identity token, or use key_id: local with signing.key_path',
       });
+    }
+    try {
+      // Offline, before anything is collected: a bad token would otherwise fail only at the first seal.
+      checkIdentityToken(token, { source: 'SIGSTORE_ID_TOKEN' });
+    } catch (e) {
+      const hint = (e as { hint?: string }).hint;
+      throw new CliError(
+        'KEY',
+        `${(e as Error).message} (keyless signing: signing.key_id "fulcio", ${settingOrigin(cfg, 'signing.key_id')})`,
+        {
+          hint: `${hint ? `${hint}, and set SIGSTORE_ID_TOKEN to it` : 'set SIGSTORE_ID_TOKEN to a valid OIDC identity token'}; or sign with a local key: signing.key_id: local and signing.key_path (stella signals keygen)`,
+          cause: e,
+        },
+      );
     }
     return new FulcioSigner({ getToken: async () => token });
   }

@@ -73,8 +73,12 @@ export async function startFulcioStandIn(): Promise<FulcioStandIn> {
   };
 }
 
-/** An unsigned JWT with the given claims (the stand-in reads claims, it does not verify). */
+/**
+ * An unsigned JWT with the given claims (the stand-in reads claims, it does
+ * not verify); `exp` defaults to ten minutes from now, like a CI job token.
+ */
 export function fakeOidcToken(claims: Record<string, unknown>): string {
   const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  return `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`;
+  const exp = Math.floor(Date.now() / 1000) + 600;
+  return `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ exp, ...claims })}.`;
 }
