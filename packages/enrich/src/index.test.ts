@@ -16,6 +16,7 @@ describe('@stellaops/enrich public surface', () => {
         'DockerClient',
         'EnrichError',
         'EnrichmentStage',
+        'FileDigests',
         'LruCache',
         'PODMAN_SOCKET',
         'PodmanClient',

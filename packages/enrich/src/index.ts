@@ -9,6 +9,14 @@ export {
   defaultCgroupRoot,
   parseProcCgroup,
 } from './cgroup.js';
+export type {
+  DigestFailure,
+  DigestRequest,
+  DigestResult,
+  FileDigestStats,
+  FileDigestsOptions,
+} from './digest.js';
+export { FileDigests } from './digest.js';
 export type { ElfInfo, ElfSegment, ElfSymbol } from './elf.js';
 export { fileOffsetToVaddr, readElf, symbolAt } from './elf.js';
 export type { ContainerField } from './envelope.js';
