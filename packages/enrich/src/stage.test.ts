@@ -197,6 +197,37 @@ describe('EnrichmentStage', () => {
     await it.return(undefined);
   });
 
+  it('never gives one process of the v2 root the answer resolved for another (hybrid hosts)', async () => {
+    // As ContainerTracker on a hybrid host: every host process has the v2 root's id 1 and is
+    // resolved through its own v1 path; here pid 100 is runc init in a podman container's v1
+    // cgroups, pid 200 a host process writing files. Both are first seen in one batch.
+    const perPid: ContainerResolver = {
+      peek: () => undefined,
+      perProcess: (id) => id === 1n,
+      async resolveDetailed(id, pid): Promise<Resolution> {
+        await new Promise((res) => setTimeout(res, 5));
+        if (id === 1n && pid === 100) {
+          const c = { id: 'c1', runtime: 'podman' as const, cgroupPath: '/libpod_parent/libpod-c1' };
+          return { status: 'resolved', cgroupPath: c.cgroupPath, container: c };
+        }
+        return { status: 'host', cgroupPath: '/process_api/host' };
+      },
+    };
+    const out = (
+      await collect(
+        new EnrichmentStage(perPid).run(
+          batches([
+            { cgroupId: 1n, pid: 100 },
+            { cgroupId: 1n, pid: 200 },
+            { cgroupId: 1n, pid: 200 },
+            { cgroupId: 1n, pid: 100 },
+          ]),
+        ),
+      )
+    ).flat();
+    expect(out.map((x) => x.enrichment.status)).toEqual(['resolved', 'host', 'host', 'resolved']);
+  });
+
   it('rejects bad options with a typed error', () => {
     expect(() => new EnrichmentStage(new StandInResolver(), { waitMs: -1 })).toThrow(EnrichError);
     expect(() => new EnrichmentStage(new StandInResolver(), { maxPendingItems: 0 })).toThrow(

@@ -18,6 +18,13 @@ export interface ContainerResolver {
   resolveDetailed(cgroupId: bigint, pid?: number): Promise<Resolution>;
   /** The cgroup path without waiting, for records that go out `unknown`. */
   cgroupPathOf?(cgroupId: bigint, pid?: number): string | undefined;
+  /**
+   * True when the answer for this id depends on the process (the v2 root on
+   * a hybrid host, where each process is resolved through its own v1 path):
+   * the stage then resolves per (id, pid), never sharing one process's
+   * answer with another. Absent: answers are per cgroup id.
+   */
+  perProcess?(cgroupId: bigint): boolean;
 }
 
 /** Options of {@link EnrichmentStage}. */
@@ -54,7 +61,8 @@ interface Entry {
 
 interface PendingBatch<T> {
   readonly items: readonly T[];
-  readonly entries: Map<bigint, Entry>;
+  /** Resolutions of this batch, by {@link EnrichmentStage.#key}. */
+  readonly entries: Map<string, Entry>;
   settled: boolean;
   readonly ready: Promise<void>;
 }
@@ -75,7 +83,7 @@ export class EnrichmentStage {
   readonly #resolver: ContainerResolver;
   readonly #waitMs: number;
   readonly #maxPending: number;
-  readonly #inflight = new Map<bigint, Entry>();
+  readonly #inflight = new Map<string, Entry>();
   readonly stats: EnrichmentStats = {
     batches: 0,
     items: 0,
@@ -106,8 +114,19 @@ export class EnrichmentStage {
     this.#maxPending = maxPendingItems;
   }
 
-  #entry(cgroupId: bigint, pid: number | undefined): Entry {
-    const running = this.#inflight.get(cgroupId);
+  /** Resolutions are shared per cgroup id, or per (id, pid) where the resolver answers per process. */
+  #key(cgroupId: bigint, pid: number | undefined): string {
+    let per = false;
+    try {
+      per = this.#resolver.perProcess?.(cgroupId) ?? false;
+    } catch {
+      per = false;
+    }
+    return per ? `${cgroupId}/${pid ?? ''}` : `${cgroupId}`;
+  }
+
+  #entry(key: string, cgroupId: bigint, pid: number | undefined): Entry {
+    const running = this.#inflight.get(key);
     if (running) return running;
     this.stats.waited++;
     let timer: NodeJS.Timeout | undefined;
@@ -135,18 +154,19 @@ export class EnrichmentStage {
     entry.done = Promise.race([resolution, timeout]).finally(() => clearTimeout(timer));
     void resolution.finally(() => {
       clearTimeout(timer);
-      if (this.#inflight.get(cgroupId) === entry) this.#inflight.delete(cgroupId);
+      if (this.#inflight.get(key) === entry) this.#inflight.delete(key);
     });
-    this.#inflight.set(cgroupId, entry);
+    this.#inflight.set(key, entry);
     return entry;
   }
 
   #prepare<T extends EnrichableItem>(items: readonly T[]): PendingBatch<T> {
-    const entries = new Map<bigint, Entry>();
+    const entries = new Map<string, Entry>();
     for (const it of items) {
-      if (entries.has(it.cgroupId)) continue;
+      const key = this.#key(it.cgroupId, it.pid);
+      if (entries.has(key)) continue;
       if (this.#peek(it.cgroupId, it.pid) !== undefined) continue;
-      entries.set(it.cgroupId, this.#entry(it.cgroupId, it.pid));
+      entries.set(key, this.#entry(key, it.cgroupId, it.pid));
     }
     const batch: PendingBatch<T> = {
       items,
@@ -185,8 +205,8 @@ export class EnrichmentStage {
     }
   }
 
-  #attach<T extends EnrichableItem>(it: T, entries: Map<bigint, Entry>): Enriched<T> {
-    let r = entries.get(it.cgroupId)?.result ?? this.#peek(it.cgroupId, it.pid);
+  #attach<T extends EnrichableItem>(it: T, entries: Map<string, Entry>): Enriched<T> {
+    let r = entries.get(this.#key(it.cgroupId, it.pid))?.result ?? this.#peek(it.cgroupId, it.pid);
     if (r === undefined) {
       const path = this.#pathOf(it.cgroupId, it.pid);
       const reason = `container runtime did not answer within ${this.#waitMs} ms`;
