@@ -25,6 +25,7 @@ describe('public surface of @stellaops/evidence-chain', () => {
         'dsseKeyIdOf',
         'dssePae',
         'endBundleName',
+        'flushWitnessSpool',
         'ensureEvidenceDir',
         'generateKeyPair',
         'keyHintFromPublicKey',

@@ -51,8 +51,15 @@ export { verifyChain } from './verify.js';
 export { dsseKeyIdOf } from './verify-checks.js';
 export type { HttpWitnessOptions } from './witness/sigstore-witnesses.js';
 export { RekorV1Witness, RekorV2Witness, TimestampWitness } from './witness/sigstore-witnesses.js';
-export type { SpoolEntry, WitnessSpoolEvents, WitnessSpoolOptions } from './witness/spool.js';
-export { mergeMaterial, WitnessSpool } from './witness/spool.js';
+export type {
+  FlushReport,
+  FlushWitnessSpoolOptions,
+  SpoolEntry,
+  WitnessOutage,
+  WitnessSpoolEvents,
+  WitnessSpoolOptions,
+} from './witness/spool.js';
+export { flushWitnessSpool, mergeMaterial, WitnessSpool } from './witness/spool.js';
 export type { Witness, WitnessContext, WitnessMaterial } from './witness/types.js';
 export type {
   AppendInfo,

@@ -26,7 +26,7 @@ import {
   encodeStatement,
   type StatusTotals,
 } from './statement.js';
-import { WitnessSpool } from './witness/spool.js';
+import { type WitnessOutage, WitnessSpool, type WitnessSpoolEvents } from './witness/spool.js';
 import type { Witness } from './witness/types.js';
 
 /**
@@ -157,6 +157,8 @@ export interface WriterStatus {
   sealedChunks: number;
   pendingSeals: number;
   pendingSubmissions: number;
+  /** Witnesses (Rekor, TSA) whose submissions are failing now: their entries wait in the spool. */
+  witnessOutages: WitnessOutage[];
   paused: boolean;
   closed: boolean;
   lastError: string | null;
@@ -171,6 +173,10 @@ export interface EvidenceWriterEvents {
   resumed: [];
   witnessed: [{ bundleFile: string; witness: string }];
   'witness-error': [{ bundleFile: string; witness: string; error: string; attempts: number }];
+  /** A witness started failing: its submissions spool until it answers again (once per outage). */
+  'witness-outage': WitnessSpoolEvents['witness-outage'];
+  /** A witness answers again after an outage (once per outage). */
+  'witness-recovered': WitnessSpoolEvents['witness-recovered'];
   error: [EvidenceChainError];
 }
 
@@ -306,6 +312,8 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       if (spool) {
         spool.on('witnessed', (e) => w.emit('witnessed', e));
         spool.on('witness-error', (e) => w.emit('witness-error', e));
+        spool.on('witness-outage', (e) => w.emit('witness-outage', e));
+        spool.on('witness-recovered', (e) => w.emit('witness-recovered', e));
       }
       w.#ensureReserve();
       w.#openNextChunk();
@@ -713,6 +721,7 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
       sealedChunks: this.#sealedCount,
       pendingSeals: this.#pendingSeals,
       pendingSubmissions: this.#spool?.pendingCount() ?? 0,
+      witnessOutages: this.#spool?.outages() ?? [],
       paused: this.#paused,
       closed: this.#closed,
       lastError: this.#lastError,

@@ -13,6 +13,7 @@ import {
   bundleName,
   chunkName,
   type EvidenceWriter,
+  flushWitnessSpool,
   openChunkWriter,
   RekorV1Witness,
   RekorV2Witness,
@@ -293,4 +294,104 @@ describe('witness spool', () => {
     });
     expect(report.errors).toEqual([]);
   });
+
+  it('an outage is reported once when spooling starts and once when the log answers again; status names it', async () => {
+    const rekor = new RekorV1Witness({ baseURL: standIn.url, timeoutMs: 500 });
+    const outages: Array<{ witness: string; since: string; pending: number; lastError: string }> = [];
+    const recovered: Array<{ witness: string; pending: number }> = [];
+    await standIn.down();
+    let isDown = true;
+    let w: EvidenceWriter | undefined;
+    try {
+      w = await openChunkWriter({ dir, signer: key.signer, meta: META, witnesses: [rekor] });
+      w.on('witness-outage', (e) => outages.push(e));
+      w.on('witness-recovered', (e) => recovered.push(e));
+      let seq = 0;
+      for (let c = 0; c < 3; c++) {
+        const r = record(seq++);
+        w.append(r.line, r.info);
+        await w.rotate();
+      }
+      await until(() => w!.status().witnessOutages.length > 0, 'the outage');
+      // Three failed submissions (at least), one outage.
+      await until(() => w!.status().pendingSubmissions >= 3, 'three pending submissions');
+      expect(outages).toHaveLength(1);
+      expect(outages[0]).toMatchObject({
+        witness: rekor.name,
+        lastError: expect.stringMatching(/ECONNREFUSED|fetch/i),
+      });
+      expect(w.status().witnessOutages).toEqual([
+        { witness: rekor.name, since: expect.any(String), lastError: expect.any(String) },
+      ]);
+      await standIn.up();
+      isDown = false;
+      // The next seal goes through at once: the log is back.
+      const r = record(seq++);
+      w.append(r.line, r.info);
+      await w.rotate();
+      await until(() => recovered.length > 0, 'the recovery');
+      expect(recovered).toEqual([
+        { witness: rekor.name, since: outages[0]!.since, pending: expect.any(Number) },
+      ]);
+      expect(w.status().witnessOutages).toEqual([]);
+      expect(outages).toHaveLength(1);
+    } finally {
+      if (isDown) await standIn.up();
+      await w?.close({ witnessTimeoutMs: 5000 });
+    }
+  });
+
+  it('flushWitnessSpool submits what a run left pending and reports what was logged; refuses a directory that does not exist', async () => {
+    await standIn.down();
+    try {
+      await writeChain([new RekorV1Witness({ baseURL: standIn.url, timeoutMs: 500 })], 2, 300);
+      const left = readdirSync(join(dir, '.spool')).filter((f) => f.endsWith('.pending.json')).length;
+      expect(left).toBeGreaterThanOrEqual(3); // 2 chunks + the end-of-stream statement
+
+      // Still down: everything fails once more and stays pending.
+      const down = await flushWitnessSpool({
+        dir,
+        witnesses: [new RekorV1Witness({ baseURL: standIn.url, timeoutMs: 500 })],
+        publicKeyPem: key.publicKeyPem,
+      });
+      expect(down.logged).toEqual([]);
+      expect(down.failed).toHaveLength(left);
+      expect(down.pending).toBe(left);
+    } finally {
+      await standIn.up();
+    }
+    // An entry for a witness that is not given stays as it is.
+    const other = new RekorV1Witness({ baseURL: 'http://127.0.0.1:9' });
+    const up = await flushWitnessSpool({
+      dir,
+      witnesses: [new RekorV1Witness({ baseURL: standIn.url })],
+      publicKeyPem: key.publicKeyPem,
+    });
+    expect(up.failed).toEqual([]);
+    expect(up.skipped).toEqual([]);
+    expect(up.logged.map((e) => e.bundleFile).sort()).toEqual(bundles().sort());
+    expect(up.pending).toBe(0);
+    const report = verifyChain(dir, {
+      keys: [key.publicKeyPem],
+      trustedRoot: root,
+      requireTlog: true,
+      requireEnd: true,
+    });
+    expect(report.errors).toEqual([]);
+    expect(report.summary.tlogEntries).toBe(bundles().length);
+
+    await expect(flushWitnessSpool({ dir: join(dir, 'absent'), witnesses: [other] })).rejects.toMatchObject({
+      code: 'INVALID_OPTION',
+      hint: expect.stringContaining('--target'),
+    });
+  });
 });
+
+/** Wait until `cond()` holds, checking every 20 ms (a generous limit, not a timing assumption). */
+async function until(cond: () => boolean, what: string, limitMs = 60_000): Promise<void> {
+  const end = Date.now() + limitMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

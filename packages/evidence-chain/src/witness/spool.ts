@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { canonicalize } from 'json-canonicalize';
 import { type BundleJson, parseBundle, serializeBundle } from '../bundle.js';
 import { EvidenceChainError, errnoCode } from '../errors.js';
-import { ensureEvidenceDir, readFileNoFollow, safeUnlink, writeFileAtomic } from '../fsx.js';
+import { acquireDirLock, ensureEvidenceDir, readFileNoFollow, safeUnlink, writeFileAtomic } from '../fsx.js';
 import type { Witness } from './types.js';
 
 /** A pending submission, as kept on disk in the spool directory. */
@@ -35,10 +35,26 @@ export interface WitnessSpoolOptions {
   maxDelayMs?: number;
 }
 
+/**
+ * A witness whose submissions are failing: from its first failed attempt
+ * until one succeeds again. Its submissions wait in the spool meanwhile.
+ */
+export interface WitnessOutage {
+  witness: string;
+  /** ISO time of the first failure of this outage. */
+  since: string;
+  /** The latest failure. */
+  lastError: string;
+}
+
 /** Events of a spool. */
 export interface WitnessSpoolEvents {
   witnessed: [{ bundleFile: string; witness: string }];
   'witness-error': [{ bundleFile: string; witness: string; error: string; attempts: number }];
+  /** A witness failed after being reachable (or at the first attempt): submissions are spooling. Once per outage. */
+  'witness-outage': [WitnessOutage & { pending: number }];
+  /** A witness accepted a submission again after an outage. Once per outage. */
+  'witness-recovered': [{ witness: string; since: string; pending: number }];
 }
 
 /**
@@ -56,6 +72,7 @@ export class WitnessSpool extends EventEmitter<WitnessSpoolEvents> {
   #inflight = new Set<Promise<void>>();
   #running = new Set<string>();
   #stopped = false;
+  #outages = new Map<string, WitnessOutage>();
 
   private constructor(o: WitnessSpoolOptions) {
     super();
@@ -130,6 +147,21 @@ export class WitnessSpool extends EventEmitter<WitnessSpoolEvents> {
   /** Number of pending submissions. */
   pendingCount(): number {
     return this.pending().length;
+  }
+
+  /** The witnesses whose submissions are failing now, oldest outage first. */
+  outages(): WitnessOutage[] {
+    return [...this.#outages.values()].map((o) => ({ ...o }));
+  }
+
+  /**
+   * Stop scheduling attempts (what is in flight finishes; {@link drain}
+   * still works); pending entries stay on disk for the next run.
+   */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /** Attempt every due submission now; resolves when those attempts finish. */
@@ -208,10 +240,19 @@ export class WitnessSpool extends EventEmitter<WitnessSpoolEvents> {
       await this.#mergeLocked(e.bundle_file, material.tlogEntries ?? [], material.rfc3161Timestamps ?? []);
       safeUnlink(join(this.#o.spoolDir, file));
       this.emit('witnessed', { bundleFile: e.bundle_file, witness: e.witness });
+      const outage = this.#outages.get(e.witness);
+      if (outage) {
+        this.#outages.delete(e.witness);
+        this.emit('witness-recovered', {
+          witness: e.witness,
+          since: outage.since,
+          pending: this.pending().filter((x) => x.witness === e.witness).length,
+        });
+      }
     } catch (err) {
       const attempts = e.attempts + 1;
       const delay = Math.min(this.#o.initialDelayMs * 2 ** Math.min(attempts - 1, 20), this.#o.maxDelayMs);
-      const msg = err instanceof Error ? err.message : String(err);
+      const msg = describeError(err);
       const updated: SpoolEntry = { ...e, attempts, last_error: msg, next_attempt_ms: Date.now() + delay };
       try {
         writeFileAtomic(this.#o.spoolDir, file, JSON.stringify(updated));
@@ -219,6 +260,20 @@ export class WitnessSpool extends EventEmitter<WitnessSpoolEvents> {
         // keep the old entry; it is retried anyway
       }
       this.emit('witness-error', { bundleFile: e.bundle_file, witness: e.witness, error: msg, attempts });
+      const outage = this.#outages.get(e.witness);
+      if (outage) outage.lastError = msg;
+      else {
+        const started: WitnessOutage = {
+          witness: e.witness,
+          since: new Date().toISOString(),
+          lastError: msg,
+        };
+        this.#outages.set(e.witness, started);
+        this.emit('witness-outage', {
+          ...started,
+          pending: this.pending().filter((x) => x.witness === e.witness).length,
+        });
+      }
     }
   }
 
@@ -261,6 +316,95 @@ export function mergeMaterial(dir: string, bundleFile: string, tlog: unknown[], 
   for (const t of ts)
     if (!haveTs.has(canonicalize(t))) vm.timestampVerificationData.rfc3161Timestamps.push(t);
   writeFileAtomic(dir, bundleFile, serializeBundle(bundle));
+}
+
+/** Options of {@link flushWitnessSpool}. */
+export interface FlushWitnessSpoolOptions {
+  /** Evidence directory holding the bundles (no collector may be running on it). */
+  dir: string;
+  /** Directory of pending submissions (default `<dir>/.spool`). */
+  spoolDir?: string;
+  /** The witnesses to submit to; entries of other witnesses stay pending. */
+  witnesses: Witness[];
+  /** PEM public key of the signer, for bundles that carry only a key hint. */
+  publicKeyPem?: string;
+}
+
+/** What {@link flushWitnessSpool} did. */
+export interface FlushReport {
+  /** Submissions the witness accepted; their material is now in the bundle. */
+  logged: Array<{ bundleFile: string; witness: string }>;
+  /** Submissions that failed again (still pending, with the error). */
+  failed: Array<{ bundleFile: string; witness: string; error: string; attempts: number }>;
+  /** Pending entries for witnesses not given (left as they are). */
+  skipped: Array<{ bundleFile: string; witness: string }>;
+  /** Entries still pending afterwards (failed + skipped). */
+  pending: number;
+}
+
+/**
+ * Submit every pending entry of an evidence directory's spool once, now
+ * (ignoring back-off), and report what was logged and what is still
+ * pending. Takes the directory lock, so it refuses (DIRECTORY_LOCKED) while
+ * a collector runs there: a running collector retries by itself. Throws
+ * INVALID_OPTION when `dir` does not exist.
+ */
+export async function flushWitnessSpool(o: FlushWitnessSpoolOptions): Promise<FlushReport> {
+  try {
+    if (!fs.statSync(o.dir).isDirectory())
+      throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+  } catch (err) {
+    throw new EvidenceChainError(
+      'INVALID_OPTION',
+      `no evidence directory at ${o.dir} (${errnoCode(err) ?? 'unreadable'})`,
+      {
+        cause: err,
+        path: o.dir,
+        hint: 'give the directory the collector writes (signals.output_directory, --target)',
+      },
+    );
+  }
+  const spoolDir = o.spoolDir ?? join(o.dir, '.spool');
+  const report: FlushReport = { logged: [], failed: [], skipped: [], pending: 0 };
+  const release = acquireDirLock(o.dir);
+  try {
+    if (!fs.existsSync(spoolDir)) return report;
+    const spool = await WitnessSpool.open({
+      dir: o.dir,
+      spoolDir,
+      witnesses: o.witnesses,
+      ...(o.publicKeyPem ? { publicKeyPem: o.publicKeyPem } : {}),
+    });
+    // Never scheduled: one forced attempt each, below.
+    spool.stop();
+    const names = new Set(o.witnesses.map((w) => w.name));
+    for (const e of spool.pending()) {
+      if (!names.has(e.witness)) report.skipped.push({ bundleFile: e.bundle_file, witness: e.witness });
+    }
+    spool.on('witnessed', (e) => report.logged.push(e));
+    spool.on('witness-error', (e) => report.failed.push(e));
+    await spool.drain();
+    report.pending = spool.pendingCount();
+    return report;
+  } finally {
+    release();
+  }
+}
+
+/**
+ * An error with its causes ("error creating tlog entry: fetch failed:
+ * connect ECONNREFUSED 127.0.0.1:443"): the client's own message alone does
+ * not tell an operator whether the log is down, refusing, or misconfigured.
+ */
+function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e !== undefined && e !== null; depth++) {
+    const m = e instanceof Error ? e.message : String(e);
+    if (m && !parts.some((p) => p.includes(m))) parts.push(m);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(': ') || 'unknown error';
 }
 
 function entryFile(bundleFile: string, witness: string): string {
