@@ -42,6 +42,17 @@ const volatile __u8 cfg_user_stack = NET_STACK_SOCK | NET_STACK_TLS;
  * sys_exit.
  */
 const volatile __u8 cfg_sock_syscalls = 1;
+/*
+ * 1: TLS sessions take their role and server name from the first handshake
+ * message the process writes (write, writev or sendto at sys_enter): a
+ * ClientHello makes it the client and carries the server name, a
+ * ServerHello makes it the server. This replaces three uprobes, each a trap
+ * per call: SSL_ctrl (OpenSSL's catch-all setter and getter, which
+ * `openssl s_server -www` calls 15 times per session) for the name, and
+ * SSL_set_connect_state / SSL_set_accept_state for the role. Only the
+ * host_name bytes of the server_name extension are copied.
+ */
+const volatile __u8 cfg_tls_wire = 0;
 
 /* Owner of a socket, remembered in process context. */
 struct net_owner {
@@ -129,6 +140,19 @@ struct {
 	__type(key, struct net_session_key);
 	__type(value, struct net_session);
 } tls_sessions SEC(".maps");
+
+/*
+ * A session driven through memory BIOs (Node.js, Python asyncio) writes no
+ * socket inside its SSL calls: the application sends the ClientHello itself
+ * right after the handshake call returns, from the same thread. Per thread,
+ * the session whose ClientHello is still to be written.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, __u64); /* SSL * */
+} tls_hello SEC(".maps");
 
 /* Per-CPU scratch: records and a zeroed session template are too big for the stack. */
 struct net_scratch {
@@ -433,8 +457,12 @@ int BPF_KPROBE(net_accept4_enter, int fd, void *addr, __u32 *addrlen, int flags)
 static __always_inline int emit_sock(void *ctx, struct net_sock_args *ap, int ret, __s32 err, bool err_known);
 
 /* Syscall source (cfg_sock_syscalls): arguments kept per thread at sys_enter. */
+static __always_inline int on_tls_write(__u64 buf, __u64 count, bool vector);
+
 static __always_inline int on_sys_enter(struct pt_regs *regs, long id)
 {
+	if (cfg_tls_wire && (id == NET_NR_write || id == NET_NR_sendto || id == NET_NR_writev))
+		return on_tls_write(SYSCALL_ARG2(regs), SYSCALL_ARG3(regs), id == NET_NR_writev);
 	if (!cfg_sock_syscalls)
 		return 0;
 	if (id == NET_NR_connect)
@@ -636,6 +664,135 @@ static __always_inline struct net_session *session(__u32 tgid, __u64 ssl, __u64 
 	return bpf_map_lookup_elem(&tls_sessions, &k);
 }
 
+/*
+ * ClientHello layout (RFC 8446 4.1.2, the same in TLS 1.0-1.2): record
+ * header (type 22, version 3.x, length: 5 bytes), handshake header (type 1,
+ * length: 4), client_version (2), random (32), then session_id<0..32>,
+ * cipher_suites<2..2^16-2>, compression_methods<1..2^8-1> and
+ * extensions<8..2^16-1>. server_name (RFC 6066 3) is extension 0:
+ * ServerNameList length (2), name_type 0 = host_name (1), length (2), name.
+ */
+#define NET_HELLO_SID_OFF 43
+#define NET_HELLO_MAX_EXT 32
+
+static __always_inline int read_be16(__u64 at, __u32 *v)
+{
+	__u8 b[2];
+	if (bpf_probe_read_user(b, 2, (void *)at) < 0)
+		return -1;
+	*v = ((__u32)b[0] << 8) | b[1];
+	return 0;
+}
+
+#define NET_HS_CLIENT_HELLO 1
+#define NET_HS_SERVER_HELLO 2
+
+/*
+ * The first handshake message of a TLS record at buf (count bytes written):
+ * its type, or -1 when buf is no TLS handshake record. A ClientHello's host
+ * name goes into the session.
+ */
+static __always_inline int hello_sni(__u64 buf, __u64 count, struct net_session *sess)
+{
+	__u8 h[6];
+	if (count < 6 || bpf_probe_read_user(h, sizeof(h), (void *)buf) < 0)
+		return -1;
+	if (h[0] != 0x16 || h[1] != 0x03)
+		return -1;
+	if (h[5] != NET_HS_CLIENT_HELLO || count < NET_HELLO_SID_OFF + 1)
+		return h[5];
+	__u64 end = 5 + (((__u32)h[3] << 8) | h[4]);
+	if (end > count)
+		end = count;
+	__u8 b1 = 0;
+	__u32 b2 = 0;
+	__u64 pos = NET_HELLO_SID_OFF;
+	if (bpf_probe_read_user(&b1, 1, (void *)(buf + pos)) < 0)
+		return 1;
+	pos += 1 + b1;
+	if (read_be16(buf + pos, &b2) < 0)
+		return 1;
+	pos += 2 + b2;
+	if (bpf_probe_read_user(&b1, 1, (void *)(buf + pos)) < 0)
+		return 1;
+	pos += 1 + b1 + 2; /* and the extensions' total length */
+	for (int i = 0; i < NET_HELLO_MAX_EXT; i++) {
+		__u8 e[4];
+		if (pos + 4 > end || bpf_probe_read_user(e, 4, (void *)(buf + pos)) < 0)
+			return 1;
+		__u32 len = ((__u32)e[2] << 8) | e[3];
+		if (e[0] != 0 || e[1] != 0) {
+			pos += 4 + len;
+			continue;
+		}
+		__u8 sn[5];
+		if (pos + 9 > end || bpf_probe_read_user(sn, 5, (void *)(buf + pos + 4)) < 0 || sn[2] != 0)
+			return 1;
+		__u32 n = ((__u32)sn[3] << 8) | sn[4];
+		if (n == 0 || pos + 9 + n > end)
+			return 1;
+		__u8 truncated = n > NET_SNI_MAX - 1;
+		if (n > NET_SNI_MAX - 1)
+			n = NET_SNI_MAX - 1;
+		if (bpf_probe_read_user(sess->sni, n, (void *)(buf + pos + 9)) < 0)
+			return 1;
+		sess->sni[n & (NET_SNI_MAX - 1)] = 0;
+		sess->sni_len = n;
+		sess->flags |= NET_TLS_SNI_SET | (truncated ? NET_TLS_SNI_TRUNCATED : 0);
+		return 1;
+	}
+	return 1;
+}
+
+/*
+ * A write by a thread inside an SSL call (socket BIO), or by a thread whose
+ * memory-BIO session still owes its ClientHello: if the bytes are that
+ * ClientHello, the session gets its server name.
+ */
+static __always_inline int on_tls_write(__u64 buf, __u64 count, bool vector)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 ssl = 0;
+	bool pending = false;
+	struct net_tls_args *a = bpf_map_lookup_elem(&tls_args, &pid_tgid);
+	if (a) {
+		ssl = a->ssl;
+	} else {
+		__u64 *p = bpf_map_lookup_elem(&tls_hello, &pid_tgid);
+		if (!p)
+			return 0;
+		ssl = *p;
+		pending = true;
+	}
+	if (vector) {
+		/* writev(fd, iov, iovcnt): the record starts in the first buffer. */
+		struct iovec iov = {};
+		if (count < 1 || bpf_probe_read_user(&iov, sizeof(iov), (void *)buf) < 0)
+			return 0;
+		buf = (__u64)iov.iov_base;
+		count = iov.iov_len;
+	}
+	struct net_session_key k = {.ssl = ssl, .tgid = pid_tgid >> 32};
+	struct net_session *sess =
+		a ? session(pid_tgid >> 32, ssl, a->start_ns) : bpf_map_lookup_elem(&tls_sessions, &k);
+	if (!sess || (sess->flags & (NET_TLS_CLIENT | NET_TLS_SERVER)) || sess->handshake_done) {
+		if (pending)
+			bpf_map_delete_elem(&tls_hello, &pid_tgid);
+		return 0;
+	}
+	int type = hello_sni(buf, count, sess);
+	if (type < 0)
+		return 0; /* not a handshake record: the hello may still come */
+	/* RFC 8446 4.1: the client speaks first, the server answers with a ServerHello (or a HelloRetryRequest, also type 2). */
+	if (type == NET_HS_CLIENT_HELLO)
+		sess->flags |= NET_TLS_CLIENT;
+	else if (type == NET_HS_SERVER_HELLO)
+		sess->flags |= NET_TLS_SERVER;
+	if (pending)
+		bpf_map_delete_elem(&tls_hello, &pid_tgid);
+	return 0;
+}
+
 static __always_inline int tls_enter(__u8 op, __u64 ssl, __s64 num, __u64 out_ptr)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -731,55 +888,6 @@ SEC("?raw_tp/sock_recv_length")
 int BPF_PROG(net_sock_recv_raw, struct sock *sk, int ret, int flags)
 {
 	return on_sock_io(sk);
-}
-
-/* SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME=55, TLSEXT_NAMETYPE_host_name=0, name):
- * what SSL_set_tlsext_host_name expands to (include/openssl/tls1.h). */
-#define NET_SSL_CTRL_SET_TLSEXT_HOSTNAME 55
-
-SEC("uprobe")
-int BPF_KPROBE(net_ssl_ctrl_enter, void *ssl, int cmd, long larg, const char *parg)
-{
-	if (cmd != NET_SSL_CTRL_SET_TLSEXT_HOSTNAME || larg != 0 || !parg)
-		return 0;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct net_session *sess = session(pid_tgid >> 32, (__u64)ssl, bpf_ktime_get_ns());
-	if (!sess)
-		return 0;
-	long n = bpf_probe_read_user_str(sess->sni, sizeof(sess->sni), parg);
-	if (n <= 1) {
-		sess->sni_len = 0;
-		sess->flags &= ~NET_TLS_SNI_SET;
-		return 0;
-	}
-	sess->sni_len = n - 1;
-	sess->flags |= NET_TLS_SNI_SET;
-	if (n == sizeof(sess->sni))
-		sess->flags |= NET_TLS_SNI_TRUNCATED;
-	return 0;
-}
-
-/* The session's role, as the application declares it (BIO-driven servers
- * such as `openssl s_server -www` never call SSL_accept). */
-static __always_inline int set_role(__u64 ssl, __u8 flag)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct net_session *sess = session(pid_tgid >> 32, ssl, bpf_ktime_get_ns());
-	if (sess)
-		sess->flags = (sess->flags & ~(NET_TLS_SERVER | NET_TLS_CLIENT)) | flag;
-	return 0;
-}
-
-SEC("uprobe")
-int BPF_KPROBE(net_ssl_set_accept_state_enter, void *ssl)
-{
-	return set_role((__u64)ssl, NET_TLS_SERVER);
-}
-
-SEC("uprobe")
-int BPF_KPROBE(net_ssl_set_connect_state_enter, void *ssl)
-{
-	return set_role((__u64)ssl, NET_TLS_CLIENT);
 }
 
 SEC("uprobe")
@@ -881,6 +989,10 @@ int BPF_KRETPROBE(net_ssl_exit, long rax)
 		sess->t = a.t;
 		sess->flags |= NET_TLS_TUPLE_KNOWN;
 	}
+	/* No socket written inside the call: memory BIOs, whose ClientHello the application sends next. */
+	if (cfg_tls_wire && !a.tuple_known && !sess->handshake_done &&
+	    !(sess->flags & (NET_TLS_CLIENT | NET_TLS_SERVER)))
+		bpf_map_update_elem(&tls_hello, &pid_tgid, &a.ssl, BPF_ANY);
 	if (a.op == NET_TLS_DO_HANDSHAKE || a.op == NET_TLS_CONNECT || a.op == NET_TLS_ACCEPT) {
 		sess->attempts++;
 		if (a.op == NET_TLS_ACCEPT)

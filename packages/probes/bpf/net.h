@@ -50,12 +50,19 @@ enum net_probe {
 #define NET_NR_connect 42
 #define NET_NR_accept 43
 #define NET_NR_accept4 288
+/* The writes a TLS ClientHello leaves a process by (SNI from the wire). */
+#define NET_NR_write 1
+#define NET_NR_writev 20
+#define NET_NR_sendto 44
 /* Syscall number from a BTF-typed pt_regs (tp_btf): a plain load. */
 #define NET_SYSCALL_NR_BTF(regs) ((regs)->orig_ax)
 #elif defined(__TARGET_ARCH_arm64)
 #define NET_NR_connect 203
 #define NET_NR_accept 202
 #define NET_NR_accept4 242
+#define NET_NR_write 64
+#define NET_NR_writev 66
+#define NET_NR_sendto 206
 #define NET_SYSCALL_NR_BTF(regs) ((regs)->syscallno)
 #endif
 
@@ -165,8 +172,8 @@ enum net_tls_result {
 #define NET_TLS_SNI_SET 0x1       /* sni[] holds the client's server name */
 #define NET_TLS_SNI_TRUNCATED 0x2
 #define NET_TLS_TUPLE_KNOWN 0x4   /* t was read from a socket used during this session */
-#define NET_TLS_SERVER 0x8        /* SSL_accept or SSL_set_accept_state seen on this session */
-#define NET_TLS_CLIENT 0x10       /* SSL_connect or SSL_set_connect_state seen on this session */
+#define NET_TLS_SERVER 0x8        /* this side wrote the session's ServerHello */
+#define NET_TLS_CLIENT 0x10       /* this side wrote the session's ClientHello */
 
 struct net_tls_event {
 	struct stella_event_header hdr;

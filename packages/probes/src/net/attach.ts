@@ -25,6 +25,11 @@ export const LIBC_UPROBES: readonly UprobeSpec[] = [
  * SSL_connect and SSL_accept are not probed: both are SSL_set_*_state +
  * SSL_do_handshake (ssl/ssl_lib.c in 1.1.1 and 3.x), whose probes already see
  * the role and the result, and every probe hit is a trap (~16 µs on a VM).
+ * Nor are SSL_ctrl, SSL_set_connect_state and SSL_set_accept_state: the
+ * role and the server name come from the first handshake message the process
+ * writes (ClientHello or ServerHello, seen by the net object's sys_enter
+ * program), and SSL_ctrl alone, OpenSSL's catch-all setter and getter, is 15
+ * traps per session in `openssl s_server -www`.
  */
 export const SSL_UPROBES: readonly UprobeSpec[] = [
   { symbol: 'SSL_read', enter: 'net_ssl_read_enter', exit: 'net_ssl_exit' },
@@ -32,10 +37,7 @@ export const SSL_UPROBES: readonly UprobeSpec[] = [
   { symbol: 'SSL_read_ex', enter: 'net_ssl_read_ex_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_write_ex', enter: 'net_ssl_write_ex_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_do_handshake', enter: 'net_ssl_do_handshake_enter', exit: 'net_ssl_exit' },
-  { symbol: 'SSL_ctrl', enter: 'net_ssl_ctrl_enter' },
   { symbol: 'SSL_set_fd', enter: 'net_ssl_set_fd_enter' },
-  { symbol: 'SSL_set_accept_state', enter: 'net_ssl_set_accept_state_enter' },
-  { symbol: 'SSL_set_connect_state', enter: 'net_ssl_set_connect_state_enter' },
   { symbol: 'SSL_free', enter: 'net_ssl_free_enter' },
 ];
 

@@ -129,6 +129,11 @@ export interface TlsEvent {
   readonly op: TlsOp;
   /** tls_handshake only. */
   readonly result: TlsResult | undefined;
+  /**
+   * 'client' when this side wrote the session's ClientHello, 'server' when it
+   * wrote the ServerHello; 'unknown' when neither write was seen (handshake
+   * bytes sent with sendmsg, io_uring or kernel TLS).
+   */
   readonly role: 'client' | 'server' | 'unknown';
   /** SSL_read/SSL_write `num` argument. */
   readonly requested: bigint;
@@ -141,7 +146,7 @@ export interface TlsEvent {
   readonly fd: number | undefined;
   /** Handshake calls made on the session so far. */
   readonly attempts: number;
-  /** Server name set by the client (tls_handshake only). */
+  /** Server name the client sent in its ClientHello (tls_handshake only). */
   readonly sni: Buffer | undefined;
   readonly sniTruncated: boolean;
   readonly durationNs: bigint;

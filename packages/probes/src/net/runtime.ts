@@ -338,7 +338,12 @@ function load(o: Resolved, variant: (typeof STATE_VARIANTS)[number]): BpfObject 
   try {
     obj.setGlobal('cfg_dedup', o.dedup);
     obj.setGlobal('cfg_user_stack', o.userStack);
-    obj.setGlobal('cfg_sock_syscalls', o.sockSource === 'syscall');
+    // Connect/accept arguments are kept at sys_enter only when sys_exit consumes them.
+    obj.setGlobal(
+      'cfg_sock_syscalls',
+      o.sockSource === 'syscall' && (o.probes.has('net_connect') || o.probes.has('net_accept')),
+    );
+    obj.setGlobal('cfg_tls_wire', o.probes.has('tls_handshake') || o.probes.has('tls_io'));
     obj.setGlobal('cfg_cgroup_filter', o.cgroupIds.length > 0);
     obj.setGlobal('cfg_wakeup_bytes', BigInt(o.ringBufferBytes / 2));
     obj.resizeMap('events', o.ringBufferBytes);
@@ -416,10 +421,13 @@ function attachFixed(
       ...(fallback ? { reason: fallback } : {}),
     });
   }
+  const sockSyscalls =
+    o.sockSource === 'syscall' && (o.probes.has('net_connect') || o.probes.has('net_accept'));
+  // sys_enter also sees the first handshake message a TLS session writes: its role and server name.
+  if (sockSyscalls || o.probes.has('tls_handshake') || o.probes.has('tls_io')) attach(variant.enter);
   if (o.probes.has('net_connect') || o.probes.has('net_accept')) {
     attach(variant.exit);
     if (o.sockSource === 'syscall') {
-      attach(variant.enter);
       for (const name of ['net_accept', 'net_connect'] as const) {
         if (!o.probes.has(name)) continue;
         status.push({
