@@ -11,11 +11,12 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { numPossibleCpus } from '@stellaops/bpf-loader';
-import type { ExecEvent, ProbeEvent } from '@stellaops/probes';
-import { openNetProbes, openProbeSet } from '@stellaops/probes';
-import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
+import type { ExecEvent, NetEvent, ProbeEvent, SockEvent } from '@stellaops/probes';
+import { openProbeSet } from '@stellaops/probes';
+import { canRunBpf, commandUnavailableReason, gate, scaled } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFsops, Collector, runInCgroup, TestCgroup } from './helpers/harness.js';
+import { collect, PYTHON, waitFor } from './net-helpers.js';
 
 // Real kernel: the exec dedup fact, the kernel's own `seen`, and the dedup
 // table's failure count, each against what a test process did.
@@ -217,48 +218,67 @@ describe.runIf(runs)('kernel counters: seen is counted apart from the fates', ()
   });
 });
 
-describe.runIf(runs)('net counters: the final read balances', () => {
-  it('after close(), the net probes keep finalCounters that balance exactly and count the connects made', async () => {
-    const cg = new TestCgroup('stella-probes-netfinal');
-    const net = openNetProbes({
-      probes: ['tcp_state', 'net_connect'],
-      cgroupIds: [cg.id],
-      dedup: false,
-      hostLibraries: false,
-      rescanIntervalMs: 0,
+/** What a user reads off a connect record: who connected where. */
+function connectSeen(e: SockEvent): string {
+  const a = e.address;
+  const to =
+    a?.family === 'inet' || a?.family === 'inet6'
+      ? `${a.address}:${a.port}`
+      : a?.family === 'unix'
+        ? `unix:${a.path.toString()}`
+        : (a?.family ?? 'no address');
+  return `${e.header.pid} ${e.header.comm.toString()} ${to}`;
+}
+
+describe.runIf(runs && gate('net counters: python3', commandUnavailableReason(PYTHON)))(
+  'net counters: the final read balances',
+  () => {
+    it('after close(), the net probes keep finalCounters that balance exactly and count the connects made', async () => {
+      const cg = new TestCgroup('stella-probes-netfinal');
+      const c = collect({ probes: ['tcp_state', 'net_connect'], cgroupIds: [cg.id], hostLibraries: false });
+      const isConnect = (e: NetEvent): e is SockEvent => e.type === 'net_connect';
+      const N = 20;
+      let pid = 0;
+      try {
+        expect(c.probes.finalCounters).toBeUndefined();
+        // Waits until moved into the cgroup, then N connects to a closed port: refused at once.
+        const script = `import socket, sys\nsys.stdin.read(1)\nfor _ in range(${N}):\n  s = socket.socket()\n  try: s.connect(('127.0.0.1', 9))\n  except OSError: pass\n  s.close()\nprint(${N})`;
+        // The interpreter itself, not `python3` from PATH: a pyenv shim there runs some
+        // 16 bash processes inside the cgroup, each of which connects to the nscd socket
+        // twice when SHELL is unset (bash looks the user up). -I -S: no site module, which
+        // looks the user up too when HOME is unset. The cgroup holds the workload alone.
+        const child = spawn(PYTHON, ['-I', '-S', '-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+        });
+        const done = new Promise((resolve) => child.on('close', resolve));
+        pid = child.pid!;
+        cg.add(pid);
+        child.stdin!.end('g');
+        expect(await done).toBe(0);
+        expect(out.trim()).toBe(String(N));
+        // close() stops the reader: first take delivery of every record the kernel emitted.
+        const emitted = Number(c.probes.counters().get('net_connect')!.emitted);
+        await waitFor(c, `${emitted} connect records`, isConnect, emitted, scaled(15_000));
+        await c.stop();
+      } finally {
+        await c.stop();
+        cg.remove();
+      }
+      const final = c.probes.finalCounters!;
+      for (const [name, f] of final) {
+        expect(f.seen, name).toBe(f.filtered + f.deduplicated + f.emitted + f.lost);
+      }
+      // What a user reads: the workload's N connects, each once and to where it connected,
+      // and no record of any other process.
+      expect(c.events.filter(isConnect).map(connectSeen)).toEqual(
+        Array.from({ length: N }, () => `${pid} python3 127.0.0.1:9`),
+      );
+      // The kernel's own counts say the same: N connects passed the cgroup filter.
+      const connect = final.get('net_connect')!;
+      expect(connect.seen - connect.filtered).toBe(BigInt(N));
+      expect(connect.emitted + connect.lost).toBe(BigInt(N));
     });
-    const N = 20;
-    try {
-      const drained = (async () => {
-        for await (const _ of net) {
-          // the records themselves are checked by net.test.ts
-        }
-      })();
-      expect(net.finalCounters).toBeUndefined();
-      // Waits until moved into the cgroup, then N connects to a closed port: refused at once.
-      const script = `import socket, sys\nsys.stdin.read(1)\nfor _ in range(${N}):\n  s = socket.socket()\n  try: s.connect(('127.0.0.1', 9))\n  except OSError: pass\n  s.close()\nprint(${N})`;
-      const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-      });
-      const done = new Promise((resolve) => child.on('close', resolve));
-      cg.add(child.pid!);
-      child.stdin!.end('g');
-      expect(await done).toBe(0);
-      expect(out.trim()).toBe(String(N));
-      await net.close();
-      await drained;
-    } finally {
-      await net.close();
-      cg.remove();
-    }
-    for (const [name, f] of net.finalCounters!) {
-      expect(f.seen, name).toBe(f.filtered + f.deduplicated + f.emitted + f.lost);
-    }
-    // Only the workload's connects pass the cgroup filter.
-    const connect = net.finalCounters!.get('net_connect')!;
-    expect(connect.seen - connect.filtered).toBe(BigInt(N));
-    expect(connect.emitted + connect.lost).toBe(BigInt(N));
-  });
-});
+  },
+);
