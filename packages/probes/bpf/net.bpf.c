@@ -106,7 +106,8 @@ struct net_tls_args {
 	struct net_tuple t;
 	__u8 op;
 	__u8 tuple_known;
-	__u8 pad[6];
+	__u8 pad[2];
+	__s32 fd; /* the socket's descriptor, once socket I/O in the call named it */
 };
 
 struct {
@@ -806,6 +807,7 @@ static __always_inline int tls_enter(__u8 op, __u64 ssl, __s64 num, __u64 out_pt
 	a.start_ns = bpf_ktime_get_ns();
 	a.num = num;
 	a.out_ptr = out_ptr;
+	a.fd = -1;
 	a.op = op;
 	bpf_map_update_elem(&tls_args, &pid_tgid, &a, BPF_ANY);
 	return 0;
@@ -854,6 +856,25 @@ int BPF_KPROBE(net_ssl_accept_enter, void *ssl)
 }
 
 /* The socket a thread inside an SSL call talks on is that session's socket. */
+/*
+ * The descriptor of sk in the current task, or -1: the first argument of the
+ * syscall being served, which is the descriptor for read, write, send*,
+ * recv* and their vector forms, checked against the task's fd table (any
+ * other syscall, or io_uring, fails the check). This is what an SSL_set_fd
+ * uprobe (a trap per session) used to give. bpf_task_pt_regs is 5.15 and
+ * bpf_get_current_task_btf 5.11: libbpf resolves the enum checks at load,
+ * and user space keeps the SSL_set_fd uprobe on kernels without them.
+ */
+static __always_inline int fd_of_current_syscall(const struct sock *sk)
+{
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs) ||
+	    !bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+		return -1;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	int fd = (int)SYSCALL_ARG1(regs);
+	return sock_of_fd(fd) == sk ? fd : -1;
+}
+
 static __always_inline int on_sock_io(const struct sock *sk)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -861,8 +882,10 @@ static __always_inline int on_sock_io(const struct sock *sk)
 	if (!a || a->tuple_known)
 		return 0;
 	read_tuple(sk, &a->t);
-	if (a->t.family)
+	if (a->t.family) {
 		a->tuple_known = 1;
+		a->fd = fd_of_current_syscall(sk);
+	}
 	return 0;
 }
 
@@ -989,6 +1012,8 @@ int BPF_KRETPROBE(net_ssl_exit, long rax)
 		sess->t = a.t;
 		sess->flags |= NET_TLS_TUPLE_KNOWN;
 	}
+	if (sess->fd < 0 && a.fd >= 0)
+		sess->fd = a.fd;
 	/* No socket written inside the call: memory BIOs, whose ClientHello the application sends next. */
 	if (cfg_tls_wire && !a.tuple_known && !sess->handshake_done &&
 	    !(sess->flags & (NET_TLS_CLIENT | NET_TLS_SERVER)))

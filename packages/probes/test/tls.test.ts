@@ -39,7 +39,7 @@ with socket.create_connection(('127.0.0.1', int(sys.argv[2]))) as raw:
             d = s.recv(65536)
             if not d: break
             n += len(d)
-        print(len(req), n, raw.getsockname()[1] if False else s.getsockname()[1])
+        print(len(req), n, s.getsockname()[1], s.fileno())
 `;
 
 /**
@@ -158,9 +158,14 @@ describe.runIf(canRunBpf('TLS probes with real peers') && gate('TLS probes: tool
         (l) => l.target.kind === 'ssl-static' && l.target.mappedPath === process.execPath,
       );
       expect(node?.symbols).toEqual(expect.arrayContaining(['SSL_read', 'SSL_write', 'SSL_do_handshake']));
-      // The server name comes from the ClientHello on the wire: SSL_ctrl, which a server such as
-      // `openssl s_server -www` calls 15 times per session, costs no trap.
-      for (const l of libs) expect(l.symbols).not.toContain('SSL_ctrl');
+      // Role and server name come from the hello on the wire, the descriptor from the socket I/O:
+      // SSL_ctrl (15 calls per session in `openssl s_server -www`) and the set-up calls cost no trap.
+      for (const l of libs) {
+        for (const f of ['SSL_ctrl', 'SSL_set_connect_state', 'SSL_set_accept_state']) {
+          expect(l.symbols).not.toContain(f);
+        }
+        if (sockIo) expect(l.symbols).not.toContain('SSL_set_fd');
+      }
       expect(c.probes.status.find((s) => s.name === 'tls_handshake')).toMatchObject({
         attached: true,
         attachType: 'uprobe',
@@ -241,11 +246,13 @@ describe.runIf(canRunBpf('TLS probes with real peers') && gate('TLS probes: tool
       if (!srv) throw new Error('server not started');
       const py = await run(PYTHON, ['-c', PY_CLIENT, cert, String(srv.port), MARKER]);
       expect(py.code, py.stderr).toBe(0);
-      const [reqLen, got, lport] = py.stdout.trim().split(' ').map(Number);
+      const [reqLen, got, lport, fd] = py.stdout.trim().split(' ').map(Number);
       const [hs] = await waitFor(c, 'python handshake', isTls('tls_handshake', py.pid));
       expect(hs?.sni?.toString()).toBe('localhost');
       expect(hs?.result).toBe('ok');
       expect(hs?.tuple).toMatchObject({ local: { port: lport }, remote: { port: srv.port } });
+      // The descriptor, from the socket I/O inside the handshake (no SSL_set_fd probe on this kernel).
+      if (sockIo) expect(hs?.fd).toBe(fd);
       const io = await waitFor(
         c,
         'python write',

@@ -37,6 +37,7 @@ export const SSL_UPROBES: readonly UprobeSpec[] = [
   { symbol: 'SSL_read_ex', enter: 'net_ssl_read_ex_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_write_ex', enter: 'net_ssl_write_ex_enter', exit: 'net_ssl_exit' },
   { symbol: 'SSL_do_handshake', enter: 'net_ssl_do_handshake_enter', exit: 'net_ssl_exit' },
+  // Only on kernels where the net object cannot name the descriptor from the session's socket I/O.
   { symbol: 'SSL_set_fd', enter: 'net_ssl_set_fd_enter' },
   { symbol: 'SSL_free', enter: 'net_ssl_free_enter' },
 ];

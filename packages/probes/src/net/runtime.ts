@@ -165,6 +165,15 @@ function sockIoPrograms(variant: (typeof STATE_VARIANTS)[number]): readonly stri
     ? variant.io
     : [];
 }
+/**
+ * Whether the net object can read a TLS session's descriptor from the
+ * syscall its socket I/O runs in (fd_of_current_syscall in net.bpf.c):
+ * bpf_task_pt_regs (5.15) and bpf_get_current_task_btf (5.11), resolved by
+ * libbpf against the same kernel BTF names.
+ */
+function syscallFdHelpers(): boolean {
+  return kernelBtfHasName('BPF_FUNC_task_pt_regs') && kernelBtfHasName('BPF_FUNC_get_current_task_btf');
+}
 const NO_SOCK_IO =
   'the kernel has no sock_send_length/sock_recv_length tracepoints: TLS records carry no socket tuple';
 
@@ -490,9 +499,13 @@ class NetProbesImpl implements NetProbes {
     if (o.probes.has('tls_io') || o.probes.has('tls_handshake')) kinds.push('libssl', 'ssl-static');
     this.#scanner = new LibraryScanner({ procRoot: o.procRoot, staticSsl: o.staticSsl });
     // Without tls_io, SSL_read/SSL_write are not probed: a handshake-only collector pays no trap per I/O call.
-    const sslSpecs = o.probes.has('tls_io')
-      ? SSL_UPROBES
-      : SSL_UPROBES.filter((u) => !SSL_IO_SYMBOLS.has(u.symbol));
+    // SSL_set_fd only where the kernel cannot name the session's descriptor from its socket I/O.
+    const fdFromSyscalls = sockIoPrograms(STATE_VARIANTS[0]).length > 0 && syscallFdHelpers();
+    const sslSpecs = SSL_UPROBES.filter(
+      (u) =>
+        (o.probes.has('tls_io') || !SSL_IO_SYMBOLS.has(u.symbol)) &&
+        (u.symbol !== 'SSL_set_fd' || !fdFromSyscalls),
+    );
     this.#attacher = new UprobeAttacher(obj, kinds, sslSpecs);
     for (const p of o.libcPaths) this.#attachPath('libc', p);
     for (const p of o.sslPaths) this.#attachPath('libssl', p);
