@@ -4,6 +4,7 @@ import {
   type ContainerTrackerOptions,
   containerField,
   EnrichmentStage,
+  FileDigests,
   type Resolution,
   SymbolResolver,
 } from '@stellaops/enrich';
@@ -28,6 +29,7 @@ import { CollectError } from './errors.js';
 import { type HostIdentity, hostIdentity } from './host.js';
 import { compilePathFilter } from './path-filter.js';
 import { AsyncQueue } from './queue.js';
+import { IdentityStage } from './identity.js';
 import { headerOf, type KernelEvent, probeNameOf, toRecord } from './records.js';
 import { verifiedStack } from './stack.js';
 
@@ -100,6 +102,15 @@ export interface CollectOptions {
    * itself, so a user stack starts at the function that called connect()).
    */
   socketSource?: 'syscall' | 'libc';
+  /**
+   * sha256 of executed files and of shared objects processes open to map
+   * (`exe_digest`, `file_digest`), read through each process's root off the
+   * hot path; a record waits at most `waitMs` (default 1000) for its digest,
+   * then goes out with the reason instead. `false`: no digests (the
+   * `runtime_setup` mark stays). Files over `maxFileBytes` (default 512 MiB)
+   * are not read.
+   */
+  digests?: false | { waitMs?: number; maxFileBytes?: number };
   /** Interval of in-band collector_status records, ms (default 60000). */
   statusIntervalMs?: number;
   /** Host identity; read from the machine by default. */
@@ -211,6 +222,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #net: NetProbes | undefined;
   #tracker: ContainerTracker | undefined;
   #symbols = new SymbolResolver();
+  /** Runtime set-up marks and file digests (exec identity), set when the pipeline starts. */
+  #identity: IdentityStage | undefined;
   #correlator = new TlsCorrelator();
   #input = new AsyncQueue<Item[]>();
   #seq: bigint;
@@ -441,6 +454,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         hostId: this.host.hostId,
         container: item.enrichment ? this.#container(item.enrichment) : undefined,
         stack: this.#stack(h.pid, item.k),
+        identity: this.#identity?.identityOf(item.k),
       },
       tls,
     );
@@ -624,9 +638,15 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
           this.#options.enrich ? { waitMs: this.#options.enrich.waitMs ?? 1000 } : {},
         )
       : undefined;
+    // Identity first: digests start while the processes still live.
+    const d = this.#options.digests;
+    const digests =
+      d === false ? undefined : new FileDigests(d?.maxFileBytes ? { maxFileBytes: d.maxFileBytes } : {});
+    this.#identity = new IdentityStage(digests, d ? { waitMs: d.waitMs ?? 1000 } : {});
+    const identified = this.#identity.run(this.#consume(), (items) => items.map((i) => i.k));
     const batches: AsyncIterable<ReadonlyArray<Item & { enrichment?: Resolution }>> = stage
-      ? stage.run(this.#consume())
-      : this.#consume();
+      ? stage.run(identified)
+      : identified;
     const iterator = batches[Symbol.asyncIterator]();
     const interval = this.#options.statusIntervalMs ?? 60_000;
     let nextStatus = Date.now() + interval;

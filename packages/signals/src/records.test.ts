@@ -113,6 +113,9 @@ describe('kernel events become schema-valid evidence records', () => {
         argv: [Buffer.from('curl'), Buffer.from('https://localhost')],
         argc: 2,
         argvTruncated: false,
+        exePath: Buffer.from('/usr/bin/curl'),
+        exePathTruncated: false,
+        interpreterTruncated: false,
         exeDev: 2049n,
         exeIno: 131_000n,
         oldPid: 4242,
@@ -131,6 +134,76 @@ describe('kernel events become schema-valid evidence records', () => {
       },
     });
     expect(exit.duration_ns).toBe('1000000000');
+  });
+
+  it('exec identity: the resolved file, the interpreter, the digest or why not, the runtime set-up mark', () => {
+    const script = {
+      source: 'fileexec' as const,
+      event: {
+        ...header,
+        kind: 'exec' as const,
+        filename: Buffer.from('/entrypoint.sh'),
+        filenameTruncated: false,
+        argv: [Buffer.from('/bin/sh'), Buffer.from('/entrypoint.sh')],
+        argc: 2,
+        argvTruncated: false,
+        exePath: Buffer.from('/bin/busybox'),
+        exePathTruncated: false,
+        interpreter: Buffer.from('/bin/sh'),
+        interpreterTruncated: false,
+        exeDev: 2049n,
+        exeIno: 131_000n,
+        oldPid: 4242,
+      },
+    };
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const rec = toRecord(script, { ...env, identity: { runtimeSetup: false, digest: { digest } } });
+    expect(validateRecord(rec)).toEqual([]);
+    expect(rec).toMatchObject({
+      filename: '/entrypoint.sh',
+      exe_path: '/bin/busybox',
+      interpreter: '/bin/sh',
+      exe_digest: digest,
+    });
+    expect(rec).not.toHaveProperty('runtime_setup');
+    expect(rec).not.toHaveProperty('exe_digest_unavailable');
+    const setup = toRecord(script, {
+      ...env,
+      identity: { runtimeSetup: true, digest: { unavailable: 'process_exited' } },
+    });
+    expect(validateRecord(setup)).toEqual([]);
+    expect(setup).toMatchObject({ runtime_setup: true, exe_digest_unavailable: 'process_exited' });
+    expect(setup).not.toHaveProperty('exe_digest');
+    // A path cut in the kernel keeps its end and says so.
+    const long = Buffer.from(`/${'d/'.repeat(2100)}busybox`);
+    const cut = toRecord(
+      { source: 'fileexec', event: { ...script.event, exePath: long, exePathTruncated: false } },
+      env,
+    ) as { exe_path: string; exe_path_truncated?: boolean };
+    expect(cut.exe_path.endsWith('/busybox')).toBe(true);
+    expect(cut.exe_path_truncated).toBe(true);
+    const open = toRecord(
+      {
+        source: 'fileexec',
+        event: {
+          ...header,
+          kind: 'file_open',
+          probe: 'file_open',
+          syscall: 'openat',
+          path: Buffer.from('/lib/x86_64-linux-gnu/libc.so.6'),
+          flags: 0o2000000,
+          mode: 0,
+          dirfd: -100,
+          ret: 3,
+          resolution: 'absolute',
+          truncated: false,
+          pathFault: false,
+        },
+      },
+      { ...env, identity: { runtimeSetup: false, digest: { digest } } },
+    );
+    expect(validateRecord(open)).toEqual([]);
+    expect(open).toMatchObject({ file_digest: digest });
   });
 
   it('tcp_state with a tuple; without one there is no record', () => {
@@ -258,6 +331,9 @@ describe('values longer than the schema allows are cut to fit and flagged, never
         argv,
         argc: argv.length,
         argvTruncated,
+        exePath: Buffer.from('/bin/echo'),
+        exePathTruncated: false,
+        interpreterTruncated: false,
         exeDev: 2049n,
         exeIno: 131_000n,
         oldPid: 4242,

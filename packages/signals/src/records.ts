@@ -8,6 +8,7 @@ import type {
   SocketTuple,
   TlsSessionInfo,
 } from '@stellaops/probes';
+import type { RecordIdentity } from './identity.js';
 
 /**
  * Kernel events → schema v1 evidence records. This is the one place where
@@ -26,6 +27,18 @@ export interface RecordEnvelope {
   stack?: StackFrame[] | undefined;
   /** The file as seen inside the container root, when enrichment mapped it. */
   containerPath?: Buffer | undefined;
+  /** Runtime set-up mark and file digest (exec records, shared-object opens), from the identity stage. */
+  identity?: RecordIdentity | undefined;
+}
+
+/** The digest members of a record: `<prefix>_digest`, or `<prefix>_digest_unavailable` saying why not. */
+function digestFields(prefix: 'exe' | 'file', id: RecordIdentity | undefined) {
+  const d = id?.digest;
+  const setup = id?.runtimeSetup ? { runtime_setup: true } : {};
+  if (d === undefined) return setup;
+  return 'digest' in d
+    ? { [`${prefix}_digest`]: d.digest, ...setup }
+    : { [`${prefix}_digest_unavailable`]: d.unavailable, ...setup };
 }
 
 /**
@@ -40,6 +53,8 @@ const LIMITS = {
   containerPath: RECORD_SCHEMAS.file_open.fields.container_path.type.maxBytes,
   filename: RECORD_SCHEMAS.process_exec.fields.filename.type.maxBytes,
   execContainerPath: RECORD_SCHEMAS.process_exec.fields.container_path.type.maxBytes,
+  exePath: RECORD_SCHEMAS.process_exec.fields.exe_path.type.maxBytes,
+  interpreter: RECORD_SCHEMAS.process_exec.fields.interpreter.type.maxBytes,
   argvEntries: RECORD_SCHEMAS.process_exec.fields.argv.type.maxItems,
   argBytes: RECORD_SCHEMAS.process_exec.fields.argv.type.items.maxBytes,
 } as const;
@@ -56,6 +71,22 @@ export function cutBytes(b: Buffer, max: number): { bytes: Buffer; cut: boolean 
   for (let i = 0; i < 3 && end > 0 && (b[end]! & 0xc0) === 0x80; i++) end--;
   if ((b[end]! & 0xc0) === 0x80) end = max; // not UTF-8 anyway: cut where the limit is
   return { bytes: b.subarray(0, end), cut: true };
+}
+
+/**
+ * exe_path (kept from its end when cut: the file name matters most) and
+ * interpreter. A record from a decoder without them (an older object) has neither.
+ */
+function exeFields(exePath: Buffer | undefined, cutInKernel: boolean, interpreter: Buffer | undefined) {
+  if (exePath === undefined || exePath.length === 0) return {};
+  const over = exePath.length > LIMITS.exePath;
+  const path = over ? exePath.subarray(exePath.length - LIMITS.exePath) : exePath;
+  const interp = interpreter ? cutBytes(interpreter, LIMITS.interpreter).bytes : undefined;
+  return {
+    exe_path: bytesField(path),
+    ...(cutInKernel || over ? { exe_path_truncated: true } : {}),
+    ...(interp ? { interpreter: bytesField(interp) } : {}),
+  };
 }
 
 /** A decoded event from either probe object. */
@@ -187,6 +218,7 @@ export function toRecord(
           ret: e.ret,
           syscall: e.syscall,
           ...(containerPath ? { container_path: bytesField(containerPath) } : {}),
+          ...digestFields('file', env.identity),
         } as EvidenceRecord;
       }
       case 'exec': {
@@ -209,6 +241,8 @@ export function toRecord(
           exe_dev: e.exeDev.toString(),
           exe_ino: e.exeIno.toString(),
           ...(containerPath ? { container_path: bytesField(containerPath) } : {}),
+          ...exeFields(e.exePath, e.exePathTruncated, e.interpreter),
+          ...digestFields('exe', env.identity),
         } as EvidenceRecord;
       }
       case 'exit':

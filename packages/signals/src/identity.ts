@@ -1,0 +1,243 @@
+import type { DigestFailure, DigestRequest, DigestResult, FileDigests } from '@stellaops/enrich';
+import { CollectError } from './errors.js';
+import type { KernelEvent } from './records.js';
+
+/**
+ * Exec identity of a record: whether the container runtime's own set-up
+ * produced it, and the content digest of the executed file or mapped
+ * shared object (or why there is none). Digests are requested when a batch
+ * arrives and waited for at most `waitMs`, like container attribution.
+ */
+
+/** Why a record has no digest: {@link DigestFailure}, or what this stage knows before asking. */
+export type DigestUnavailable = DigestFailure | 'timeout' | 'path_truncated';
+
+/** What the identity stage adds to a record. */
+export interface RecordIdentity {
+  /** Produced by the container runtime's set-up (`runc init` and its nsexec stages). */
+  readonly runtimeSetup: boolean;
+  /** For exec records and shared-object opens: the digest, or why there is none. */
+  readonly digest?: { readonly digest: string } | { readonly unavailable: DigestUnavailable };
+}
+
+/** runc's nsexec names its stages so (libcontainer/nsenter/nsexec.c). */
+const RUNC_STAGE = /^runc:\[[0-2]:(?:PARENT|CHILD|INIT)\]$/;
+/** A shared object's file name: `libc.so.6`, `ld-linux-x86-64.so.2`, `libfoo.so`. */
+const SHARED_OBJECT = /\.so(?:\.[0-9]+)*$/;
+
+function basename(b: Buffer): string {
+  const i = b.lastIndexOf(0x2f);
+  return b.subarray(i + 1).toString('latin1');
+}
+
+/**
+ * True when the container runtime produced this event while setting a
+ * container up, before the image's entrypoint runs: runc's `runc init`
+ * exec (argv `runc init`, through /proc/self/exe or its memfd copy) and
+ * anything its nsexec stages (`runc:[0:PARENT]`, `runc:[1:CHILD]`,
+ * `runc:[2:INIT]`) do. The entrypoint's own exec is the image's: its task
+ * name is already the new program's. A process can name itself like a runc
+ * stage, so this marks records, it never drops them.
+ */
+export function isRuntimeSetup(k: KernelEvent): boolean {
+  if (k.source !== 'fileexec') return false;
+  const e = k.event;
+  if (e.kind === 'exit') return false;
+  if (RUNC_STAGE.test(e.comm.toString('latin1'))) return true;
+  if (e.kind !== 'exec') return false;
+  const [argv0, argv1] = e.argv;
+  return (
+    argv1 !== undefined &&
+    argv1.toString('latin1') === 'init' &&
+    argv0 !== undefined &&
+    basename(argv0) === 'runc'
+  );
+}
+
+/**
+ * The digest an event needs: its executed file (checked against the
+ * kernel's device and inode; the parent's root may stand in once the
+ * process is gone), or a shared object it opened read-only to map; a
+ * reason when the path cannot name the file; undefined for other events.
+ */
+export function digestRequestOf(k: KernelEvent): DigestRequest | DigestUnavailable | undefined {
+  if (k.source !== 'fileexec') return undefined;
+  const e = k.event;
+  if (e.kind === 'exec') {
+    if (e.exePathTruncated) return 'path_truncated';
+    return { pid: e.pid, path: e.exePath, expect: { dev: e.exeDev, ino: e.exeIno }, fallbackPids: [e.ppid] };
+  }
+  if (e.kind !== 'file_open' || e.ret < 0 || (e.flags & 3) !== 0) return undefined;
+  if (!SHARED_OBJECT.test(basename(e.path))) return undefined;
+  if (e.truncated || e.pathFault) return 'path_truncated';
+  if (e.resolution === 'unresolved') return 'not_found';
+  return { pid: e.pid, path: e.path };
+}
+
+/** Options of {@link IdentityStage}. */
+export interface IdentityStageOptions {
+  /** Longest a batch waits for its digests, ms (default 1000); later they go out with `timeout`. */
+  readonly waitMs?: number;
+  /** Records held back at most before the oldest batch goes out as it is (default 65536). */
+  readonly maxPendingItems?: number;
+}
+
+interface Pending<B> {
+  readonly batch: B;
+  readonly size: number;
+  /** Resolves once every digest is in, or the wait is over. */
+  readonly ready: Promise<void>;
+  settled: boolean;
+}
+
+/**
+ * The step that gives records their {@link RecordIdentity}: reads batches
+ * as they come (so digests start while the processes still live), passes
+ * them on unchanged and in order once their digests are in or `waitMs` has
+ * passed; {@link IdentityStage.identityOf} then answers for each event (a
+ * digest that lands after the wait still serves a record built later).
+ * Closing the returned iterator closes the source.
+ */
+export class IdentityStage {
+  readonly #digests: FileDigests | undefined;
+  readonly #waitMs: number;
+  readonly #maxPending: number;
+  readonly #identities = new WeakMap<KernelEvent, RecordIdentity>();
+
+  /** `digests` undefined: only the runtime set-up mark, no digests. */
+  constructor(digests: FileDigests | undefined, options: IdentityStageOptions = {}) {
+    const { waitMs = 1000, maxPendingItems = 65536 } = options;
+    if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) {
+      throw new CollectError('USAGE', `digests.waitMs must be a number of ms >= 0, got ${String(waitMs)}`, {
+        hint: 'pass how long a record may wait for its file digest, e.g. { waitMs: 1000 }',
+      });
+    }
+    this.#digests = digests;
+    this.#waitMs = waitMs;
+    this.#maxPending = maxPendingItems;
+  }
+
+  /** The identity of an event that went through {@link run}; undefined when it has nothing to add. */
+  identityOf(k: KernelEvent): RecordIdentity | undefined {
+    return this.#identities.get(k);
+  }
+
+  #prepare<B>(batch: B, events: readonly KernelEvent[]): Pending<B> {
+    const waits: Promise<void>[] = [];
+    for (const k of events) {
+      const runtimeSetup = isRuntimeSetup(k);
+      const want = this.#digests ? digestRequestOf(k) : undefined;
+      if (want === undefined) {
+        if (runtimeSetup) this.#identities.set(k, { runtimeSetup });
+      } else if (typeof want === 'string') {
+        this.#identities.set(k, { runtimeSetup, digest: { unavailable: want } });
+      } else {
+        this.#identities.set(k, { runtimeSetup, digest: { unavailable: 'timeout' } });
+        waits.push(
+          (this.#digests as FileDigests).request(want).then((r: DigestResult) => {
+            this.#identities.set(k, {
+              runtimeSetup,
+              digest: 'digest' in r ? { digest: r.digest } : { unavailable: r.unavailable },
+            });
+          }),
+        );
+      }
+    }
+    const p: Pending<B> = {
+      batch,
+      size: events.length,
+      ready: Promise.resolve(),
+      settled: waits.length === 0,
+    };
+    if (!p.settled) {
+      let timer: NodeJS.Timeout | undefined;
+      (p as { ready: Promise<void> }).ready = Promise.race([
+        Promise.all(waits).then(() => undefined),
+        new Promise<void>((r) => {
+          timer = setTimeout(r, this.#waitMs);
+        }),
+      ]).finally(() => {
+        clearTimeout(timer);
+        p.settled = true;
+      });
+    }
+    return p;
+  }
+
+  /**
+   * Pass a stream of batches on, in order, each once its events' digests
+   * are in (or the wait is over). `eventsOf` names a batch's events. A
+   * source error is rethrown after the batches read before it.
+   */
+  async *run<B>(
+    source: AsyncIterable<B>,
+    eventsOf: (batch: B) => readonly KernelEvent[],
+  ): AsyncGenerator<B, void, undefined> {
+    const it = source[Symbol.asyncIterator]();
+    const queue: Pending<B>[] = [];
+    let pendingItems = 0;
+    let done = false;
+    let stopped = false;
+    let failure: { error: unknown } | undefined;
+    let wake: (() => void) | undefined;
+    let resume: (() => void) | undefined;
+    const notify = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    void (async () => {
+      try {
+        while (!stopped) {
+          const r = await it.next();
+          if (r.done || stopped) break;
+          const p = this.#prepare(r.value, eventsOf(r.value));
+          queue.push(p);
+          pendingItems += p.size;
+          if (!p.settled) void p.ready.then(notify);
+          notify();
+          // Bounded read-ahead: a consumer that does not pull keeps the backlog upstream.
+          while (pendingItems > this.#maxPending && !stopped) {
+            await new Promise<void>((r) => {
+              resume = r;
+            });
+          }
+        }
+      } catch (error) {
+        failure = { error };
+      } finally {
+        done = true;
+        notify();
+      }
+    })();
+    try {
+      for (;;) {
+        const head = queue[0];
+        if (head === undefined) {
+          if (done) break;
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+          continue;
+        }
+        if (!head.settled && pendingItems <= this.#maxPending) {
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+          continue;
+        }
+        queue.shift();
+        pendingItems -= head.size;
+        const go = resume;
+        resume = undefined;
+        go?.();
+        yield head.batch;
+      }
+      if (failure !== undefined) throw failure.error;
+    } finally {
+      stopped = true;
+      resume?.();
+      if (!done) void Promise.resolve(it.return?.()).catch(() => undefined);
+    }
+  }
+}
