@@ -135,3 +135,112 @@ describe.runIf(gate('ContainerTracker rules on real cgroups', reason))(
     });
   },
 );
+
+/** A containerd stand-in: namespaces as given, no containers; counts the calls. */
+function containerdStandIn(namespaces: string[]) {
+  const calls = { inspect: 0, namespaces: 0 };
+  const client: RuntimeClient = {
+    runtime: 'containerd',
+    socket: '(stand-in)',
+    async inspect() {
+      calls.inspect++;
+      return undefined; // removed before it could be inspected
+    },
+    async listNamespaces() {
+      calls.namespaces++;
+      return namespaces;
+    },
+    async list(): Promise<RuntimeContainer[]> {
+      return [];
+    },
+    subscribe() {
+      return () => {};
+    },
+    close() {},
+  };
+  return { client, calls };
+}
+
+describe('ContainerTracker on cgroups learnt at creation (short-lived containers)', () => {
+  it('never calls a cgroup laid out like a container host when the runtime does not know it: unknown, saying why', async () => {
+    const { client } = containerdStandIn(['default', 'shop']);
+    const t = await ContainerTracker.create({ clients: [client], lateEventWaitMs: 0 });
+    try {
+      t.learnCgroup(900_001n, '/shop/web-1');
+      const r = await t.resolveDetailed(900_001n);
+      expect(r).toMatchObject({ status: 'unknown', cgroupPath: '/shop/web-1' });
+      expect(r.status === 'unknown' && r.reason).toMatch(/containerd does not know container web-1/);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('answers /<ns>/<id> cgroups under a namespace containerd does not have as host, without a call per cgroup', async () => {
+    const { client, calls } = containerdStandIn(['default']);
+    const t = await ContainerTracker.create({ clients: [client], lateEventWaitMs: 0 });
+    try {
+      for (let i = 0; i < 20; i++) {
+        const id = 900_100n + BigInt(i);
+        t.learnCgroup(id, `/process_api/${i.toString(16).padStart(32, 'a')}`);
+        expect((await t.resolveDetailed(id)).status).toBe('host');
+      }
+      expect(calls.inspect).toBe(0);
+      expect(calls.namespaces).toBe(1);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('attributes a container gone before it was inspected from the image its create event named', async () => {
+    let push: ((e: import('./external/types.js').RuntimeEvent) => void) | undefined;
+    const client: RuntimeClient = {
+      runtime: 'containerd',
+      socket: '(stand-in)',
+      async inspect() {
+        return undefined;
+      },
+      async describeFromImage(id, imageRef, namespace) {
+        return {
+          id,
+          runtime: 'containerd',
+          ...(namespace !== undefined && { namespace }),
+          imageRef,
+          imageManifestDigest: 'sha256:m',
+          imageConfigDigest: 'sha256:c',
+          labels: {},
+          missing: [],
+        };
+      },
+      async listNamespaces() {
+        return ['default'];
+      },
+      async list(): Promise<RuntimeContainer[]> {
+        return [];
+      },
+      subscribe(onEvent) {
+        push = onEvent;
+        return () => {};
+      },
+      close() {},
+    };
+    const t = await ContainerTracker.create({ clients: [client] });
+    try {
+      t.learnCgroup(900_200n, '/default/gone-1');
+      const pending = t.resolveDetailed(900_200n);
+      // The events come after the record (the container lived 5 ms): create names the image.
+      push?.({ runtime: 'containerd', kind: 'create', id: 'gone-1', namespace: 'default', imageRef: 'x:1' });
+      push?.({ runtime: 'containerd', kind: 'delete', id: 'gone-1', namespace: 'default' });
+      expect(await pending).toMatchObject({
+        status: 'resolved',
+        container: {
+          id: 'gone-1',
+          imageRef: 'x:1',
+          imageManifestDigest: 'sha256:m',
+          imageConfigDigest: 'sha256:c',
+        },
+      });
+    } finally {
+      t.close();
+    }
+  });
+});

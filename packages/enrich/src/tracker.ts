@@ -68,6 +68,13 @@ export interface ContainerTrackerOptions {
   readonly cgroupRoot?: string;
   /** How long a container stays resolvable after it exits, for late records; default 60000 ms. */
   readonly ttlMs?: number;
+  /**
+   * How long a record of a container its runtime no longer knows waits for
+   * that runtime's events about it (podman's file-backed events arrive after
+   * a short-lived container is gone); default 700 ms, below the enrichment
+   * stage's 1000 ms wait.
+   */
+  readonly lateEventWaitMs?: number;
   /** Bound of each cache (containers, cgroup ids); default 4096. */
   readonly maxEntries?: number;
   /** Per-call timeout towards a runtime; default 2000 ms. */
@@ -110,6 +117,14 @@ const HOST_TTL_MS = 5000;
 /** How long a root-cgroup process's answer is reused by pid (pid reuse within it is the risk). */
 const ROOT_PID_TTL_MS = 2000;
 
+/** What a runtime's events said about a container: enough to describe it once it is gone. */
+interface EventFacts {
+  readonly runtime: RuntimeName;
+  readonly id: string;
+  readonly namespace?: string;
+  readonly imageRef?: string;
+}
+
 function containerKey(runtime: RuntimeName, id: string, namespace?: string): string {
   return runtime === 'containerd' ? `containerd/${namespace ?? ''}/${id}` : `${runtime}//${id}`;
 }
@@ -146,6 +161,13 @@ export class ContainerTracker {
    */
   readonly #rootByPid: LruCache<number, Resolution>;
   readonly #inflight = new Map<string, Promise<RuntimeContainer | undefined>>();
+  readonly #lateEventWaitMs: number;
+  /** What events said about each container (image reference), kept the TTL after it is gone. */
+  readonly #facts: LruCache<string, EventFacts>;
+  /** Resolutions waiting for events about a container id (see {@link #awaitEvent}). */
+  readonly #waiters = new Map<string, Set<() => void>>();
+  /** containerd namespaces known not to exist: `/<ns>/<id>` paths under them are host cgroups. */
+  readonly #hostNamespaces: LruCache<string, true>;
   readonly #status = new Map<RuntimeClient, { listed: boolean; containers: number; error?: string }>();
   readonly #unsubscribe: (() => void)[] = [];
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -168,6 +190,9 @@ export class ContainerTracker {
       maxEntries: maxEntries * 4,
     });
     this.#containers = new LruCache(maxEntries);
+    this.#facts = new LruCache(maxEntries);
+    this.#hostNamespaces = new LruCache(256);
+    this.#lateEventWaitMs = validateMs('lateEventWaitMs', options.lateEventWaitMs, 700);
     this.#byCgroup = new LruCache(maxEntries * 4);
     this.#rootByPid = new LruCache(maxEntries * 4);
     for (const c of clients) this.#status.set(c, { listed: false, containers: 0 });
@@ -239,10 +264,20 @@ export class ContainerTracker {
     }
   }
 
-  #watch(c: RuntimeClient, delayMs = 1000): void {
+  /**
+   * Follow a runtime's events. A stream that breaks is re-opened at once
+   * (a restarted runtime is back within a second; new containers must not
+   * stay unknown meanwhile), then with a growing delay while it keeps failing;
+   * an event received resets the delay.
+   */
+  #watch(c: RuntimeClient, delayMs = 0): void {
     if (this.#closed) return;
+    let healthy = false;
     const stop = c.subscribe(
-      (e) => this.#onEvent(c, e),
+      (e) => {
+        healthy = true;
+        this.#onEvent(c, e);
+      },
       (err) => {
         const st = this.#status.get(c)!;
         st.error = err.message;
@@ -250,11 +285,12 @@ export class ContainerTracker {
         if (i >= 0) this.#unsubscribe.splice(i, 1);
         stop();
         // Resubscribe with backoff; re-list so nothing missed while disconnected stays unknown.
+        const wait = healthy ? 0 : delayMs;
         const timer = setTimeout(() => {
           this.#timers.delete(timer);
           if (this.#closed) return;
-          void this.#list(c).then(() => this.#watch(c, Math.min(delayMs * 2, 30_000)));
-        }, delayMs);
+          void this.#list(c).then(() => this.#watch(c, Math.min(Math.max(wait * 2, 250), 30_000)));
+        }, wait);
         timer.unref();
         this.#timers.add(timer);
       },
@@ -266,16 +302,34 @@ export class ContainerTracker {
     this.#events++;
     const key = containerKey(e.runtime, e.id, e.namespace);
     if (e.pid !== undefined) this.#rememberCgroupOf(e.pid);
+    // A host or unknown verdict cached for this container's cgroup is stale now.
+    for (const [id, r] of this.#byCgroup.entries()) {
+      if (r.status !== 'resolved' && r.cgroupPath !== undefined && matchCgroupPath(r.cgroupPath)?.id === e.id)
+        this.#byCgroup.delete(id);
+    }
+    const known = this.#facts.peek(key);
+    const imageRef = e.imageRef ?? known?.imageRef;
+    this.#facts.set(
+      key,
+      {
+        runtime: e.runtime,
+        id: e.id,
+        ...(e.namespace !== undefined && { namespace: e.namespace }),
+        ...(imageRef !== undefined && { imageRef }),
+      },
+      Date.now() + this.#ttlMs,
+    );
     if (e.kind === 'create' || e.kind === 'start') {
       // Fetch now so the container's first records find it in the cache.
-      if (this.#containers.peek(key) === undefined)
+      if (this.#containers.peek(key) === undefined) {
         void this.#fetch(c, e.id, e.namespace).catch(() => undefined);
-      // A host verdict cached for this container's cgroup would be stale.
-      for (const [id, r] of this.#byCgroup.entries()) {
-        if (r.status === 'host' && matchCgroupPath(r.cgroupPath)?.id === e.id) this.#byCgroup.delete(id);
+        if (e.kind === 'create') this.#provisional(c, e);
       }
     } else {
       const expiresAt = Date.now() + this.#ttlMs;
+      // Gone before it was ever inspected: keep a tombstone from what its events said.
+      if (this.#containers.peek(key) === undefined && !this.#inflight.has(key))
+        void this.#fetch(c, e.id, e.namespace).catch(() => undefined);
       this.#containers.expire(key, expiresAt);
       for (const [id, r] of this.#byCgroup.entries()) {
         if (r.status === 'resolved' && r.container.id === e.id && r.container.runtime === e.runtime) {
@@ -283,6 +337,60 @@ export class ContainerTracker {
         }
       }
     }
+    this.#wake(e.id);
+  }
+
+  /**
+   * docker and podman hold a container's lock while they start or stop it,
+   * so under a burst its inspect can take seconds, past the records'
+   * wait. The image, named by the create event, is not locked: describe the
+   * container from it at once; the inspect's fuller answer replaces it.
+   * (containerd answers without such locks and carries the CRI labels: not needed there.)
+   */
+  #provisional(c: RuntimeClient, e: RuntimeEvent): void {
+    if (e.imageRef === undefined || c.describeFromImage === undefined) return;
+    if (c.runtime !== 'docker' && c.runtime !== 'podman') return;
+    const key = containerKey(e.runtime, e.id, e.namespace);
+    this.#runtimeCalls++;
+    void c.describeFromImage(e.id, e.imageRef, e.namespace).then(
+      (rc) => {
+        // Kept the TTL at most, like an exited container, until the inspect's answer replaces it.
+        if (this.#containers.peek(key) === undefined) {
+          this.#containers.set(key, rc, Date.now() + this.#ttlMs);
+          this.#wake(e.id);
+        }
+      },
+      () => undefined,
+    );
+  }
+
+  /** Wake the resolutions waiting for news of container `id`. */
+  #wake(id: string): void {
+    const set = this.#waiters.get(id);
+    if (set === undefined) return;
+    this.#waiters.delete(id);
+    for (const w of set) w();
+  }
+
+  /** Resolves when an event about container `id` arrives, or after `ms`. */
+  #awaitEvent(id: string, ms: number): Promise<void> {
+    if (ms <= 0 || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      let set = this.#waiters.get(id);
+      if (set === undefined) {
+        set = new Set();
+        this.#waiters.set(id, set);
+      }
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      set.add(done);
+    });
   }
 
   /** A stopped container is kept only for the TTL (late records), never indefinitely. */
@@ -312,16 +420,40 @@ export class ContainerTracker {
     this.#runtimeCalls++;
     const p = c
       .inspect(id, namespace)
-      .then((rc) => {
+      .then(async (rc) => {
         if (rc) {
           this.#store(rc);
           if (rc.pid !== undefined) this.#rememberCgroupOf(rc.pid);
+          return rc;
         }
-        return rc;
+        return this.#tombstone(c, id, namespace);
       })
-      .finally(() => this.#inflight.delete(key));
+      .finally(() => {
+        this.#inflight.delete(key);
+        this.#wake(id);
+      });
     this.#inflight.set(key, p);
     return p;
+  }
+
+  /**
+   * A container the runtime no longer knows, described from what its events
+   * said (the image reference) and the image, which outlives it; kept the
+   * TTL like any exited container. Undefined when no event named its image.
+   */
+  async #tombstone(c: RuntimeClient, id: string, namespace?: string): Promise<RuntimeContainer | undefined> {
+    let facts = this.#facts.get(containerKey(c.runtime, id, namespace));
+    if (facts === undefined && namespace === undefined) {
+      for (const [, f] of this.#facts.entries()) if (f.runtime === c.runtime && f.id === id) facts = f;
+    }
+    if (facts?.imageRef === undefined || c.describeFromImage === undefined) return undefined;
+    this.#runtimeCalls++;
+    const rc: RuntimeContainer = {
+      ...(await c.describeFromImage(id, facts.imageRef, facts.namespace ?? namespace)),
+      exited: true,
+    };
+    this.#store(rc);
+    return rc;
   }
 
   #clientsFor(m: CgroupMatch): { client: RuntimeClient; namespace?: string }[] {
@@ -407,11 +539,36 @@ export class ContainerTracker {
       if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, Date.now() + HOST_TTL_MS);
       return r;
     }
+    if (m.rule === 'ctr' && m.namespace !== undefined && this.#hostNamespaces.get(m.namespace)) {
+      const r: Resolution = { status: 'host', cgroupPath: loc.path };
+      if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, Date.now() + HOST_TTL_MS);
+      return r;
+    }
     const rc = this.#cachedContainer(m);
     if (rc === undefined) return undefined;
     const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container: this.#info(m, rc) };
     if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, this.#expiry(rc));
     return r;
+  }
+
+  /**
+   * A cgroup v2 directory was made: remember its id → path (the probes'
+   * `cgroup_mkdir` events), so the records of processes that run in it,
+   * however briefly, resolve without a scan of the tree, even once the
+   * cgroup is gone.
+   */
+  learnCgroup(cgroupId: bigint, path: string): void {
+    this.#assertOpen();
+    this.cgroups.remember(cgroupId, path);
+  }
+
+  /**
+   * True when the answer for this cgroup id depends on the process: the v2
+   * root, which every process only in v1 hierarchies shares (every host
+   * process on a hybrid host); each is resolved through its own v1 path.
+   */
+  perProcess(cgroupId: bigint): boolean {
+    return cgroupId === this.cgroups.rootId;
   }
 
   /** The cgroup path of an id from the caches or the pid, without waiting; for `unknown` records. */
@@ -435,6 +592,8 @@ export class ContainerTracker {
     this.#assertOpen();
     const quick = this.peek(cgroupId, pid);
     if (quick !== undefined) return quick;
+    // The path learnt when the cgroup was made (learnCgroup) or from the pid is in peek's
+    // lookup; only a cgroup nobody told us about costs a (rate-limited) scan of the tree.
     const loc = await this.cgroups.resolve(cgroupId, pid);
     if (loc === undefined) {
       return {
@@ -444,38 +603,102 @@ export class ContainerTracker {
     }
     const m = matchCgroupPath(loc.path);
     if (m === undefined) return this.peek(cgroupId, pid) ?? { status: 'host', cgroupPath: loc.path };
+    const settle = (rc: RuntimeContainer): Resolution => {
+      const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container: this.#info(m, rc) };
+      if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, this.#expiry(rc));
+      return r;
+    };
+    const verdict = (r: Resolution): Resolution => {
+      if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, Date.now() + HOST_TTL_MS);
+      return r;
+    };
+    // What the tracker already knows or is fetching (events, tombstones) before any new runtime call.
+    const known = await this.#known(m);
+    if (known) return settle(known);
+    if (await this.#notANamespace(m)) return verdict({ status: 'host', cgroupPath: loc.path });
+    const clients = this.#clientsFor(m);
     const errors: string[] = [];
-    for (const { client, namespace } of this.#clientsFor(m)) {
-      try {
-        const rc = await this.#fetch(client, m.id, namespace);
-        if (rc) {
-          const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container: this.#info(m, rc) };
-          if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, this.#expiry(rc));
-          return r;
-        }
-      } catch (err) {
+    // Ask the runtimes, but take whatever answers first: an inspect can wait seconds on a
+    // container its runtime keeps locked, while its events and image already tell enough.
+    for (const { client, namespace } of clients) {
+      this.#fetch(client, m.id, namespace).catch((err: unknown) => {
         errors.push(err instanceof Error ? err.message : String(err));
+      });
+    }
+    const asked = await this.#known(m);
+    if (asked) return settle(asked);
+    // Not known (any more): the runtime's events may still be on their way (podman's come late).
+    if (clients.length > 0) {
+      const deadline = Date.now() + this.#lateEventWaitMs;
+      for (;;) {
+        const late = await this.#known(m);
+        if (late) return settle(late);
+        const left = deadline - Date.now();
+        if (left <= 0 || this.#closed) break;
+        await this.#awaitEvent(m.id, left);
       }
     }
     if (m.confirm) {
       if (errors.length > 0) return { status: 'unknown', cgroupPath: loc.path, reason: errors.join('; ') };
-      // A loose pattern the runtime does not confirm: an ordinary host cgroup.
-      const r: Resolution = { status: 'host', cgroupPath: loc.path };
-      if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, Date.now() + HOST_TTL_MS);
-      return r;
+      // A loose pattern no runtime can be asked about: an ordinary host cgroup.
+      if (clients.length === 0) return verdict({ status: 'host', cgroupPath: loc.path });
+      // The path looks like a container's and the runtime cannot say: never call it host.
+      const runtimes = [...new Set(clients.map((c) => c.client.runtime))].join(', ');
+      return verdict({
+        status: 'unknown',
+        cgroupPath: loc.path,
+        reason: `cgroup ${loc.path} is laid out like a container's (${m.rule}) but ${runtimes} does not know container ${m.id} and no event of it named its image (removed before it could be inspected?)`,
+      });
     }
     // The path alone names the container: report it, saying what is missing and why.
     const why =
       errors.length > 0
         ? errors.join('; ')
-        : this.#clientsFor(m).length === 0
+        : clients.length === 0
           ? `no ${m.runtime} API connected (socket not found; pass ${m.runtime}.socket)`
           : `${m.runtime} does not know container ${m.id} (already removed?)`;
     const container = this.#info(m, undefined, [`image_ref: ${why}`]);
-    const r: Resolution = { status: 'resolved', cgroupPath: loc.path, container };
     // Short-lived: the runtime may answer on a later try.
-    if (this.#cacheable(cgroupId, loc)) this.#byCgroup.set(cgroupId, r, Date.now() + HOST_TTL_MS);
-    return r;
+    return verdict({ status: 'resolved', cgroupPath: loc.path, container });
+  }
+
+  /**
+   * The container from the cache (tombstones and image-based descriptions
+   * included), once any fetch of it still running has settled or news of it
+   * arrived, whichever is first.
+   */
+  async #known(m: CgroupMatch): Promise<RuntimeContainer | undefined> {
+    for (;;) {
+      const hit = this.#cachedContainer(m);
+      if (hit) return hit;
+      const running = this.#clientsFor(m)
+        .map(({ client, namespace }) => this.#inflight.get(containerKey(client.runtime, m.id, namespace)))
+        .filter((p) => p !== undefined);
+      for (const [key, p] of this.#inflight) if (key.endsWith(`/${m.id}`)) running.push(p);
+      if (running.length === 0 || this.#closed) return undefined;
+      await Promise.race([Promise.allSettled(running), this.#awaitEvent(m.id, 5000)]);
+    }
+  }
+
+  /**
+   * True when `m` is a `/<namespace>/<id>` match (ctr's layout) under a
+   * namespace containerd does not have: an ordinary host cgroup (this VM's
+   * `/process_api/<hash>`), answered without a call per record (the
+   * namespace list is cached 5 s).
+   */
+  async #notANamespace(m: CgroupMatch): Promise<boolean> {
+    if (m.rule !== 'ctr' || m.namespace === undefined) return false;
+    if (this.#hostNamespaces.get(m.namespace)) return true;
+    const cd = this.#clients.find((c) => c.runtime === 'containerd' && c.listNamespaces !== undefined);
+    if (cd?.listNamespaces === undefined) return false;
+    try {
+      const names = await cd.listNamespaces();
+      if (names.includes(m.namespace)) return false;
+      this.#hostNamespaces.set(m.namespace, true, Date.now() + HOST_TTL_MS);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** {@link resolveDetailed}, reduced to the container. */

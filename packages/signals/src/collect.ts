@@ -325,9 +325,19 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       const fileexecProbes: ProbeName[] = [];
       if (on('file_open')) fileexecProbes.push('file_open', 'file_open_lsm');
       if (on('exec')) fileexecProbes.push('exec', 'exit');
+      // Each new cgroup's id and path goes to the tracker as it is made (no record is written),
+      // so a container that lived 5 ms resolves without racing its cgroup's removal.
+      const tracker = this.#tracker;
+      if (tracker && fileexecProbes.length > 0) fileexecProbes.push('cgroup_mkdir');
       if (fileexecProbes.length > 0) {
         this.#fileexec = openProbeSet({
           probes: fileexecProbes,
+          ...(tracker && {
+            onCgroupMkdir: (e) => {
+              tracker.learnCgroup(e.id, e.path);
+              this.#count(this.#emitted, 'cgroup_mkdir'); // delivered to the tracker
+            },
+          }),
           filters: {
             cgroupIds,
             pathAllowPrefixes: [...filter.kernelAllowPrefixes],

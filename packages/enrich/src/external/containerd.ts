@@ -117,7 +117,9 @@ const GOARCH: Record<string, string> = {
  */
 export class ContainerdClient implements RuntimeClient {
   readonly runtime = 'containerd' as const;
-  readonly #svc: Services;
+  #svc: Services;
+  /** When the channel was last rebuilt (see {@link #call}). */
+  #resetAt = 0;
   readonly #imageCache = new Map<string, { manifest: string; config: string }>();
   #namespaces: { at: number; names: string[] } | undefined;
 
@@ -127,12 +129,21 @@ export class ContainerdClient implements RuntimeClient {
     /** Namespaces to search; default: all namespaces containerd lists. */
     readonly namespaces?: readonly string[],
   ) {
+    this.#svc = this.#connect();
+  }
+
+  #connect(): Services {
     const s = services();
-    const target = `unix://${socket}`;
+    const target = `unix://${this.socket}`;
     const creds = grpc.credentials.createInsecure();
     // Every service shares one channel: grpc-js pools subchannels per target and options.
-    const opt = { 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
-    this.#svc = {
+    // A restarted containerd is back within a second: retry the socket at most that far apart.
+    const opt = {
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+    };
+    return {
       containers: new s.containers.v1.Containers(target, creds, opt),
       images: new s.images.v1.Images(target, creds, opt),
       namespaces: new s.namespaces.v1.Namespaces(target, creds, opt),
@@ -147,7 +158,39 @@ export class ContainerdClient implements RuntimeClient {
     return md;
   }
 
-  #call<Req, Res>(client: grpc.Client, fn: Unary<Req, Res>, req: Req, ns: string): Promise<Res | undefined> {
+  /**
+   * One unary call. An UNAVAILABLE answer (containerd restarted: the channel
+   * holds a failed connection and backs off) rebuilds the channel and tries
+   * once more at once, so new containers are not unknown for the backoff.
+   */
+  async #call<Req, Res>(
+    pick: (svc: Services) => [grpc.Client, Unary<Req, Res>],
+    req: Req,
+    ns: string,
+  ): Promise<Res | undefined> {
+    const svc = this.#svc;
+    try {
+      return await this.#callOnce(...pick(svc), req, ns);
+    } catch (err) {
+      if (!(err instanceof EnrichError) || err.code !== 'RUNTIME_UNAVAILABLE') throw err;
+      if (this.#svc === svc && Date.now() - this.#resetAt > 200) {
+        this.#resetAt = Date.now();
+        this.#svc = this.#connect();
+        // Calls still running on the old channel finish or time out first.
+        setTimeout(() => {
+          for (const c of Object.values(svc)) (c as grpc.Client).close();
+        }, 2 * this.timeoutMs).unref();
+      }
+      return this.#callOnce(...pick(this.#svc), req, ns);
+    }
+  }
+
+  #callOnce<Req, Res>(
+    client: grpc.Client,
+    fn: Unary<Req, Res>,
+    req: Req,
+    ns: string,
+  ): Promise<Res | undefined> {
     return new Promise((resolve, reject) => {
       fn.call(client, req, this.#md(ns), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
         if (err) {
@@ -176,7 +219,7 @@ export class ContainerdClient implements RuntimeClient {
     if (this.namespaces) return [...this.namespaces];
     const now = Date.now();
     if (this.#namespaces && now - this.#namespaces.at < 5000) return this.#namespaces.names;
-    const res = await this.#call(this.#svc.namespaces, this.#svc.namespaces.List, { filter: '' }, 'default');
+    const res = await this.#call((v) => [v.namespaces, v.namespaces.List], { filter: '' }, 'default');
     const names = (res?.namespaces ?? []).map((n) => n.name).sort();
     this.#namespaces = { at: now, names };
     return names;
@@ -185,16 +228,21 @@ export class ContainerdClient implements RuntimeClient {
   async inspect(id: string, namespace?: string): Promise<RuntimeContainer | undefined> {
     const spaces = namespace !== undefined ? [namespace] : await this.listNamespaces();
     for (const ns of spaces) {
-      const res = await this.#call(this.#svc.containers, this.#svc.containers.Get, { id }, ns);
+      const res = await this.#call((v) => [v.containers, v.containers.Get], { id }, ns);
       if (res?.container) return this.#describe(res.container, ns);
     }
     return undefined;
   }
 
+  async describeFromImage(id: string, imageRef: string, namespace?: string): Promise<RuntimeContainer> {
+    const ns = namespace ?? 'default';
+    return this.#describe({ id, image: imageRef, labels: {} }, ns);
+  }
+
   async list(): Promise<RuntimeContainer[]> {
     const out: RuntimeContainer[] = [];
     for (const ns of await this.listNamespaces()) {
-      const res = await this.#call(this.#svc.containers, this.#svc.containers.List, { filters: [] }, ns);
+      const res = await this.#call((v) => [v.containers, v.containers.List], { filters: [] }, ns);
       for (const c of res?.containers ?? []) out.push(await this.#describe(c, ns));
     }
     return out;
@@ -230,7 +278,7 @@ export class ContainerdClient implements RuntimeClient {
   }
 
   async #imageDigests(name: string, ns: string): Promise<{ manifest: string; config: string } | undefined> {
-    const res = await this.#call(this.#svc.images, this.#svc.images.Get, { name }, ns);
+    const res = await this.#call((v) => [v.images, v.images.Get], { name }, ns);
     const target = res?.image?.target;
     if (!target?.digest) return undefined;
     const cached = this.#imageCache.get(`${ns}/${target.digest}`);
@@ -288,7 +336,16 @@ export class ContainerdClient implements RuntimeClient {
       if (env.topic === '/tasks/exit' && protoStringField(env.event.value, 2) !== id) return;
       if (!id) return;
       const pid = env.topic === '/tasks/start' ? protoVarintField(env.event.value, 2) : undefined;
-      onEvent({ runtime: 'containerd', kind, id, namespace: env.namespace, ...(pid ? { pid } : {}) });
+      // ContainerCreate { id = 1; image = 2; }: the image outlives a container removed before it is inspected.
+      const imageRef = env.topic === '/containers/create' ? protoStringField(env.event.value, 2) : undefined;
+      onEvent({
+        runtime: 'containerd',
+        kind,
+        id,
+        namespace: env.namespace,
+        ...(pid ? { pid } : {}),
+        ...(imageRef ? { imageRef } : {}),
+      });
     });
     call.on('error', (err: grpc.ServiceError) => {
       if (!stopped && err.code !== grpc.status.CANCELLED) onError(this.#error(err));

@@ -66,6 +66,37 @@ export class DockerClient implements RuntimeClient {
     };
   }
 
+  async describeFromImage(id: string, imageRef: string): Promise<RuntimeContainer> {
+    const img = obj(
+      await getJson(this.socket, `${API}/images/${encodeURIComponent(imageRef)}/json`, this.timeoutMs),
+    );
+    const imageId = str(img?.Id);
+    const repoDigests = Array.isArray(img?.RepoDigests)
+      ? img.RepoDigests.filter((d) => typeof d === 'string')
+      : [];
+    const imageManifestDigest = repoDigestFor(imageRef, repoDigests);
+    const missing: string[] = [];
+    if (imageId === undefined) {
+      missing.push(`image_config_digest: image ${imageRef} of container ${id} is not in docker's store`);
+    }
+    if (imageManifestDigest === undefined) {
+      missing.push(
+        img === undefined
+          ? `image_manifest_digest: image ${imageRef} of container ${id} is not in docker's store`
+          : 'image_manifest_digest: docker has no repo digest for a loaded (never pulled or pushed) image',
+      );
+    }
+    return {
+      id,
+      runtime: 'docker',
+      imageRef,
+      ...(imageManifestDigest !== undefined && { imageManifestDigest }),
+      ...(imageId !== undefined && { imageConfigDigest: asDigest(imageId) }),
+      labels: {},
+      missing,
+    };
+  }
+
   async list(): Promise<RuntimeContainer[]> {
     const arr = await getJson(this.socket, `${API}/containers/json?all=1`, this.timeoutMs);
     const ids = Array.isArray(arr) ? arr.map((c) => str(obj(c)?.Id)).filter((x) => x !== undefined) : [];
@@ -81,13 +112,20 @@ export class DockerClient implements RuntimeClient {
       (o) => {
         const kind = dockerEventKind(obj(o));
         const id = str(obj(obj(o)?.Actor)?.ID) ?? str(obj(o)?.id);
-        if (kind !== undefined && id !== undefined) onEvent({ runtime: 'docker', kind, id });
+        const imageRef = eventImage(obj(o));
+        if (kind !== undefined && id !== undefined)
+          onEvent({ runtime: 'docker', kind, id, ...(imageRef !== undefined && { imageRef }) });
       },
       onError,
     );
   }
 
   close(): void {}
+}
+
+/** The image reference a docker or podman container event names (`Actor.Attributes.image`). */
+export function eventImage(o: Record<string, unknown> | undefined): string | undefined {
+  return str(obj(obj(o?.Actor)?.Attributes)?.image) ?? str(o?.Image) ?? str(o?.from);
 }
 
 /** Docker and podman event actions → lifecycle kinds. */

@@ -1,4 +1,4 @@
-import { dockerEventKind } from './docker.js';
+import { dockerEventKind, eventImage } from './docker.js';
 import { getJson, streamJson } from './http.js';
 import { asDigest, num, obj, repoDigestFor, str, strMap } from './json.js';
 import type { RuntimeClient, RuntimeContainer, RuntimeEvent } from './types.js';
@@ -61,6 +61,36 @@ export class PodmanClient implements RuntimeClient {
     };
   }
 
+  async describeFromImage(id: string, imageRef: string): Promise<RuntimeContainer> {
+    const img = obj(
+      await getJson(this.socket, `${API}/images/${encodeURIComponent(imageRef)}/json`, this.timeoutMs),
+    );
+    const imageId = str(img?.Id);
+    const repoDigests = Array.isArray(img?.RepoDigests)
+      ? img.RepoDigests.filter((d) => typeof d === 'string')
+      : [];
+    const imageManifestDigest = str(img?.Digest) ?? repoDigestFor(imageRef, repoDigests);
+    const missing: string[] = [];
+    const gone = `image ${imageRef} of container ${id} is not in podman's store`;
+    if (imageId === undefined) missing.push(`image_config_digest: ${gone}`);
+    if (imageManifestDigest === undefined) {
+      missing.push(
+        img === undefined
+          ? `image_manifest_digest: ${gone}`
+          : `image_manifest_digest: podman has no manifest digest for image ${imageRef}`,
+      );
+    }
+    return {
+      id,
+      runtime: 'podman',
+      imageRef,
+      ...(imageManifestDigest !== undefined && { imageManifestDigest }),
+      ...(imageId !== undefined && { imageConfigDigest: asDigest(imageId) }),
+      labels: {},
+      missing,
+    };
+  }
+
   async list(): Promise<RuntimeContainer[]> {
     const arr = await getJson(this.socket, `${API}/containers/json?all=true`, this.timeoutMs);
     const ids = Array.isArray(arr) ? arr.map((c) => str(obj(c)?.Id)).filter((x) => x !== undefined) : [];
@@ -76,7 +106,9 @@ export class PodmanClient implements RuntimeClient {
       (o) => {
         const kind = dockerEventKind(obj(o));
         const id = str(obj(obj(o)?.Actor)?.ID) ?? str(obj(o)?.ID) ?? str(obj(o)?.id);
-        if (kind !== undefined && id !== undefined) onEvent({ runtime: 'podman', kind, id });
+        const imageRef = eventImage(obj(o));
+        if (kind !== undefined && id !== undefined)
+          onEvent({ runtime: 'podman', kind, id, ...(imageRef !== undefined && { imageRef }) });
       },
       onError,
     );

@@ -31,6 +31,12 @@ export interface RuntimeEvent {
   readonly namespace?: string;
   /** Init pid, when the event carries it (containerd `/tasks/start`). */
   readonly pid?: number;
+  /**
+   * Image reference the container was created from, when the event carries
+   * it (containerd `/containers/create`, docker and podman `Actor.Attributes.image`):
+   * what keeps a container that is gone before it could be inspected attributable.
+   */
+  readonly imageRef?: string;
 }
 
 /**
@@ -47,6 +53,21 @@ export interface RuntimeClient {
    * Throws EnrichError RUNTIME_UNAVAILABLE / RUNTIME_ERROR.
    */
   inspect(id: string, namespace?: string): Promise<RuntimeContainer | undefined>;
+  /**
+   * A container described from what its events said (its image reference)
+   * and the image, without asking about the container itself: for one that
+   * is already gone (the image outlives it), or that its runtime keeps
+   * locked while it starts or stops under load. Digests come from the
+   * runtime's image store; `missing` says what could not be had; no labels
+   * and no pid. Absent when the runtime cannot do this.
+   */
+  describeFromImage?(id: string, imageRef: string, namespace?: string): Promise<RuntimeContainer>;
+  /**
+   * The namespaces this runtime has (containerd), to tell a cgroup path that
+   * merely looks like `/<namespace>/<id>` from a container's. Undefined for
+   * runtimes without namespaces.
+   */
+  listNamespaces?(): Promise<string[]>;
   /** Every container the runtime knows now, fully inspected. */
   list(): Promise<RuntimeContainer[]>;
   /** Push lifecycle events until the returned function is called; `onError` on stream loss. */
