@@ -91,17 +91,28 @@ describe('FileDigests', () => {
     ).toEqual({
       digest: sha256sum(file),
     });
+    // An exec of the same (dev, ino) right after a verified read is answered without I/O.
+    const before = { ...d.stats };
+    expect(
+      await d.request({ pid: 999_999_999, path: p(file), expect: { dev: st.dev, ino: st.ino } }),
+    ).toEqual({
+      digest: sha256sum(file),
+    });
+    expect(d.stats.cacheHits).toBe(before.cacheHits + 1);
     const gone = spawnSync('true');
     expect(await d.request({ pid: gone.pid!, path: p(file) })).toEqual({ unavailable: 'process_exited' });
-    // With the kernel's identity, a parent's root may stand in for a gone process.
+    // With the kernel's identity, a parent's root may stand in for a gone process
+    // (a fresh digester: nothing cached).
+    const fresh = new FileDigests();
     expect(
-      await d.request({
+      await fresh.request({
         pid: gone.pid!,
         path: p(file),
         expect: { dev: st.dev, ino: st.ino },
         fallbackPids: [process.pid],
       }),
     ).toEqual({ digest: sha256sum(file) });
+    expect(fresh.stats).toMatchObject({ computed: 1, cacheHits: 0 });
     expect(await d.request({ pid: process.pid, path: p(dir) })).toEqual({ unavailable: 'not_regular' });
   });
 

@@ -71,6 +71,13 @@ export interface FileDigestStats {
   failed: number;
 }
 
+/**
+ * How long a verified digest of an executed file answers for the same
+ * (dev, ino) without touching the disk: an exec storm of one binary costs
+ * no I/O. A file being executed cannot be written (ETXTBSY), so within this
+ * window its content changes only between runs of it.
+ */
+const RECENT_EXEC_MS = 2000;
 const MAX_SYMLINKS = 40; // MAXSYMLINKS, include/linux/namei.h
 const CHUNK = 256 * 1024;
 
@@ -102,6 +109,8 @@ class Miss {
  */
 export class FileDigests {
   readonly #cache: LruCache<string, string>;
+  /** Digests of executed files by kernel (dev, ino), for {@link RECENT_EXEC_MS}. */
+  readonly #recentExec = new LruCache<string, string>(4096);
   readonly #concurrency: number;
   readonly #maxQueued: number;
   readonly #maxFileBytes: number;
@@ -135,6 +144,13 @@ export class FileDigests {
   request(req: DigestRequest): Promise<DigestResult> {
     this.stats.requests++;
     if (this.#closed) return Promise.resolve({ unavailable: 'unreadable', detail: 'closed' });
+    if (req.expect) {
+      const recent = this.#recentExec.get(`${req.expect.dev}:${req.expect.ino}`);
+      if (recent !== undefined) {
+        this.stats.cacheHits++;
+        return Promise.resolve({ digest: recent });
+      }
+    }
     if (this.#queue.length >= this.#maxQueued) {
       this.stats.overloaded++;
       return Promise.resolve({ unavailable: 'overloaded' });
@@ -207,6 +223,7 @@ export class FileDigests {
       const cached = this.#cache.get(key);
       if (cached !== undefined) {
         this.stats.cacheHits++;
+        if (req.expect) this.#recentExec.set(`${st.dev}:${st.ino}`, cached, Date.now() + RECENT_EXEC_MS);
         return { digest: cached };
       }
       let running = this.#running.get(key);
@@ -216,6 +233,7 @@ export class FileDigests {
       }
       const digest = await running;
       this.#cache.set(key, digest);
+      if (req.expect) this.#recentExec.set(`${st.dev}:${st.ino}`, digest, Date.now() + RECENT_EXEC_MS);
       return { digest };
     } finally {
       await fh.close().catch(() => undefined);
