@@ -1,5 +1,6 @@
 import { type CommandSpec, helpText, type Parsed, parseCommand } from './args.js';
 import { configCommand, configSpec } from './commands/config.js';
+import { flushCommand, flushSpec } from './commands/flush.js';
 import { followCommand, followSpec } from './commands/follow.js';
 import { inspectCommand, inspectSpec } from './commands/inspect.js';
 import { keygenCommand, keygenSpec } from './commands/keygen.js';
@@ -19,6 +20,7 @@ const COMMANDS: Command[] = [
   { spec: startSpec, run: startCommand },
   { spec: statusSpec, run: statusCommand },
   { spec: followSpec, run: followCommand },
+  { spec: flushSpec, run: flushCommand },
   { spec: inspectSpec, run: inspectCommand },
   { spec: verifySpec, run: verifyCommand },
   { spec: configSpec, run: configCommand },

@@ -15,6 +15,7 @@ import { type EffectiveConfig, loadConfig, settingOrigin } from '../config.js';
 import { runtimeEndpoints } from '../config-runtimes.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
+import { pendingAtStop, watchLogOutages } from './flush.js';
 import { configFileInputs, configFlags, describeConfigFile } from './shared.js';
 
 export const startSpec: CommandSpec = {
@@ -339,6 +340,11 @@ async function runCollector(
       });
   });
   collector.on('warning', (w) => (tty ? io.err(`\nstella: ${w}\n`) : jsonLog(io, 'warn', w)));
+  // Rekor unreachable: say once that submissions spool, and once when it answers again.
+  const stopLogWatch = watchLogOutages(
+    () => collector.status().writer,
+    (level, text, fields) => (tty ? io.err(`\nstella: ${text}\n`) : jsonLog(io, level, text, fields)),
+  );
 
   const ticker = setInterval(
     () => {
@@ -396,6 +402,7 @@ async function runCollector(
     await collector.done;
   } finally {
     clearInterval(ticker);
+    stopLogWatch();
     if (timer) clearTimeout(timer);
     if (watchdog) clearTimeout(watchdog);
     process.off('SIGINT', onSignal);
@@ -407,6 +414,16 @@ async function runCollector(
       `\r\x1b[K${statusLine(end)}\nstella: stopped; ${end.writer.sealedChunks} chunks sealed in ${dir}\n`,
     );
   else
-    jsonLog(io, 'info', 'collector stopped', { dir, records: end.records, sealed: end.writer.sealedChunks });
+    jsonLog(io, 'info', 'collector stopped', {
+      dir,
+      records: end.records,
+      sealed: end.writer.sealedChunks,
+      pending_submissions: end.writer.pendingSubmissions,
+    });
+  const pending = pendingAtStop(end.writer);
+  if (pending) {
+    if (tty) io.err(`stella: ${pending}\n`);
+    else jsonLog(io, 'warn', pending, { pending: end.writer.pendingSubmissions });
+  }
   return EXIT.OK;
 }

@@ -30,7 +30,7 @@ function formatStatus(s: CollectorSnapshot): string {
     `output      ${s.dir}`,
     `records     ${s.records} (${s.recordsPerSecond}/s)`,
     `chunks      ${s.writer.sealedChunks} sealed, current ${s.writer.currentChunk ? `${s.writer.currentChunk.file} (${s.writer.currentChunk.records} records, ${s.writer.currentChunk.bytes} bytes)` : 'none'}`,
-    `log         ${s.writer.pendingSubmissions} submissions pending`,
+    `log         ${s.writer.pendingSubmissions} submissions pending${(s.writer.witnessOutages ?? []).map((o) => `; ${o.witness} failing since ${o.since}: ${o.lastError}`).join('')}`,
     `containers  ${s.containers.tracked} tracked${s.containers.runtimes.length ? ` via ${s.containers.runtimes.map((r) => `${r.runtime}${r.error ? ` (error: ${r.error})` : ''}`).join(', ')}` : ''}`,
     '',
     'probe            attach     seen        filtered    dedup       emitted     lost        in flight',
