@@ -14,15 +14,23 @@
  * without tls_io (SSL_read/SSL_write not probed). Reports the median of the
  * per-round ops/s ratios to untraced, records/s delivered to JS, lost
  * records, and the collector's CPU (this process: drain + decode) per second
- * of storm.
+ * of storm. Last, the uprobe traps per TLS session: calls of each OpenSSL
+ * function counted through tracefs, times the traps the probes attach to it.
  * Needs root; prints why and exits 0 without it.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bpfUnavailableReason } from '@stellaops/testing';
-import { type NetProbeName, type NetProbes, openNetProbes } from '../src/net/index.js';
+import {
+  dynamicFunctions,
+  hostLibraries,
+  type NetProbeName,
+  type NetProbes,
+  openNetProbes,
+  SSL_UPROBES,
+} from '../src/net/index.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTS = Number(process.env.BENCH_CONNECTS ?? 4000);
@@ -227,9 +235,80 @@ async function main(): Promise<void> {
     );
     report('connect storm (tcp_state + connect/accept from syscalls)', 0.85, conn, MODES);
     report('TLS handshake storm (all net + TLS probes)', 0.95, hs, TLS_MODES);
+    trapsPerSession(handshake, TLS_OPS);
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Uprobe traps per TLS session of the storm (client and server together),
+ * counted without the collector: a tracefs uprobe on each OpenSSL function
+ * the probes could attach to counts its calls (`uprobe_profile`), and every
+ * call of a function the net probes attach to costs one trap, two with a
+ * uretprobe. Deterministic, unlike the ratios on a shared machine. Skipped
+ * without tracefs.
+ */
+function trapsPerSession(work: () => number, sessions: number): void {
+  const tracefs = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'].find((d) =>
+    existsSync(`${d}/uprobe_events`),
+  );
+  const lib = hostLibraries().find((t) => t.kind === 'libssl' && t.path.endsWith('libssl.so.3'));
+  if (!tracefs || !lib) {
+    console.log('\ntraps per TLS session: skipped (no tracefs or no libssl.so.3)');
+    return;
+  }
+  const probes = openNetProbes({ probes: ['tls_handshake', 'tls_io'], rescanIntervalMs: 0 });
+  const attached = new Set(probes.libraries().find((l) => l.target.key === lib.key)?.symbols ?? []);
+  void probes.close();
+  const names = [
+    ...SSL_UPROBES.map((u) => u.symbol),
+    'SSL_ctrl',
+    'SSL_set_connect_state',
+    'SSL_set_accept_state',
+  ];
+  const funcs = dynamicFunctions(lib.path, new Set(names));
+  const group = `stella_bench_${process.pid}`;
+  const events = `${tracefs}/uprobe_events`;
+  const defs = [...funcs].map(([name, f]) => `p:${group}/${name} ${lib.path}:0x${f.fileOffset.toString(16)}`);
+  try {
+    for (const d of defs) appendFileSync(events, `${d}\n`);
+    writeFileSync(`${tracefs}/events/${group}/enable`, '1');
+    work();
+    writeFileSync(`${tracefs}/events/${group}/enable`, '0');
+    const calls = new Map<string, number>();
+    for (const line of readFileSync(`${tracefs}/uprobe_profile`, 'utf8').split('\n')) {
+      const m = /^\s*\S+\s+(\S+)\s+(\d+)/.exec(line);
+      if (m?.[1] && m[2] && funcs.has(m[1])) calls.set(m[1], Number(m[2]));
+    }
+    let traps = 0;
+    console.log(`\ntraps per TLS session (${sessions} sessions, ${lib.path}, client and server):`);
+    console.log('| function | calls per session | probed | traps per session |');
+    console.log('|---|---|---|---|');
+    for (const name of funcs.keys()) {
+      const perSession = (calls.get(name) ?? 0) / sessions;
+      const spec = SSL_UPROBES.find((u) => u.symbol === name);
+      const t = attached.has(name) ? perSession * (spec?.exit ? 2 : 1) : 0;
+      traps += t;
+      console.log(
+        `| ${name} | ${perSession.toFixed(2)} | ${attached.has(name) ? 'yes' : 'no'} | ${t.toFixed(2)} |`,
+      );
+    }
+    console.log(`| total | | | ${traps.toFixed(2)} |`);
+  } finally {
+    try {
+      writeFileSync(`${tracefs}/events/${group}/enable`, '0');
+    } catch {
+      // never enabled
+    }
+    for (const name of funcs.keys()) {
+      try {
+        appendFileSync(events, `-:${group}/${name}\n`);
+      } catch {
+        // not defined
+      }
+    }
   }
 }
 

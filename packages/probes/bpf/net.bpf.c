@@ -110,8 +110,19 @@ struct net_tls_args {
 	__s32 fd; /* the socket's descriptor, once socket I/O in the call named it */
 };
 
+/*
+ * A session driven through memory BIOs (Node.js, Python asyncio) writes no
+ * socket inside its SSL calls: the application sends the ClientHello (or
+ * ServerHello) itself right after the handshake call returns, from the same
+ * thread. Such a thread keeps a tls_args entry with this op between calls:
+ * the session whose hello is still to be written. One map, so a write by
+ * any other thread costs one lookup. LRU: a thread that exits while waiting
+ * leaves an entry that must not fill the map.
+ */
+#define NET_TLS_HELLO_PENDING 0xff
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct net_tls_args);
@@ -141,19 +152,6 @@ struct {
 	__type(key, struct net_session_key);
 	__type(value, struct net_session);
 } tls_sessions SEC(".maps");
-
-/*
- * A session driven through memory BIOs (Node.js, Python asyncio) writes no
- * socket inside its SSL calls: the application sends the ClientHello itself
- * right after the handshake call returns, from the same thread. Per thread,
- * the session whose ClientHello is still to be written.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, __u64); /* SSL * */
-} tls_hello SEC(".maps");
 
 /* Per-CPU scratch: records and a zeroed session template are too big for the stack. */
 struct net_scratch {
@@ -753,18 +751,12 @@ static __always_inline int hello_sni(__u64 buf, __u64 count, struct net_session 
 static __always_inline int on_tls_write(__u64 buf, __u64 count, bool vector)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 ssl = 0;
-	bool pending = false;
 	struct net_tls_args *a = bpf_map_lookup_elem(&tls_args, &pid_tgid);
-	if (a) {
-		ssl = a->ssl;
-	} else {
-		__u64 *p = bpf_map_lookup_elem(&tls_hello, &pid_tgid);
-		if (!p)
-			return 0;
-		ssl = *p;
-		pending = true;
-	}
+	if (!a)
+		return 0;
+	__u64 ssl = a->ssl;
+	__u64 start_ns = a->start_ns;
+	bool pending = a->op == NET_TLS_HELLO_PENDING;
 	if (vector) {
 		/* writev(fd, iov, iovcnt): the record starts in the first buffer. */
 		struct iovec iov = {};
@@ -775,10 +767,10 @@ static __always_inline int on_tls_write(__u64 buf, __u64 count, bool vector)
 	}
 	struct net_session_key k = {.ssl = ssl, .tgid = pid_tgid >> 32};
 	struct net_session *sess =
-		a ? session(pid_tgid >> 32, ssl, a->start_ns) : bpf_map_lookup_elem(&tls_sessions, &k);
+		pending ? bpf_map_lookup_elem(&tls_sessions, &k) : session(pid_tgid >> 32, ssl, start_ns);
 	if (!sess || (sess->flags & (NET_TLS_CLIENT | NET_TLS_SERVER)) || sess->handshake_done) {
 		if (pending)
-			bpf_map_delete_elem(&tls_hello, &pid_tgid);
+			bpf_map_delete_elem(&tls_args, &pid_tgid);
 		return 0;
 	}
 	int type = hello_sni(buf, count, sess);
@@ -790,7 +782,7 @@ static __always_inline int on_tls_write(__u64 buf, __u64 count, bool vector)
 	else if (type == NET_HS_SERVER_HELLO)
 		sess->flags |= NET_TLS_SERVER;
 	if (pending)
-		bpf_map_delete_elem(&tls_hello, &pid_tgid);
+		bpf_map_delete_elem(&tls_args, &pid_tgid);
 	return 0;
 }
 
@@ -800,7 +792,7 @@ static __always_inline int tls_enter(__u8 op, __u64 ssl, __s64 num, __u64 out_pt
 	struct net_tls_args *outer = bpf_map_lookup_elem(&tls_args, &pid_tgid);
 	/* SSL_connect/SSL_accept call SSL_do_handshake on the same session: the
 	 * outermost call names the record (and the role); the inner return emits it. */
-	if (outer && outer->ssl == ssl)
+	if (outer && outer->op != NET_TLS_HELLO_PENDING && outer->ssl == ssl)
 		return 0;
 	struct net_tls_args a = {};
 	a.ssl = ssl;
@@ -879,7 +871,7 @@ static __always_inline int on_sock_io(const struct sock *sk)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct net_tls_args *a = bpf_map_lookup_elem(&tls_args, &pid_tgid);
-	if (!a || a->tuple_known)
+	if (!a || a->tuple_known || a->op == NET_TLS_HELLO_PENDING)
 		return 0;
 	read_tuple(sk, &a->t);
 	if (a->t.family) {
@@ -1000,7 +992,7 @@ int BPF_KRETPROBE(net_ssl_exit, long rax)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct net_tls_args *ap = bpf_map_lookup_elem(&tls_args, &pid_tgid);
-	if (!ap)
+	if (!ap || ap->op == NET_TLS_HELLO_PENDING)
 		return 0;
 	struct net_tls_args a = *ap;
 	bpf_map_delete_elem(&tls_args, &pid_tgid);
@@ -1014,10 +1006,12 @@ int BPF_KRETPROBE(net_ssl_exit, long rax)
 	}
 	if (sess->fd < 0 && a.fd >= 0)
 		sess->fd = a.fd;
-	/* No socket written inside the call: memory BIOs, whose ClientHello the application sends next. */
+	/* No socket used inside the call: memory BIOs, whose hello the application sends next. */
 	if (cfg_tls_wire && !a.tuple_known && !sess->handshake_done &&
-	    !(sess->flags & (NET_TLS_CLIENT | NET_TLS_SERVER)))
-		bpf_map_update_elem(&tls_hello, &pid_tgid, &a.ssl, BPF_ANY);
+	    !(sess->flags & (NET_TLS_CLIENT | NET_TLS_SERVER))) {
+		struct net_tls_args p = {.ssl = a.ssl, .start_ns = a.start_ns, .fd = -1, .op = NET_TLS_HELLO_PENDING};
+		bpf_map_update_elem(&tls_args, &pid_tgid, &p, BPF_ANY);
+	}
 	if (a.op == NET_TLS_DO_HANDSHAKE || a.op == NET_TLS_CONNECT || a.op == NET_TLS_ACCEPT) {
 		sess->attempts++;
 		if (a.op == NET_TLS_ACCEPT)
