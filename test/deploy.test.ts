@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
@@ -82,6 +82,27 @@ describe('deployment manifests', () => {
     expect(ambient?.sort()).toEqual([...added].sort());
     expect(bounding?.sort()).toEqual([...added].sort());
   });
+
+  it('a Namespace object creates the namespace every other manifest uses, and admits privileged pods', () => {
+    const docs = readdirSync(deploy('kubernetes'))
+      .filter((f) => f.endsWith('.yaml'))
+      .flatMap((f) =>
+        parseAllDocuments(readFileSync(deploy(`kubernetes/${f}`), 'utf8')).map((d) => ({
+          file: f,
+          m: d.toJS(),
+        })),
+      );
+    const namespaces = docs.filter((d) => d.m.kind === 'Namespace');
+    expect(namespaces.map((d) => d.file)).toEqual(['namespace.yaml']);
+    const ns = namespaces[0]!.m;
+    expect(kubeTypeErrors(ns, 'kubernetes-types/core/v1', 'Namespace')).toEqual([]);
+    for (const d of docs.filter((x) => x.m.kind !== 'Namespace')) {
+      expect(d.m.metadata.namespace, `${d.file} ${d.m.kind}`).toBe(ns.metadata.name);
+    }
+    // hostPID and hostPath volumes are refused by the baseline and restricted Pod Security Standards.
+    expect(ds.spec.template.spec.hostPID).toBe(true);
+    expect(ns.metadata.labels['pod-security.kubernetes.io/enforce']).toBe('privileged');
+  }, 60_000);
 
   it('the ConfigMap carries a stellaops.yaml the collector accepts', () => {
     const [cm] = parseAllDocuments(readFileSync(deploy('kubernetes/configmap.yaml'), 'utf8')).map((d) =>
