@@ -2,7 +2,17 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONTAINERD_SOCKET, CRIO_SOCKET, DOCKER_SOCKET, PODMAN_SOCKET } from '@stellaops/enrich';
+import {
+  CONTAINERD_SOCKET,
+  ContainerdClient,
+  CRIO_SOCKET,
+  CrioClient,
+  DOCKER_SOCKET,
+  DockerClient,
+  PODMAN_SOCKET,
+  PodmanClient,
+} from '@stellaops/enrich';
+import { EVIDENCE_JSON_SCHEMA } from '@stellaops/ndjson';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { envName, loadConfig, RUNTIME_SOCKETS } from './config.js';
 import { runtimeEndpoints } from './config-runtimes.js';
@@ -97,5 +107,32 @@ describe('runtime socket keys', () => {
     expect(e.message).toBe(
       `${f}:4:15: signals.runtimes.cri-o.socket must be an absolute socket path or "off", got "run/crio.sock"`,
     );
+  });
+});
+
+/** Every `description` string of a JSON schema. */
+function descriptions(node: unknown): string[] {
+  if (Array.isArray(node)) return node.flatMap(descriptions);
+  if (node === null || typeof node !== 'object') return [];
+  return Object.entries(node).flatMap(([k, v]) =>
+    k === 'description' && typeof v === 'string' ? [v] : descriptions(v),
+  );
+}
+
+describe('runtime names', () => {
+  it('are spelled alike by the config keys, the records the enrich clients write, and the evidence schema', () => {
+    const doc = descriptions(EVIDENCE_JSON_SCHEMA).find((d) =>
+      d.startsWith('Runtime that owns the container'),
+    );
+    const documented = [...(doc ?? '').matchAll(/"([a-z-]+)"/g)].map((m) => m[1]).sort();
+    expect(documented).toContain('cri-o');
+    expect(RUNTIME_SOCKETS.map((r) => r.runtime).sort()).toEqual(documented);
+    const written = [
+      new ContainerdClient('/nowhere'),
+      new DockerClient('/nowhere'),
+      new PodmanClient('/nowhere'),
+      new CrioClient('/nowhere'),
+    ].map((c) => c.runtime);
+    expect(written.sort()).toEqual(documented);
   });
 });

@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ContainerInfo, EvidenceRecord, FileOpenRecord, ProcessExecRecord } from '@stellaops/ndjson';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -18,8 +18,12 @@ beforeAll(() => {
   }
 }, 300_000);
 
-function stella(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, 'signals', ...args], { encoding: 'utf8', timeout: 120_000 });
+function stella(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [bin, 'signals', ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, ...env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -123,7 +127,7 @@ async function chain(more: () => EvidenceRecord[] = () => []) {
   ])
     c.append(r);
   await c.writer.close();
-  return { dir: c.dir, key: c.publicKeyPath };
+  return { dir: c.dir, key: c.publicKeyPath, privateKey: c.keyPath };
 }
 
 describe('stella signals inspect --list-images', () => {
@@ -166,6 +170,15 @@ describe('stella signals inspect --list-images', () => {
       '    manifest none: no manifest digest from docker (it has none for an image it loaded or built: RepoDigests is empty); inspect it by config digest or reference',
     );
     expect(text.stdout).toContain('    1 container (cri-o), 1 records');
+  });
+
+  it('reads the configuration where start does: the file STELLA_CONFIG names', async () => {
+    const { dir, privateKey } = await chain();
+    const cfg = join(dir, '..', `${basename(dir)}.yaml`);
+    writeFileSync(cfg, `signals:\n  output_directory: ${dir}\n  signing:\n    key_path: ${privateKey}\n`);
+    const r = stella(['inspect', '--list-images'], { STELLA_CONFIG: cfg });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`images in ${dir} (3):`);
   });
 
   it('refuses an IMAGE together with --list-images, and neither; exit 2', async () => {
