@@ -335,7 +335,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
           ...(tracker && {
             onCgroupMkdir: (e) => {
               tracker.learnCgroup(e.id, e.path);
-              this.#count(this.#emitted, 'cgroup_mkdir'); // delivered to the tracker
+              // Never a record: `emitted` stays the count of records in the stream.
+              this.#count(this.#userFiltered, 'cgroup_mkdir');
             },
           }),
           filters: {
