@@ -185,7 +185,21 @@ describe('ContainerTracker on cgroups learnt at creation (short-lived containers
         expect((await t.resolveDetailed(id)).status).toBe('host');
       }
       expect(calls.inspect).toBe(0);
-      expect(calls.namespaces).toBe(1);
+      // Once from the cache, once fresh (a namespace made a moment ago), then the verdict is kept.
+      expect(calls.namespaces).toBe(2);
+    } finally {
+      t.close();
+    }
+  });
+
+  it('does not take a namespace made after the cached list for a host cgroup', async () => {
+    const { client } = containerdStandIn(['default']);
+    const stale = client.listNamespaces!.bind(client);
+    client.listNamespaces = async (fresh?: boolean) => (fresh ? ['default', 'made-now'] : stale());
+    const t = await ContainerTracker.create({ clients: [client], lateEventWaitMs: 0 });
+    try {
+      t.learnCgroup(900_300n, '/made-now/c1');
+      expect((await t.resolveDetailed(900_300n)).status).toBe('unknown');
     } finally {
       t.close();
     }

@@ -302,6 +302,7 @@ export class ContainerTracker {
     this.#events++;
     const key = containerKey(e.runtime, e.id, e.namespace);
     if (e.pid !== undefined) this.#rememberCgroupOf(e.pid);
+    if (e.namespace !== undefined) this.#hostNamespaces.delete(e.namespace);
     // A host or unknown verdict cached for this container's cgroup is stale now.
     for (const [id, r] of this.#byCgroup.entries()) {
       if (r.status !== 'resolved' && r.cgroupPath !== undefined && matchCgroupPath(r.cgroupPath)?.id === e.id)
@@ -692,8 +693,9 @@ export class ContainerTracker {
     const cd = this.#clients.find((c) => c.runtime === 'containerd' && c.listNamespaces !== undefined);
     if (cd?.listNamespaces === undefined) return false;
     try {
-      const names = await cd.listNamespaces();
-      if (names.includes(m.namespace)) return false;
+      // A namespace made a moment ago is not in a cached list: look again before calling it host.
+      if ((await cd.listNamespaces()).includes(m.namespace)) return false;
+      if ((await cd.listNamespaces(true)).includes(m.namespace)) return false;
       this.#hostNamespaces.set(m.namespace, true, Date.now() + HOST_TTL_MS);
       return true;
     } catch {

@@ -214,11 +214,11 @@ export class ContainerdClient implements RuntimeClient {
     });
   }
 
-  /** Namespaces to search, listed at most every 5 s. */
-  async listNamespaces(): Promise<string[]> {
+  /** Namespaces to search, listed at most every 5 s (`fresh`: list now). */
+  async listNamespaces(fresh = false): Promise<string[]> {
     if (this.namespaces) return [...this.namespaces];
     const now = Date.now();
-    if (this.#namespaces && now - this.#namespaces.at < 5000) return this.#namespaces.names;
+    if (!fresh && this.#namespaces && now - this.#namespaces.at < 5000) return this.#namespaces.names;
     const res = await this.#call((v) => [v.namespaces, v.namespaces.List], { filter: '' }, 'default');
     const names = (res?.namespaces ?? []).map((n) => n.name).sort();
     this.#namespaces = { at: now, names };

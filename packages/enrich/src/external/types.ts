@@ -65,9 +65,9 @@ export interface RuntimeClient {
   /**
    * The namespaces this runtime has (containerd), to tell a cgroup path that
    * merely looks like `/<namespace>/<id>` from a container's. Undefined for
-   * runtimes without namespaces.
+   * runtimes without namespaces. May be cached a few seconds; `fresh` lists now.
    */
-  listNamespaces?(): Promise<string[]>;
+  listNamespaces?(fresh?: boolean): Promise<string[]>;
   /** Every container the runtime knows now, fully inspected. */
   list(): Promise<RuntimeContainer[]>;
   /** Push lifecycle events until the returned function is called; `onError` on stream loss. */
