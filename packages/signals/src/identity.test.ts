@@ -75,6 +75,21 @@ describe('runtime set-up mark', () => {
     ).toBe(false);
     expect(isRuntimeSetup(exec({ argv: [Buffer.from('runc'), Buffer.from('run')] }))).toBe(false);
     expect(isRuntimeSetup(open('/etc/passwd', { comm: Buffer.from('runc') }))).toBe(false);
+    // The stages' exits too: they are not processes of the image.
+    const exit: KernelEvent = {
+      source: 'fileexec',
+      event: {
+        ...header,
+        comm: Buffer.from('runc:[1:CHILD]'),
+        kind: 'exit',
+        exitCode: 0,
+        signal: 0,
+        coreDumped: false,
+        status: 0,
+        startNs: 0n,
+      },
+    };
+    expect(isRuntimeSetup(exit)).toBe(true);
   });
 });
 

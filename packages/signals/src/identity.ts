@@ -42,7 +42,6 @@ function basename(b: Buffer): string {
 export function isRuntimeSetup(k: KernelEvent): boolean {
   if (k.source !== 'fileexec') return false;
   const e = k.event;
-  if (e.kind === 'exit') return false;
   if (RUNC_STAGE.test(e.comm.toString('latin1'))) return true;
   if (e.kind !== 'exec') return false;
   const [argv0, argv1] = e.argv;

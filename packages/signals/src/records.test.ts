@@ -134,6 +134,16 @@ describe('kernel events become schema-valid evidence records', () => {
       },
     });
     expect(exit.duration_ns).toBe('1000000000');
+    expect(exit).not.toHaveProperty('runtime_setup');
+    const setupExit = toRecord(
+      {
+        source: 'fileexec',
+        event: { ...header, kind: 'exit', exitCode: 0, signal: 0, coreDumped: false, status: 0, startNs: 0n },
+      },
+      { ...env, identity: { runtimeSetup: true } },
+    );
+    expect(validateRecord(setupExit)).toEqual([]);
+    expect(setupExit).toMatchObject({ runtime_setup: true });
   });
 
   it('exec identity: the resolved file, the interpreter, the digest or why not, the runtime set-up mark', () => {

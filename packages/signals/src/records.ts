@@ -254,6 +254,7 @@ export function toRecord(
           ...(e.startNs > 0n && e.monoNs >= e.startNs
             ? { duration_ns: (e.monoNs - e.startNs).toString() }
             : {}),
+          ...(env.identity?.runtimeSetup ? { runtime_setup: true } : {}),
         } as EvidenceRecord;
     }
   }

@@ -293,6 +293,7 @@ const processExit = {
   signal: req(int(0, 127, 'u7'), 'Terminating signal number, 0 when the process exited normally.'),
   core_dumped: opt(bool(), 'True when a core dump was written.'),
   duration_ns: opt(u64(), 'Process lifetime in ns, from exec (or fork) to exit.'),
+  runtime_setup: runtimeSetup,
 } as const satisfies Fields;
 
 const tcpStateFields = {
