@@ -249,6 +249,22 @@ describe('stella signals inspect by digest prefix and by reference', () => {
   });
 });
 
+describe('stella signals inspect shows the file the kernel ran', () => {
+  it('names the real binary behind /proc/self/exe and its digest, for the SBOM', async () => {
+    const digest = `sha256:${hex('5')}`;
+    const { dir, key } = await chain(() => [
+      {
+        ...exec('/proc/self/exe', ['cat', '/etc/hosts'], ctr, 'cat'),
+        exe_path: '/bin/busybox',
+        exe_digest: digest,
+      },
+    ]);
+    const r = stella(['inspect', CTR.manifest, '--target', dir, '--key', key]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`  /proc/self/exe (runs /bin/busybox ${digest})  [cat /etc/hosts] x1`);
+  });
+});
+
 describe('stella signals inspect and containers without a manifest digest', () => {
   it('by manifest digest, names the docker container of the same config digest and how to query it', async () => {
     const { dir, key } = await chain();
@@ -283,6 +299,18 @@ describe('stella signals inspect and containers without a manifest digest', () =
 });
 
 describe('stella signals inspect never lists the runtime set-up as the image', () => {
+  it('sets aside records the collector marked runtime_setup, whatever their comm', async () => {
+    const { dir, key } = await chain(() => [
+      {
+        ...open('/run/containerd/io.containerd.runtime.v2.task/default/other/rootfs/etc', ctr, 'setup'),
+        runtime_setup: true,
+      },
+    ]);
+    const s = JSON.parse(stella(['inspect', CTR.manifest, '--target', dir, '--key', key, '--json']).stdout);
+    expect(s.files.map((f: { path: string }) => f.path)).toEqual(['/srv/app/config.yaml']);
+    expect(s.runtimeSetup.records).toBe(1);
+  });
+
   it("keeps runc init's host paths out of the image's files, under their own heading", async () => {
     const bundle = '/run/containerd/io.containerd.runtime.v2.task/default/web-1/rootfs';
     const { dir, key } = await chain(() => [

@@ -89,6 +89,18 @@ export interface FileSeen {
   failed: number;
 }
 
+/** A binary an image's processes executed, once per command line. */
+export interface ExecSeen {
+  /** The path execve was given. */
+  filename: string;
+  /** The file the kernel ran, from the process's root, when it differs from `filename` (busybox behind /proc/self/exe, a script's interpreter). */
+  exePath?: string;
+  /** Content digest of that file, when the collector read one: match it to a package in the image's SBOM. */
+  exeDigest?: string;
+  argv: string[];
+  count: number;
+}
+
 /** One image identity: what a container's records name it by. */
 export interface ImageIdentity {
   imageRef?: string;
@@ -123,7 +135,7 @@ export interface ImageSummary {
   othersWithoutManifestDigest: { containers: number; runtimes: string[] };
   window: { first: string | null; last: string | null };
   files: FileSeen[];
-  executables: Array<{ filename: string; argv: string[]; count: number }>;
+  executables: ExecSeen[];
   endpoints: Array<{ kind: string; address: string; count: number }>;
   tlsServerNames: Array<{ sni: string; count: number }>;
   /** The image's own records (runtime set-up records are counted apart). */
@@ -136,7 +148,7 @@ export interface ImageSummary {
   runtimeSetup: {
     records: number;
     files: FileSeen[];
-    executables: Array<{ filename: string; argv: string[]; count: number }>;
+    executables: ExecSeen[];
   };
   completeness: Completeness;
 }
@@ -303,8 +315,8 @@ const RUNTIME_INIT_COMM = /^(?:runc|crun)(?::\[\d:[A-Z]+\])?$/;
  * directory (the runtime's bundle and state directories on the host).
  */
 function isRuntimeSetup(rec: EvidenceRecord, containerId: string | undefined): boolean {
-  if ((rec as { runtime_setup?: unknown }).runtime_setup === true) return true;
-  if (!('comm' in rec)) return false;
+  if (rec.type === 'collector_status') return false;
+  if ((rec.type === 'file_open' || rec.type === 'process_exec') && rec.runtime_setup === true) return true;
   if (RUNTIME_INIT_COMM.test(show(rec.comm))) return true;
   if (rec.type === 'process_exec') {
     const [arg0, arg1] = rec.argv.map(show);
@@ -320,7 +332,7 @@ function isRuntimeSetup(rec: EvidenceRecord, containerId: string | undefined): b
 
 type Facts = {
   files: Map<string, FileSeen>;
-  execs: Map<string, { filename: string; argv: string[]; count: number }>;
+  execs: Map<string, ExecSeen>;
 };
 
 function newFacts(): Facts {
@@ -352,7 +364,15 @@ function addExec(facts: Facts, rec: ProcessExecRecord): void {
   // One entry per command line: runs with other arguments are other facts.
   const filename = show(rec.filename);
   const argv = rec.argv.map(show);
-  bump(facts.execs, JSON.stringify([filename, argv]), () => ({ filename, argv, count: 0 }));
+  const exePath = rec.exe_path !== undefined ? show(rec.exe_path) : undefined;
+  const exeDigest = rec.exe_digest;
+  bump(facts.execs, JSON.stringify([filename, argv, exePath ?? '', exeDigest ?? '']), () => ({
+    filename,
+    ...(exePath !== undefined && exePath !== filename ? { exePath } : {}),
+    ...(exeDigest !== undefined ? { exeDigest } : {}),
+    argv,
+    count: 0,
+  }));
 }
 
 const byKey = <T>(m: Map<string, T>): T[] =>
@@ -664,6 +684,12 @@ function formatFiles(out: string[], files: FileSeen[], indent: string): void {
   }
 }
 
+/** `filename (runs /bin/busybox sha256:…)  [argv]`. */
+function formatExec(e: ExecSeen): string {
+  const runs = [e.exePath, e.exeDigest].filter((x) => x !== undefined).join(' ');
+  return `${e.filename}${runs ? ` (runs ${runs})` : ''}  [${e.argv.join(' ')}]`;
+}
+
 /** The human-readable form of a summary, as `stella signals inspect` prints it. */
 export function formatSummary(s: ImageSummary): string {
   const what = s.digest ?? s.imageRef ?? s.query;
@@ -706,7 +732,7 @@ export function formatSummary(s: ImageSummary): string {
   out.push(`files opened (${s.files.length}):`);
   formatFiles(out, s.files, '  ');
   out.push(`binaries executed (${s.executables.length}):`);
-  for (const e of s.executables) out.push(`  ${e.filename}  [${e.argv.join(' ')}] x${e.count}`);
+  for (const e of s.executables) out.push(`  ${formatExec(e)} x${e.count}`);
   out.push(`network endpoints (${s.endpoints.length}):`);
   for (const e of s.endpoints) out.push(`  ${e.kind} ${e.address} x${e.count}`);
   out.push(`TLS server names (${s.tlsServerNames.length}):`);
@@ -717,7 +743,7 @@ export function formatSummary(s: ImageSummary): string {
       `outside the container root: the runtime setting the container up (runc init, before the entrypoint), ${rs.records} records, host paths or the runtime's own reads, not the image's behaviour${folded.length ? '; with dedup on, a later open of the same path by the image is folded into these' : ''}:`,
     );
     formatFiles(out, rs.files, '  ');
-    for (const e of rs.executables) out.push(`  exec ${e.filename}  [${e.argv.join(' ')}] x${e.count}`);
+    for (const e of rs.executables) out.push(`  exec ${formatExec(e)} x${e.count}`);
   }
   formatCompleteness(out, s.completeness);
   return `${out.join('\n')}\n`;
