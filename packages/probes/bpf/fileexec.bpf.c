@@ -429,9 +429,28 @@ static __always_inline int on_exec(struct task_struct *p, int old_pid, struct li
 	ev->argv_len = alen;
 
 	/*
+	 * Fact: this cgroup ran this image with these arguments. The key covers
+	 * the filename, the argv bytes kept (and argc, for what is cut off) and
+	 * the executable's inode: another run with other arguments, or a
+	 * multi-call binary (busybox via /proc/self/exe) under another argv[0],
+	 * is a new fact.
+	 */
+	struct stella_dedup_key key = { .cgroup_id = cg, .kind = STELLA_KIND_EXEC, .fclass = flen };
+	if (cfg_dedup) {
+		__u64 h = hash_bytes(ev->data, flen + alen);
+		h = (h ^ ev->argc) * STELLA_FNV_PRIME;
+		h = (h ^ ev->exe_ino) * STELLA_FNV_PRIME;
+		key.hash = (h ^ ev->exe_dev) * STELLA_FNV_PRIME;
+		if (stella_dedup_seen(&key, now)) {
+			stella_count(FE_PROBE_EXEC, STELLA_C_DEDUPLICATED);
+			return 0;
+		}
+	}
+	/*
 	 * The file the process runs, as the process sees it: bprm->file's path
 	 * from the task's root (the container's, after runc's pivot_root), by the
-	 * same walk as file opens. Not `filename`: a multi-call binary started
+	 * same walk as file opens; after dedup, which does not need it, so a
+	 * folded exec does not pay for the walk. Not `filename`: a multi-call binary started
 	 * through /proc/self/exe, a symlink or a relative name resolves to the
 	 * real file. For a `#!` script bprm->file is the interpreter the kernel
 	 * opened (fs/exec.c exec_binprm swaps it in), and bprm->interp names it
@@ -472,24 +491,6 @@ static __always_inline int on_exec(struct task_struct *p, int old_pid, struct li
 		}
 	}
 
-	/*
-	 * Fact: this cgroup ran this image with these arguments. The key covers
-	 * the filename, the argv bytes kept (and argc, for what is cut off) and
-	 * the executable's inode: another run with other arguments, or a
-	 * multi-call binary (busybox via /proc/self/exe) under another argv[0],
-	 * is a new fact.
-	 */
-	struct stella_dedup_key key = { .cgroup_id = cg, .kind = STELLA_KIND_EXEC, .fclass = flen };
-	if (cfg_dedup) {
-		__u64 h = hash_bytes(ev->data, flen + alen);
-		h = (h ^ ev->argc) * STELLA_FNV_PRIME;
-		h = (h ^ ev->exe_ino) * STELLA_FNV_PRIME;
-		key.hash = (h ^ ev->exe_dev) * STELLA_FNV_PRIME;
-		if (stella_dedup_seen(&key, now)) {
-			stella_count(FE_PROBE_EXEC, STELLA_C_DEDUPLICATED);
-			return 0;
-		}
-	}
 	__u64 size = offsetof(struct fe_exec_event, data) + flen + alen + ev->exe_path_len + ev->interp_len;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
