@@ -41,10 +41,13 @@ describe('LibraryScanner', () => {
     expect(libc?.key).toBe(fileKey(libc?.path ?? ''));
     expect(libc?.pid).toBe(process.pid);
   });
-  it('recognizes this Node binary as statically linked OpenSSL', () => {
+  it('recognizes this Node binary as statically linked OpenSSL', async () => {
     const targets = new LibraryScanner().scanPid(process.pid);
     const ssl = targets.find((t) => t.kind === 'ssl-static');
     expect(ssl?.key).toBe(fileKey(process.execPath));
+    // The background scan reads the executable's symbols asynchronously, to the same verdict.
+    const later = await new LibraryScanner().scanAsync([process.pid], { force: true });
+    expect(later.find((t) => t.kind === 'ssl-static')).toEqual(ssl);
   });
   it('returns nothing for a pid that does not exist', () => {
     expect(new LibraryScanner().scanPid(0x7ffffff0)).toEqual([]);

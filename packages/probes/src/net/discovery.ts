@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { dynamicFunctions } from './elf.js';
+import { dynamicFunctions, dynamicFunctionsAsync } from './elf.js';
 
 /** What a target file provides. */
 export type LibraryKind = 'libc' | 'libssl' | 'ssl-static';
@@ -149,7 +149,7 @@ export class LibraryScanner {
       }
       if (!opts.force && this.#lastSeen.get(pid) === identity) continue;
       this.#lastSeen.set(pid, identity);
-      for (const t of this.scanPid(pid)) if (!found.has(t.key)) found.set(t.key, t);
+      for (const t of await this.#scanPidAsync(pid)) if (!found.has(t.key)) found.set(t.key, t);
     }
     return [...found.values()];
   }
@@ -169,12 +169,50 @@ export class LibraryScanner {
 
   /** Targets of one process; empty when it is gone or unreadable. */
   scanPid(pid: number): LibraryTarget[] {
+    const found = this.#mappedTargets(pid);
+    if (!found) return [];
+    const exe = found.needExe ? this.#exe(pid) : undefined;
+    if (exe) {
+      let verdict = this.#exeVerdict.get(exe.key);
+      if (verdict === undefined) {
+        verdict = exportsSsl(() => dynamicFunctions(exe.path, STATIC_SSL_REQUIRED));
+        this.#exeVerdict.set(exe.key, verdict);
+      }
+      if (verdict) found.out.push(this.#staticTarget(pid, found.sameNs, exe));
+    }
+    return found.out;
+  }
+
+  /** {@link LibraryScanner.scanPid}, reading a new executable's symbols without holding the event loop. */
+  async #scanPidAsync(pid: number): Promise<LibraryTarget[]> {
+    const found = this.#mappedTargets(pid);
+    if (!found) return [];
+    const exe = found.needExe ? this.#exe(pid) : undefined;
+    if (exe) {
+      let verdict = this.#exeVerdict.get(exe.key);
+      if (verdict === undefined) {
+        let syms: Map<string, unknown> | undefined;
+        try {
+          syms = await dynamicFunctionsAsync(exe.path, STATIC_SSL_REQUIRED);
+        } catch {
+          syms = undefined;
+        }
+        verdict = exportsSsl(() => syms ?? new Map());
+        this.#exeVerdict.set(exe.key, verdict);
+      }
+      if (verdict) found.out.push(this.#staticTarget(pid, found.sameNs, exe));
+    }
+    return found.out;
+  }
+
+  /** libc/libssl files a process maps; undefined when it is gone or unreadable. */
+  #mappedTargets(pid: number): { out: LibraryTarget[]; sameNs: boolean; needExe: boolean } | undefined {
     const out: LibraryTarget[] = [];
     let maps: string;
     try {
       maps = readFileSync(`${this.#proc}/${pid}/maps`, 'utf8');
     } catch {
-      return out; // exited, or a kernel thread
+      return undefined; // exited, or a kernel thread
     }
     const sameNs = readLink(`${this.#proc}/${pid}/ns/mnt`) === this.#ownMntNs;
     let hasSsl = false;
@@ -188,47 +226,43 @@ export class LibraryScanner {
       if (!key?.endsWith(`:${e.inode}`)) continue;
       out.push({ kind, key, path, mappedPath: e.path, pid });
     }
-    if (this.#staticSsl && !hasSsl) {
-      const t = this.#staticTarget(pid, sameNs);
-      if (t) out.push(t);
-    }
-    return out;
+    return { out, sameNs, needExe: this.#staticSsl && !hasSsl };
   }
 
-  #staticTarget(pid: number, sameNs: boolean): LibraryTarget | undefined {
-    const exe = `${this.#proc}/${pid}/exe`;
-    let key: string;
-    let target: string | undefined;
-    try {
-      const k = fileKey(exe);
-      if (!k) return undefined;
-      key = k;
-      target = readLink(exe);
-    } catch {
-      return undefined;
-    }
-    let verdict = this.#exeVerdict.get(key);
-    if (verdict === undefined) {
-      try {
-        const syms = dynamicFunctions(exe, STATIC_SSL_REQUIRED);
-        verdict = [...STATIC_SSL_REQUIRED].every((s) => syms.has(s));
-      } catch {
-        verdict = false; // not ELF64 LE (scripts run through an interpreter are seen as the interpreter)
-      }
-      this.#exeVerdict.set(key, verdict);
-    }
-    if (!verdict) return undefined;
-    const mapped = target ?? exe;
-    const viaRoot = target ? (sameNs ? target : `${this.#proc}/${pid}/root${target}`) : exe;
-    let path = exe;
+  /** The executable of a process: its key and where it links to, or undefined. */
+  #exe(pid: number): { path: string; key: string; target: string | undefined } | undefined {
+    const path = `${this.#proc}/${pid}/exe`;
+    const key = fileKey(path);
+    return key ? { path, key, target: readLink(path) } : undefined;
+  }
+
+  #staticTarget(
+    pid: number,
+    sameNs: boolean,
+    exe: { path: string; key: string; target: string | undefined },
+  ) {
+    const { path: exePath, key, target } = exe;
+    const mapped = target ?? exePath;
+    const viaRoot = target ? (sameNs ? target : `${this.#proc}/${pid}/root${target}`) : exePath;
+    let path = exePath;
     try {
       const a = statSync(viaRoot, { bigint: true });
-      const b = statSync(exe, { bigint: true });
+      const b = statSync(exePath, { bigint: true });
       if (a.ino === b.ino && a.dev === b.dev) path = viaRoot;
     } catch {
       // keep /proc/<pid>/exe: the binary may be deleted or unreachable by path
     }
-    return { kind: 'ssl-static', key, path, mappedPath: mapped, pid };
+    return { kind: 'ssl-static' as const, key, path, mappedPath: mapped, pid };
+  }
+}
+
+/** Whether an executable's exported functions (from read) include SSL_read and SSL_write; false when unreadable. */
+function exportsSsl(read: () => ReadonlyMap<string, unknown>): boolean {
+  try {
+    const syms = read();
+    return [...STATIC_SSL_REQUIRED].every((s) => syms.has(s));
+  } catch {
+    return false; // not ELF64 LE (scripts run through an interpreter are seen as the interpreter)
   }
 }
 

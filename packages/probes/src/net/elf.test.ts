@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { dynamicFunctions, ElfError } from './elf.js';
+import { dynamicFunctions, dynamicFunctionsAsync, ElfError } from './elf.js';
 
 const libc = '/lib/x86_64-linux-gnu/libc.so.6';
 
@@ -41,6 +41,20 @@ describe('dynamicFunctions', () => {
     const f = dynamicFunctions(node, new Set(['SSL_read', 'SSL_write', 'SSL_ctrl']));
     expect(f.size).toBe(3);
     expect(f.get('SSL_read')?.fileOffset).toBe(readelfOffset(node, 'SSL_read'));
+  });
+  it('the async reader finds the same functions at the same offsets, all of them when none is named', async () => {
+    for (const [file, wanted] of [
+      [libc, new Set(['connect', 'accept4', 'no_such_fn'])],
+      [process.execPath, new Set(['SSL_read', 'SSL_write', 'SSL_do_handshake'])],
+      [libc, undefined],
+    ] as const) {
+      const a = await dynamicFunctionsAsync(file, wanted);
+      expect(a.size).toBeGreaterThan(wanted ? 1 : 1000);
+      expect(a).toEqual(dynamicFunctions(file, wanted));
+    }
+    const p = join(tmpdir(), `not-elf-async-${process.pid}`);
+    writeFileSync(p, 'x'.repeat(100));
+    await expect(dynamicFunctionsAsync(p)).rejects.toThrow(/no ELF magic/);
   });
   it('throws ElfError for a file that is not ELF', () => {
     const p = join(tmpdir(), `not-elf-${process.pid}`);

@@ -24,7 +24,7 @@ export {
   STATIC_SSL_REQUIRED,
 } from './discovery.js';
 export type { ElfFunction } from './elf.js';
-export { dynamicFunctions, ElfError } from './elf.js';
+export { dynamicFunctions, dynamicFunctionsAsync, ElfError } from './elf.js';
 export type {
   NetDirection,
   NetField,
