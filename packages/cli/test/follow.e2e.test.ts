@@ -3,8 +3,16 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { canRunBpf } from '@stellaops/testing';
+import { canRunBpf, gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type BuiltImage,
+  buildImage,
+  type CtrContainer,
+  ctrUnavailableReason,
+  importImage,
+  runCtr,
+} from '../../../tools/oci-image/ctr.js';
 
 // Issue 14: `stella signals follow` prints records live, through the built
 // binary a user runs, against the real kernel.
@@ -163,6 +171,75 @@ describe.runIf(canRunBpf('stella signals follow'))('stella signals follow with t
     expect(io.err()).not.toContain('EPIPE');
     noStack(io.err());
   }, 180_000);
+});
+
+const canCtr =
+  canRunBpf('stella signals follow --image') &&
+  gate('stella signals follow with containerd', ctrUnavailableReason());
+
+describe.runIf(canCtr)('stella signals follow --image with a containerd container', () => {
+  const ns = `stella-follow-${process.pid}`;
+  let image: BuiltImage;
+  let c: CtrContainer | undefined;
+  beforeAll(() => {
+    image = buildImage({ ref: `docker.io/stellaops/follow-e2e:${process.pid}` });
+    importImage(image, ns);
+  }, 180_000);
+  afterAll(() => {
+    c?.stop();
+    if (image) spawnSync('ctr', ['-n', ns, 'image', 'rm', image.ref], { stdio: 'ignore' });
+    spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' });
+  });
+
+  it("keeps the container's records by image digest and leaves out the host's opens of the same path", async () => {
+    const marker = `/tmp/follow-image-${process.pid}`;
+    const follow = spawn(
+      process.execPath,
+      [
+        bin,
+        'signals',
+        'follow',
+        '--type',
+        'file_open',
+        '--image',
+        image.configDigest.slice(0, 'sha256:'.length + 16),
+        '--path',
+        marker,
+        '--format',
+        'ndjson',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const io = capture(follow);
+    try {
+      await until(() => io.err().includes('following live records'), 'follow to attach its probes');
+      c = runCtr({ namespace: ns, image });
+      // The same path opened on the host (left out: not that image) and in the container (kept).
+      for (let i = 0; !io.out().includes(`"id":"${c.id}"`); i++) {
+        if (i > 600) throw new Error('no record of the container on stdout');
+        openFiles([`${marker}-host-${i}`]);
+        c.exec(['/bin/sh', '-c', `echo x > ${marker}-in-${i}`]);
+        await sleep(200);
+      }
+      follow.kill('SIGTERM');
+      expect(await io.exit).toBe(0);
+    } finally {
+      follow.kill('SIGKILL');
+    }
+    const records = io
+      .out()
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l));
+    expect(records.length).toBeGreaterThan(0);
+    for (const r of records) {
+      expect(r.type).toBe('file_open');
+      expect(r.container).toMatchObject({ image_config_digest: image.configDigest });
+      expect(String(r.path)).toMatch(new RegExp(`^${marker}-in-\\d+$`));
+    }
+    expect(records.some((r) => r.container.id === c!.id)).toBe(true);
+    expect(io.out()).not.toContain(`${marker}-host-`);
+  }, 300_000);
 });
 
 /** The object with its keys sorted recursively (RFC 8785 order for these ASCII keys). */
