@@ -1,5 +1,6 @@
 import {
   type ContainerField,
+  type ContainerResolver,
   ContainerTracker,
   type ContainerTrackerOptions,
   containerField,
@@ -27,9 +28,9 @@ import {
 import { EventEmitter } from 'eventemitter3';
 import { CollectError } from './errors.js';
 import { type HostIdentity, hostIdentity } from './host.js';
+import { IdentityStage } from './identity.js';
 import { compilePathFilter } from './path-filter.js';
 import { AsyncQueue } from './queue.js';
-import { IdentityStage } from './identity.js';
 import { headerOf, type KernelEvent, probeNameOf, toRecord } from './records.js';
 import { verifiedStack } from './stack.js';
 
@@ -127,10 +128,29 @@ export interface CollectOptions {
   drainTimeoutMs?: number;
   /**
    * Records read from the rings but not yet through the pipeline before
-   * reading pauses (default 65536); past it, overload shows as `lost` in the
-   * kernel counters and memory stays bounded.
+   * reading pauses (default 16384); past it the rings are not read, so
+   * overload shows as `lost` in the kernel counters and memory stays bounded.
    */
   maxQueuedRecords?: number;
+  /**
+   * The same bound in bytes of event data (paths, argv; default 8 MiB):
+   * whichever of the two is reached first pauses reading.
+   */
+  maxQueuedBytes?: number;
+}
+
+/**
+ * One batch of the stream ({@link Collection.batches}): records in stream
+ * order, each with its canonical NDJSON line. A ring batch becomes one
+ * evidence batch; `collector_status` records come in batches of their own.
+ */
+export interface EvidenceBatch {
+  /** The records, in stream order. */
+  readonly records: readonly EvidenceRecord[];
+  /** Each record's canonical NDJSON line (RFC 8785, ending in "\n"), same order. */
+  readonly lines: readonly string[];
+  /** The probe each record is counted under ('' for collector_status). */
+  readonly probes: readonly string[];
 }
 
 /** Exact accounting of one probe at a point of the stream. */
@@ -189,10 +209,25 @@ export interface CollectionEvents {
   warning: [string];
 }
 
-interface Item {
+/** The events of one ring batch, as the pumps queue them. */
+interface RingBatch {
+  readonly events: readonly KernelEvent[];
+  /** Event data bytes, estimated (what {@link CollectOptions.maxQueuedBytes} counts). */
+  readonly bytes: number;
+}
+
+/**
+ * What goes through the enrichment stage: one item per distinct cgroup of a
+ * ring batch (the first pid seen in it), all pointing at the batch, so a
+ * container is resolved once per batch, not once per record.
+ */
+interface CgroupOfBatch {
   readonly cgroupId: bigint;
   readonly pid: number;
-  readonly k: KernelEvent;
+  /** The resolver answers this cgroup per process (a hybrid host's v2 root): one item per (cgroup, pid). */
+  readonly perProcess: boolean;
+  readonly batch: RingBatch;
+  readonly enrichment?: Resolution;
 }
 
 interface ProbeRuntime {
@@ -225,15 +260,18 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   /** Runtime set-up marks and file digests (exec identity), set when the pipeline starts. */
   #identity: IdentityStage | undefined;
   #correlator = new TlsCorrelator();
-  #input = new AsyncQueue<Item[]>();
+  #input = new AsyncQueue<CgroupOfBatch[]>();
   #seq: bigint;
   #wallOffset: bigint;
-  #userFiltered = new Map<string, bigint>();
-  #unencodable = new Map<string, bigint>();
+  // Plain numbers (exact to 2^53) on the hot path; bigints only in accounts.
+  #userFiltered = new Map<string, number>();
+  #unencodable = new Map<string, number>();
   #lines = new WeakMap<EvidenceRecord, string>();
   /** The probe each yielded record counts under (for {@link Collection.discard}). */
   #probeOf = new WeakMap<EvidenceRecord, string>();
-  #emitted = new Map<string, bigint>();
+  /** Batches given back by {@link Collection.discardBatch} (each counts once). */
+  #discarded = new WeakSet<EvidenceBatch>();
+  #emitted = new Map<string, number>();
   #lastLost = new Map<string, bigint>();
   #pumps: Promise<void>[] = [];
   #closing: Promise<void> | undefined;
@@ -247,9 +285,13 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #pipelineOver = false;
   #trackerTimer: NodeJS.Timeout | undefined;
   #state: CollectionState = 'starting';
-  #records = 0n;
-  /** Records read from the rings and not yet taken by the pipeline. */
+  #records = 0;
+  /** Records read from the rings and not yet through the pipeline (queued, enriching or being built). */
   #queued = 0;
+  /** Their event bytes. */
+  #queuedBytes = 0;
+  /** Pumps waiting for the backlog to shrink. */
+  #spaceWaiters: Array<() => void> = [];
   /** Last counters read from each runtime: what the final status uses once they are closed. */
   #lastCounters = new Map<ProbeRuntime, ReturnType<ProbeRuntime['counters']>>();
   /**
@@ -283,7 +325,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
 
   /** Records written to the stream so far (all types). */
   get records(): bigint {
-    return this.#records;
+    return BigInt(this.#records);
   }
 
   /** Probe runtimes and attachment, for status displays. */
@@ -389,30 +431,74 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #userFilter: (k: KernelEvent) => boolean = () => true;
 
   async #pump<E>(source: AsyncIterable<E[]>, wrap: (e: E) => KernelEvent): Promise<void> {
-    const highWater = this.#options.maxQueuedRecords ?? 65_536;
-    for await (const batch of source) {
-      const items: Item[] = new Array(batch.length);
-      for (let i = 0; i < batch.length; i++) {
-        const k = wrap(batch[i] as E);
+    const maxRecords = this.#options.maxQueuedRecords ?? 16_384;
+    const maxBytes = this.#options.maxQueuedBytes ?? 8 * 1024 * 1024;
+    for await (const raw of source) {
+      if (raw.length === 0) continue;
+      const events: KernelEvent[] = new Array(raw.length);
+      const groups: CgroupOfBatch[] = [];
+      const batch: RingBatch = { events, bytes: 0 };
+      let bytes = 0;
+      let lastCg: bigint | undefined;
+      let lastPid = -1;
+      let per = false;
+      for (let i = 0; i < raw.length; i++) {
+        const k = wrap(raw[i] as E);
+        events[i] = k;
         const h = headerOf(k);
-        items[i] = { cgroupId: h.cgroupId, pid: h.pid, k };
+        bytes += eventBytes(k);
+        // Ring batches are mostly one cgroup after another: a linear scan of
+        // the few distinct ones beats a Map per batch.
+        if (h.cgroupId !== lastCg) {
+          lastCg = h.cgroupId;
+          lastPid = -1;
+          per = this.#perProcess(h.cgroupId);
+          if (!per && !groups.some((g) => g.cgroupId === h.cgroupId))
+            groups.push({ cgroupId: h.cgroupId, pid: h.pid, perProcess: false, batch });
+        }
+        if (per && h.pid !== lastPid) {
+          lastPid = h.pid;
+          if (!groups.some((g) => g.cgroupId === h.cgroupId && g.pid === h.pid))
+            groups.push({ cgroupId: h.cgroupId, pid: h.pid, perProcess: true, batch });
+        }
       }
-      this.#queued += items.length;
-      this.#input.push(items);
-      // Backpressure: past the high-water mark stop reading the ring, so an
+      (batch as { bytes: number }).bytes = bytes;
+      this.#queued += events.length;
+      this.#queuedBytes += bytes;
+      this.#input.push(groups);
+      // Backpressure: past either bound stop reading the ring, so an
       // overload fills the kernel ring, where every dropped record is counted
-      // as lost, instead of growing this process without bound.
-      while (this.#queued > highWater && !this.#stopped) await new Promise((r) => setTimeout(r, 2));
+      // as lost, instead of growing this process.
+      while ((this.#queued > maxRecords || this.#queuedBytes > maxBytes) && !this.#stopped) {
+        await new Promise<void>((r) => this.#spaceWaiters.push(r));
+      }
       if (this.#stopped) break;
     }
   }
 
-  /** The input queue as the pipeline consumes it, keeping the backlog count. */
-  async *#consume(): AsyncGenerator<Item[]> {
-    for await (const items of this.#input) {
-      this.#queued -= items.length;
-      yield items;
+  /** Whether container attribution answers this cgroup per process (see {@link CgroupOfBatch}). */
+  #perProcess(cgroupId: bigint): boolean {
+    try {
+      // Through the stage's resolver interface (perProcess is optional there).
+      const resolver: ContainerResolver | undefined = this.#tracker;
+      return resolver?.perProcess?.(cgroupId) ?? false;
+    } catch {
+      return false;
     }
+  }
+
+  /** A ring batch is through the pipeline: its room is free again. */
+  #release(batch: RingBatch): void {
+    this.#queued -= batch.events.length;
+    this.#queuedBytes -= batch.bytes;
+    this.#wakePumps();
+  }
+
+  #wakePumps(): void {
+    const waiters = this.#spaceWaiters;
+    if (waiters.length === 0) return;
+    this.#spaceWaiters = [];
+    for (const w of waiters) w();
   }
 
   #nextSeq(): bigint {
@@ -421,8 +507,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     return s;
   }
 
-  #count(map: Map<string, bigint>, key: string): void {
-    map.set(key, (map.get(key) ?? 0n) + 1n);
+  #count(map: Map<string, number>, key: string): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
   }
 
   #targetMatch(r: Resolution | undefined): boolean {
@@ -448,30 +534,33 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     return f;
   }
 
-  /** Turn one enriched item into its record, or count why there is none. */
-  #record(item: Item & { enrichment?: Resolution }): EvidenceRecord | undefined {
-    const probe = probeNameOf(item.k);
-    const tls = item.k.source === 'net' ? this.#correlator.observe(item.k.event) : undefined;
-    if (!this.#userFilter(item.k) || !this.#targetMatch(item.enrichment)) {
+  /**
+   * Turn one kernel event into its record and line (pushed onto `out`), or
+   * count why there is none.
+   */
+  #record(k: KernelEvent, enrichment: Resolution | undefined, out: BatchBuilder): void {
+    const probe = probeNameOf(k);
+    const tls = k.source === 'net' ? this.#correlator.observe(k.event) : undefined;
+    if (!this.#userFilter(k) || !this.#targetMatch(enrichment)) {
       this.#count(this.#userFiltered, probe);
-      return undefined;
+      return;
     }
-    const h = headerOf(item.k);
+    const h = headerOf(k);
     const rec = toRecord(
-      item.k,
+      k,
       {
         seq: this.#seq,
         wallNs: h.monoNs + this.#wallOffset,
         hostId: this.host.hostId,
-        container: item.enrichment ? this.#container(item.enrichment) : undefined,
-        stack: this.#stack(h.pid, item.k),
-        identity: this.#identity?.identityOf(item.k),
+        container: enrichment ? this.#container(enrichment) : undefined,
+        stack: this.#stack(h.pid, k),
+        identity: this.#identity?.identityOf(k),
       },
       tls,
     );
     if (!rec) {
       this.#count(this.#userFiltered, probe);
-      return undefined;
+      return;
     }
     // Encode here, once: a record the schema refuses (a kernel value the
     // format has no room for) is counted as lost with a warning, and never
@@ -485,13 +574,13 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         'warning',
         `a ${rec.type} record was not schema-valid and is counted as lost: ${(e as Error).message}`,
       );
-      return undefined;
+      return;
     }
-    this.#lines.set(rec, line);
-    this.#probeOf.set(rec, probe);
     this.#nextSeq();
     this.#count(this.#emitted, probe);
-    return rec;
+    out.records.push(rec);
+    out.lines.push(line);
+    out.probes.push(probe);
   }
 
   /**
@@ -514,9 +603,11 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     const add = (rt: ProbeRuntime | undefined) => {
       if (!rt) return;
       const handled = (name: string) =>
-        (this.#emitted.get(name) ?? 0n) +
-        (this.#userFiltered.get(name) ?? 0n) +
-        (this.#unencodable.get(name) ?? 0n);
+        BigInt(
+          (this.#emitted.get(name) ?? 0) +
+            (this.#userFiltered.get(name) ?? 0) +
+            (this.#unencodable.get(name) ?? 0),
+        );
       const read = (): ReadonlyMap<string, KernelCounts> => {
         if (rt.finalCounters) return rt.finalCounters;
         try {
@@ -536,9 +627,9 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       for (let i = 0; i < 100 && !rt.finalCounters && behind(); i++) counters = read();
       for (const st of rt.status) {
         const k = counters.get(st.name) ?? NO_COUNTS;
-        const userFiltered = this.#userFiltered.get(st.name) ?? 0n;
-        const unencodable = this.#unencodable.get(st.name) ?? 0n;
-        const emitted = this.#emitted.get(st.name) ?? 0n;
+        const userFiltered = BigInt(this.#userFiltered.get(st.name) ?? 0);
+        const unencodable = BigInt(this.#unencodable.get(st.name) ?? 0);
+        const emitted = BigInt(this.#emitted.get(st.name) ?? 0);
         const pipeline = k.emitted - (emitted + userFiltered + unencodable);
         const filtered = k.filtered + userFiltered;
         const lost = k.lost + unencodable + (final && pipeline > 0n ? pipeline : 0n);
@@ -610,12 +701,44 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       })),
       ...(final ? { final: true } : {}),
     };
-    this.#lines.set(rec, encodeRecord(rec));
     this.emit('status', rec);
     return rec;
   }
 
+  /** A collector_status record as a batch of its own (counted in {@link records}). */
+  #statusBatch(final: boolean): EvidenceBatch {
+    const rec = this.#statusRecord(final);
+    this.#records++;
+    return { records: [rec], lines: [encodeRecord(rec)], probes: [''] };
+  }
+
+  /**
+   * The records one by one (the object API). Built on {@link batches}: each
+   * record's line is kept for {@link lineOf}.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<EvidenceRecord> {
+    for await (const b of this.#stream()) {
+      for (let i = 0; i < b.records.length; i++) {
+        const rec = b.records[i]!;
+        this.#lines.set(rec, b.lines[i]!);
+        if (b.probes[i]) this.#probeOf.set(rec, b.probes[i]!);
+        yield rec;
+      }
+    }
+  }
+
+  /**
+   * The stream as batches, for consumers that write bytes (what the
+   * {@link Collector} uses): one batch per ring batch, records already
+   * encoded, no promise per record. Same contract as iterating the
+   * collection (and exclusive with it): the last batch holds the final
+   * collector_status, and leaving the loop stops the collection.
+   */
+  batches(): AsyncIterable<EvidenceBatch> {
+    return { [Symbol.asyncIterator]: () => this.#stream() };
+  }
+
+  async *#stream(): AsyncGenerator<EvidenceBatch> {
     if (this.#iterating) throw new CollectError('USAGE', 'a Collection can be iterated only once');
     this.#iterating = true;
     try {
@@ -628,8 +751,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       }
       // The final status needs the final counts: after the probes are detached.
       await this.#stopProbes();
-      this.#records++;
-      yield this.#statusRecord(true);
+      yield this.#statusBatch(true);
       if (failure) throw failure.error;
     } finally {
       // The tracker outlives the pipeline: it closes only once no record can
@@ -641,8 +763,11 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     }
   }
 
-  /** Enrich, filter and encode what the pumps read, with the in-band status records. */
-  async *#pipeline(): AsyncGenerator<EvidenceRecord> {
+  /**
+   * Enrich, filter and encode what the pumps read, a ring batch at a time,
+   * with the in-band status records.
+   */
+  async *#pipeline(): AsyncGenerator<EvidenceBatch> {
     const stage = this.#tracker
       ? new EnrichmentStage(
           this.#tracker,
@@ -654,11 +779,9 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     const digests =
       d === false ? undefined : new FileDigests(d?.maxFileBytes ? { maxFileBytes: d.maxFileBytes } : {});
     this.#identity = new IdentityStage(digests, d ? { waitMs: d.waitMs ?? 1000 } : {});
-    const identified = this.#identity.run(this.#consume(), (items) => items.map((i) => i.k));
-    const batches: AsyncIterable<ReadonlyArray<Item & { enrichment?: Resolution }>> = stage
-      ? stage.run(identified)
-      : identified;
-    const iterator = batches[Symbol.asyncIterator]();
+    const identified = this.#identity.run(this.#input, (groups) => groups[0]!.batch.events);
+    const input: AsyncIterable<readonly CgroupOfBatch[]> = stage ? stage.run(identified) : identified;
+    const iterator = input[Symbol.asyncIterator]();
     const interval = this.#options.statusIntervalMs ?? 60_000;
     let nextStatus = Date.now() + interval;
     let lastBreath = Date.now();
@@ -674,7 +797,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         let timer: NodeJS.Timeout | undefined;
         // Under a steady load the next batch is always ready before a 0 ms
         // timer: a status that is due goes first without racing.
-        const tick =
+        const winner =
           wait <= 0
             ? ('tick' as const)
             : await Promise.race([
@@ -684,32 +807,60 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
                 }),
               ]);
         clearTimeout(timer);
-        const winner = tick;
         if (winner === 'tick') {
           if (abandoned()) break;
           if (Date.now() < nextStatus) continue;
           nextStatus = Date.now() + interval;
-          this.#records++;
-          yield this.#statusRecord(false);
+          yield this.#statusBatch(false);
           continue;
         }
         if (winner.done) break;
         pending = iterator.next();
-        const items = winner.value;
-        for (let i = 0; i < items.length; i++) {
-          const rec = this.#recordOrCount(items[i]!);
-          if (rec) {
-            this.#records++;
-            yield rec;
-          }
-          // A ring batch can hold many thousands of records: breathe inside it too.
-          if ((i & 255) === 255) {
-            if (abandoned()) break outer;
-            if (Date.now() - lastBreath > 50) {
-              await new Promise((r) => setImmediate(r));
-              lastBreath = Date.now();
+        const groups = winner.value;
+        const batch = groups[0]!.batch;
+        const events = batch.events;
+        // One resolution per distinct cgroup of the batch (per process where
+        // the resolver answers per process).
+        const only = groups.length === 1 && !groups[0]!.perProcess ? groups[0]!.enrichment : undefined;
+        const lookup =
+          only === undefined && (groups.length > 1 || groups[0]!.perProcess)
+            ? resolutions(groups)
+            : undefined;
+        let out = newBatch();
+        try {
+          for (let i = 0; i < events.length; i++) {
+            const k = events[i]!;
+            const enrichment = lookup ? lookup(headerOf(k)) : only;
+            this.#recordOrCount(k, enrichment, out);
+            // A ring batch can hold many thousands of records: breathe inside
+            // it too (timers, signals and the status socket must run).
+            if ((i & 255) === 255) {
+              if (abandoned()) {
+                // What is built is counted emitted: it goes out; the rest
+                // of the ring batch is left (counted lost in the final status).
+                if (out.records.length > 0) {
+                  this.#records += out.records.length;
+                  yield out;
+                }
+                break outer;
+              }
+              if (Date.now() - lastBreath > 50) {
+                if (out.records.length > 0) {
+                  this.#records += out.records.length;
+                  yield out;
+                  out = newBatch();
+                }
+                await new Promise((r) => setImmediate(r));
+                lastBreath = Date.now();
+              }
             }
           }
+        } finally {
+          this.#release(batch);
+        }
+        if (out.records.length > 0) {
+          this.#records += out.records.length;
+          yield out;
         }
         // A backlog resolves through promise jobs only; let timers, signals
         // and the status socket run between batches (a stop must stay
@@ -728,13 +879,12 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   }
 
   /** {@link #record}, with a record that cannot be made counted as lost instead of ending the run. */
-  #recordOrCount(item: Item & { enrichment?: Resolution }): EvidenceRecord | undefined {
+  #recordOrCount(k: KernelEvent, enrichment: Resolution | undefined, out: BatchBuilder): void {
     try {
-      return this.#record(item);
+      this.#record(k, enrichment, out);
     } catch (e) {
-      this.#count(this.#unencodable, probeNameOf(item.k));
+      this.#count(this.#unencodable, probeNameOf(k));
       this.emit('warning', `a record could not be built and is counted as lost: ${(e as Error).message}`);
-      return undefined;
     }
   }
 
@@ -747,9 +897,26 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     const probe = this.#probeOf.get(record);
     if (probe === undefined) return;
     this.#probeOf.delete(record);
-    const n = this.#emitted.get(probe) ?? 0n;
-    if (n > 0n) {
-      this.#emitted.set(probe, n - 1n);
+    this.#uncount(probe);
+  }
+
+  /**
+   * {@link discard} for a batch from {@link batches}: its records from
+   * index `from` on were not stored, and count as lost. Once per batch.
+   */
+  discardBatch(batch: EvidenceBatch, from = 0): void {
+    if (this.#discarded.has(batch)) return;
+    this.#discarded.add(batch);
+    for (let i = Math.max(0, from); i < batch.probes.length; i++) {
+      if (batch.probes[i]) this.#uncount(batch.probes[i]!);
+    }
+  }
+
+  /** One record of `probe` moves from emitted to lost. */
+  #uncount(probe: string): void {
+    const n = this.#emitted.get(probe) ?? 0;
+    if (n > 0) {
+      this.#emitted.set(probe, n - 1);
       this.#count(this.#unencodable, probe);
     }
   }
@@ -797,6 +964,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #stopProbes(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#stopped = true;
+      this.#wakePumps();
       this.#accounts(); // the last running counters, for runtimes without final ones
       await this.#teardownProbes();
       await Promise.allSettled(this.#pumps);
@@ -853,6 +1021,49 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The resolution of each event's cgroup (or cgroup and pid) from a batch's enriched groups. */
+function resolutions(
+  groups: readonly CgroupOfBatch[],
+): (h: { cgroupId: bigint; pid: number }) => Resolution | undefined {
+  const byCgroup = new Map<bigint, Resolution | undefined>();
+  const byProcess = new Map<string, Resolution | undefined>();
+  for (const g of groups) {
+    if (g.perProcess) byProcess.set(`${g.cgroupId}/${g.pid}`, g.enrichment);
+    else byCgroup.set(g.cgroupId, g.enrichment);
+  }
+  if (byProcess.size === 0) return (h) => byCgroup.get(h.cgroupId);
+  return (h) =>
+    byCgroup.has(h.cgroupId) ? byCgroup.get(h.cgroupId) : byProcess.get(`${h.cgroupId}/${h.pid}`);
+}
+
+/** An evidence batch being built. */
+interface BatchBuilder {
+  records: EvidenceRecord[];
+  lines: string[];
+  probes: string[];
+}
+
+function newBatch(): BatchBuilder {
+  return { records: [], lines: [], probes: [] };
+}
+
+/**
+ * Event data bytes of a decoded event, for {@link CollectOptions.maxQueuedBytes}:
+ * the variable parts (path, argv) and a fixed share for the rest.
+ */
+function eventBytes(k: KernelEvent): number {
+  if (k.source === 'fileexec') {
+    const e = k.event;
+    if (e.kind === 'file_open') return 128 + e.path.length;
+    if (e.kind === 'exec') {
+      let n = 192 + e.filename.length;
+      for (const a of e.argv) n += 16 + a.length;
+      return n;
+    }
+  }
+  return 256;
 }
 
 /**

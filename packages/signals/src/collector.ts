@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  type AppendInfo,
   type EvidenceWriter,
   type FsyncPolicy,
   openChunkWriter,
@@ -8,13 +9,14 @@ import {
   type Witness,
   type WriterStatus,
 } from '@stellaops/evidence-chain';
-import { canonicalize, encodeRecord } from '@stellaops/ndjson';
+import { canonicalize, type EvidenceRecord } from '@stellaops/ndjson';
 import { EventEmitter } from 'eventemitter3';
 import {
   type Collection,
   type CollectionState,
   type CollectOptions,
   collect,
+  type EvidenceBatch,
   type ProbeAccount,
 } from './collect.js';
 import { CollectError } from './errors.js';
@@ -107,6 +109,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
   /** The disk stayed full during the stop: what is left is counted, not written. */
   #unwritable: Error | undefined;
   #recent: Array<[number, bigint]> = [];
+  /** The lines of the batch being appended, back to back (reused, grows to the largest batch). */
+  #buf = Buffer.allocUnsafe(1 << 20);
+  #ends: number[] = [];
+  #types: string[] = [];
 
   private constructor(dir: string, collection: Collection, writer: EvidenceWriter, stopBudgetMs: number) {
     super();
@@ -185,32 +191,23 @@ export class Collector extends EventEmitter<CollectorEvents> {
   async #run(): Promise<void> {
     let failure: { error: Error } | undefined;
     try {
-      for await (const rec of this.#collection) {
-        if (rec.type === 'collector_status') {
-          // The end-of-stream statement carries the latest totals even when
-          // the disk is too full for the line itself.
-          this.#writer.updateStatus({ probes: rec.probes, wallNs: BigInt(rec.wall_ns) });
+      for await (const batch of this.#collection.batches()) {
+        const recs = batch.records;
+        for (let i = 0; i < recs.length; i++) {
+          const rec = recs[i]!;
+          if (rec.type === 'collector_status') {
+            // The end-of-stream statement carries the latest totals even when
+            // the disk is too full for the line itself.
+            this.#writer.updateStatus({ probes: rec.probes, wallNs: BigInt(rec.wall_ns) });
+          }
         }
         if (this.#unwritable) {
-          this.#collection.discard(rec);
+          this.#collection.discardBatch(batch);
           continue;
         }
-        const line = this.#collection.lineOf(rec) ?? encodeRecord(rec);
-        try {
-          await this.#append(line, {
-            type: rec.type,
-            wallNs: BigInt(rec.wall_ns),
-            monoNs: BigInt(rec.mono_ns),
-            seq: BigInt(rec.seq),
-          });
-        } catch (e) {
-          if ((e as { code?: string }).code !== 'DISK_FULL' || !this.#stopping) throw e;
-          // Stopping with the disk still full: write nothing more, count the
-          // rest as lost (so the final status adds up), and seal what is on
-          // disk within the budget with the reserve kept for it.
-          this.#unwritable = e as Error;
-          this.#collection.discard(rec);
-        }
+        // Synchronous unless the disk is full (then it waits and retries).
+        const waiting = this.#appendBatch(batch);
+        if (waiting) await waiting;
       }
     } catch (e) {
       failure = { error: e as Error };
@@ -254,27 +251,40 @@ export class Collector extends EventEmitter<CollectorEvents> {
   }
 
   /**
-   * Append one line; while the disk is full (the writer paused on ENOSPC,
-   * nothing partial written), retry every second instead of giving up, and
-   * say so once. The record loop waits meanwhile, and the backlog stays
-   * bounded upstream (the pipeline stops reading the rings, the kernel
-   * counts what it cannot hold as lost). A stop ends the wait: a stop on a
-   * still-full disk gives up at once.
+   * Append a batch with one write and one hash update (per chunk it lands
+   * in). While the disk is full (the writer paused on ENOSPC, nothing
+   * partial written) retry every second from the first line not written,
+   * and say so once; the returned promise settles when the batch is on disk.
+   * Meanwhile the record loop waits and the backlog stays bounded upstream
+   * (the pipeline stops reading the rings, the kernel counts what it cannot
+   * hold as lost). A stop ends the wait: a stop on a still-full disk gives
+   * up at once, counts the rest of the batch as lost and remembers why.
    */
-  async #append(
-    line: string,
-    info: { type: string; wallNs: bigint; monoNs: bigint; seq: bigint },
-  ): Promise<void> {
-    for (let warned = false; ; ) {
+  #appendBatch(batch: EvidenceBatch): Promise<void> | undefined {
+    let from = 0;
+    const attempt = (): boolean => {
       try {
-        this.#writer.append(line, info);
-        if (warned) this.emit('warning', 'disk space is back: writing resumed');
-        return;
+        this.#writeLines(batch, from);
+        return true;
       } catch (e) {
-        if ((e as { code?: string }).code !== 'DISK_FULL' || this.#stopping) throw e;
+        if ((e as { code?: string }).code !== 'DISK_FULL') throw e;
+        from += (e as { written?: number }).written ?? 0;
+        if (this.#stopping) {
+          // Stopping with the disk still full: write nothing more, count the
+          // rest as lost (so the final status adds up), and seal what is on
+          // disk within the budget with the reserve kept for it.
+          this.#unwritable = e as Error;
+          this.#collection.discardBatch(batch, from);
+          return true;
+        }
         this.#lastError = (e as Error).message;
-        if (!warned) this.emit('warning', `${(e as Error).message}; retrying every second`);
-        warned = true;
+        return false;
+      }
+    };
+    if (attempt()) return undefined;
+    return (async () => {
+      this.emit('warning', `${this.#lastError}; retrying every second`);
+      for (;;) {
         await new Promise<void>((r) => {
           const t = setTimeout(r, 1000);
           this.#wakeAppend = () => {
@@ -283,8 +293,51 @@ export class Collector extends EventEmitter<CollectorEvents> {
           };
         });
         this.#wakeAppend = undefined;
+        if (attempt()) {
+          if (!this.#unwritable) this.emit('warning', 'disk space is back: writing resumed');
+          return;
+        }
       }
+    })();
+  }
+
+  /** Lines `from`.. of a batch into the reused buffer, and into the writer in one call. */
+  #writeLines(batch: EvidenceBatch, from: number): void {
+    const { lines, records } = batch;
+    const count = lines.length - from;
+    if (count <= 0) return;
+    let need = 0;
+    for (let i = from; i < lines.length; i++) need += lines[i]!.length;
+    // Lines are mostly ASCII (one byte per UTF-16 unit); the buffer follows
+    // the batch size both ways, so one huge batch does not stay resident.
+    const want = need + (need >> 3) + 4096;
+    if (this.#buf.length < want || (this.#buf.length > 4 * want && this.#buf.length > 1 << 20)) {
+      this.#buf = Buffer.allocUnsafe(Math.max(want, 64 * 1024));
     }
+    let buf = this.#buf;
+    const ends = this.#ends;
+    const types = this.#types;
+    ends.length = count;
+    types.length = count;
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const line = lines[from + i]!;
+      if (at + line.length * 3 > buf.length && at + Buffer.byteLength(line) > buf.length) {
+        const bigger = Buffer.allocUnsafe(2 * buf.length + 3 * line.length);
+        buf.copy(bigger, 0, 0, at);
+        this.#buf = buf = bigger;
+      }
+      at += buf.write(line, at);
+      ends[i] = at;
+      types[i] = records[from + i]!.type;
+    }
+    this.#writer.appendBatch({
+      data: buf.subarray(0, at),
+      count,
+      ends,
+      types,
+      info: (i) => appendInfo(records[from + i]!),
+    });
   }
 
   /** What opening the directory recovered from a previous run that did not stop cleanly. */
@@ -350,6 +403,11 @@ export class Collector extends EventEmitter<CollectorEvents> {
     await this.#collection.close(options.fast ? { fast: true } : { deadline });
     await this.done;
   }
+}
+
+/** What the writer records of a record (read at chunk edges only). */
+function appendInfo(rec: EvidenceRecord): AppendInfo {
+  return { type: rec.type, wallNs: BigInt(rec.wall_ns), monoNs: BigInt(rec.mono_ns), seq: BigInt(rec.seq) };
 }
 
 /**

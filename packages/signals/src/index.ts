@@ -19,6 +19,7 @@ export type {
   CollectionState,
   CollectOptions,
   CollectProbe,
+  EvidenceBatch,
   ProbeAccount,
   UserStackOptions,
 } from './collect.js';

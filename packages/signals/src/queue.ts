@@ -1,6 +1,7 @@
 /**
- * An unbounded async FIFO with one consumer: producers push, the consumer
- * awaits. end() lets the consumer drain what is queued, then finish; fail()
+ * An async FIFO with one consumer: producers push, the consumer awaits. It
+ * holds only what is pushed and not yet taken (producers bound that; see
+ * `Collection`'s pumps). end() lets the consumer drain what is queued, then finish; fail()
  * makes the consumer throw after draining.
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
@@ -39,8 +40,11 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     while (true) {
       if (this.#head < this.#items.length) {
-        const item = this.#items[this.#head++] as T;
-        if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+        const item = this.#items[this.#head] as T;
+        // Let go of a taken item at once: a consumed slot must not keep a
+        // whole ring batch alive until the next compaction.
+        (this.#items as Array<T | undefined>)[this.#head++] = undefined;
+        if (this.#head >= 64 && this.#head * 2 > this.#items.length) {
           this.#items = this.#items.slice(this.#head);
           this.#head = 0;
         }
