@@ -24,6 +24,11 @@ export interface CriContainerd {
   readonly socket: string;
   /** `ctr --address <socket> -n k8s.io …` */
   ctr(args: readonly string[]): string;
+  /**
+   * Stop containerd (SIGTERM, as a service restart does), leave it down
+   * `downMs`, and start it again on the same socket and state.
+   */
+  restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -57,32 +62,43 @@ export async function startCriContainerd(images: readonly BuiltImage[]): Promise
     ].join('\n'),
   );
   const log = openSync(join(dir, 'containerd.log'), 'a');
-  const child: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], {
-    stdio: ['ignore', log, log],
-  });
+  const launch = (): ChildProcess =>
+    spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: ['ignore', log, log] });
+  let child = launch();
   const ctr = (args: readonly string[]) =>
     execFileSync('ctr', ['--address', socket, '-n', 'k8s.io', ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-  const end = Date.now() + 30_000;
-  while (
-    !(
-      existsSync(socket) &&
-      spawnSync('ctr', ['--address', socket, 'version'], { stdio: 'ignore' }).status === 0
-    )
-  ) {
-    if (child.exitCode !== null || Date.now() > end) {
-      throw new Error(
-        `private containerd did not start: ${readFileSync(join(dir, 'containerd.log'), 'utf8').slice(-2000)}`,
-      );
+  const answering = async () => {
+    const end = Date.now() + 30_000;
+    while (
+      !(
+        existsSync(socket) &&
+        spawnSync('ctr', ['--address', socket, 'version'], { stdio: 'ignore' }).status === 0
+      )
+    ) {
+      if (child.exitCode !== null || Date.now() > end) {
+        throw new Error(
+          `private containerd did not start: ${readFileSync(join(dir, 'containerd.log'), 'utf8').slice(-2000)}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  };
+  await answering();
   for (const img of images) ctr(['image', 'import', img.tar]);
   return {
     socket,
     ctr,
+    async restart(downMs = 0) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      await new Promise((r) => setTimeout(r, downMs));
+      child = launch();
+      await answering();
+    },
     async stop() {
       for (const id of ctr(['task', 'ls', '-q']).split('\n').filter(Boolean)) {
         spawnSync('ctr', ['--address', socket, '-n', 'k8s.io', 'task', 'kill', '-s', 'SIGKILL', id], {

@@ -161,7 +161,8 @@ export class ContainerdClient implements RuntimeClient {
   /**
    * One unary call. An UNAVAILABLE answer (containerd restarted: the channel
    * holds a failed connection and backs off) rebuilds the channel and tries
-   * once more at once, so new containers are not unknown for the backoff.
+   * once more at once, waiting (within the call's deadline) for the new
+   * connection, so new containers are not unknown for the backoff.
    */
   async #call<Req, Res>(
     pick: (svc: Services) => [grpc.Client, Unary<Req, Res>],
@@ -172,7 +173,9 @@ export class ContainerdClient implements RuntimeClient {
     try {
       return await this.#callOnce(...pick(svc), req, ns);
     } catch (err) {
-      if (!(err instanceof EnrichError) || err.code !== 'RUNTIME_UNAVAILABLE') throw err;
+      const code =
+        err instanceof EnrichError ? (err.cause as grpc.ServiceError | undefined)?.code : undefined;
+      if (code !== grpc.status.UNAVAILABLE) throw err;
       if (this.#svc === svc && Date.now() - this.#resetAt > 200) {
         this.#resetAt = Date.now();
         this.#svc = this.#connect();
@@ -181,7 +184,7 @@ export class ContainerdClient implements RuntimeClient {
           for (const c of Object.values(svc)) (c as grpc.Client).close();
         }, 2 * this.timeoutMs).unref();
       }
-      return this.#callOnce(...pick(this.#svc), req, ns);
+      return this.#callOnce(...pick(this.#svc), req, ns, true);
     }
   }
 
@@ -190,9 +193,11 @@ export class ContainerdClient implements RuntimeClient {
     fn: Unary<Req, Res>,
     req: Req,
     ns: string,
+    waitForReady = false,
   ): Promise<Res | undefined> {
     return new Promise((resolve, reject) => {
-      fn.call(client, req, this.#md(ns), { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+      const opts = { deadline: Date.now() + this.timeoutMs, waitForReady };
+      fn.call(client, req, this.#md(ns), opts, (err, res) => {
         if (err) {
           if (err.code === grpc.status.NOT_FOUND) return resolve(undefined);
           return reject(this.#error(err));
