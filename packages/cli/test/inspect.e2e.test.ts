@@ -299,6 +299,17 @@ describe('stella signals inspect and containers without a manifest digest', () =
 });
 
 describe('stella signals inspect never lists the runtime set-up as the image', () => {
+  it("sets aside runc's copy of itself in dockerd's exec root, wherever --exec-root put it", async () => {
+    const copy = `/srv/dockerd/exec/runtime-runc/moby/${DOCKER_ID}/runc.qnVNrK`;
+    const { dir, key } = await chain(() => [open(copy, docker, 'exe')]);
+    const s = JSON.parse(stella(['inspect', CTR.config, '--target', dir, '--key', key, '--json']).stdout);
+    expect(s.files.map((f: { path: string }) => f.path)).toEqual([
+      '/srv/app/config.yaml',
+      '/srv/app/docker-only',
+    ]);
+    expect(s.runtimeSetup.files.map((f: { path: string }) => f.path)).toEqual([copy]);
+  });
+
   it('sets aside records the collector marked runtime_setup, whatever their comm', async () => {
     const { dir, key } = await chain(() => [
       {

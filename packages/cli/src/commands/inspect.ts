@@ -311,8 +311,9 @@ const RUNTIME_INIT_COMM = /^(?:runc|crun)(?::\[\d:[A-Z]+\])?$/;
 /**
  * A record of the runtime setting the container up rather than of the image:
  * marked so by the collector (`runtime_setup`), from a runtime's init
- * process, or opening a path under /run or /var with the container id as a
- * directory (the runtime's bundle and state directories on the host).
+ * process, or opening a path with the container id as a directory (the
+ * runtime's bundle and state directories on the host; a short id only
+ * under /run or /var).
  */
 function isRuntimeSetup(rec: EvidenceRecord, containerId: string | undefined): boolean {
   if (rec.type === 'collector_status') return false;
@@ -323,9 +324,12 @@ function isRuntimeSetup(rec: EvidenceRecord, containerId: string | undefined): b
     if (arg1 === 'init' && /(?:^|\/)(?:runc|crun)$/.test(arg0 ?? '')) return true;
   }
   if (rec.type === 'file_open' && containerId) {
-    // Runtimes keep bundles and state in /run and /var, in a directory named by the container id.
+    // Runtimes keep bundles and state in a directory named by the container
+    // id (under /run and /var by default; dockerd's --exec-root moves it).
+    // A 64-hex id names no directory of the image; a short name (ctr) might.
     const path = show(rec.path);
-    return /^\/(?:run|var)\//.test(path) && path.split('/').includes(containerId);
+    if (!path.split('/').includes(containerId)) return false;
+    return /^[0-9a-f]{64}$/.test(containerId) || /^\/(?:run|var)\//.test(path);
   }
   return false;
 }
