@@ -23,12 +23,16 @@ const MAPPINGS = 256;
  */
 const MANY_MAPS_C = String.raw`
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
   int n = atoi(argv[1]), maps = atoi(argv[2]);
+  /* If the test process dies, so does the herd: the root with it, each child with the root. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   int fd = open(argv[3], O_RDONLY);
   if (fd < 0) { perror("open"); return 1; }
   for (int i = 0; i < maps; i++) {
@@ -38,7 +42,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < n; i++) {
     pid_t p = fork();
     if (p < 0) { perror("fork"); return 1; }
-    if (p == 0) break;
+    if (p == 0) { prctl(PR_SET_PDEATHSIG, SIGKILL); break; }
   }
   if (getpgrp() == getpid()) { printf("ready\n"); fflush(stdout); }
   for (;;) pause();
