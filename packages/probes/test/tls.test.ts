@@ -59,6 +59,26 @@ async def main():
 asyncio.run(main())
 `;
 
+/** Python asyncio TLS server (memory BIOs): prints its port, answers one request, exits. */
+const PY_ASYNC_SERVER = `
+import asyncio, ssl, sys
+async def main():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+    done = asyncio.Event()
+    async def serve(r, w):
+        await r.readuntil(b'\\r\\n\\r\\n')
+        w.write(b'HTTP/1.0 200 OK\\r\\ncontent-length: 2\\r\\n\\r\\nok')
+        await w.drain()
+        w.close()
+        done.set()
+    srv = await asyncio.start_server(serve, '127.0.0.1', 0, ssl=ctx)
+    print(srv.sockets[0].getsockname()[1], flush=True)
+    await done.wait()
+    srv.close()
+asyncio.run(main())
+`;
+
 /** TLS server: prints its port, serves one HTTP/1.0 request. */
 const PY_SERVER = `
 import socket, ssl, sys
@@ -273,6 +293,26 @@ describe.runIf(canRunBpf('TLS probes with real peers') && gate('TLS probes: tool
       expect(hs).toMatchObject({ role: 'client' });
       expect(['ok', 'implicit']).toContain(hs?.result);
       expect(hs?.sni?.toString()).toBe('localhost');
+    });
+
+    it('a Python asyncio server (memory BIOs): server role from the ServerHello it sends, no SNI', async () => {
+      const srv = await start(PYTHON, ['-u', '-c', PY_ASYNC_SERVER, cert, join(dir, 'key.pem')], /^\d+\n/);
+      const port = Number(srv.out.trim());
+      const curl = await run('curl', [
+        '-sS',
+        '--cacert',
+        cert,
+        '--resolve',
+        `localhost:${port}:127.0.0.1`,
+        `https://localhost:${port}/${MARKER}`,
+      ]);
+      expect(curl.code, curl.stderr).toBe(0);
+      expect(curl.stdout).toBe('ok');
+      const [hs] = await waitFor(c, 'asyncio server handshake', isTls('tls_handshake', srv.pid));
+      expect(hs).toMatchObject({ role: 'server' });
+      expect(['ok', 'implicit']).toContain(hs?.result);
+      expect(hs?.sni).toBeUndefined();
+      stopChild(srv);
     });
 
     it('a Python ssl server accepting curl: net_accept, server-role handshake, request bytes read', async () => {
