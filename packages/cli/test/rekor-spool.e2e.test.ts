@@ -94,6 +94,17 @@ describe.runIf(canRunBpf('stella signals start/flush with a Rekor outage'))(
       isDown = true;
       let err = '';
       let c: ChildProcess | undefined;
+      // Something to record on a quiet host, so every rotation has a chunk to seal (new names: no dedup).
+      const busyDir = mkdtempSync(join(base, 'busy-'));
+      const workload = spawn(
+        'python3',
+        [
+          '-c',
+          'import sys, time\ni = 0\nwhile True:\n  open("%s/f%d" % (sys.argv[1], i % 10000), "w").close(); i += 1; time.sleep(0.05)',
+          busyDir,
+        ],
+        { stdio: 'ignore' },
+      );
       try {
         c = spawn(
           process.execPath,
@@ -167,6 +178,7 @@ describe.runIf(canRunBpf('stella signals start/flush with a Rekor outage'))(
         );
       } finally {
         c?.kill('SIGKILL');
+        workload.kill('SIGKILL');
       }
       expect(err).not.toMatch(/\n\s+at .+:\d+:\d+/);
 
