@@ -169,6 +169,8 @@ describe.runIf(canRunBpf('stella signals start/flush with a Rekor outage'))(
         await until(() => spooling().length > 1, 'the second outage line');
         c.kill('SIGTERM');
         expect(await exit).toBe(0);
+        // The last line is still 'collector stopped'; the pending count comes just before it.
+        expect(lines().at(-1)?.msg).toBe('collector stopped');
         const stopped = lines().find((l) => l.msg === 'collector stopped');
         expect(stopped?.pending_submissions).toBeGreaterThan(0);
         expect(stopped?.pending_submissions).toBe(pendingFiles(dir));

@@ -409,21 +409,20 @@ async function runCollector(
     process.off('SIGTERM', onSignal);
   }
   const end = collector.status();
+  // Log submissions left in the spool (Rekor unreachable): said before the last line.
+  const pending = pendingAtStop(end.writer);
   if (tty)
     io.err(
-      `\r\x1b[K${statusLine(end)}\nstella: stopped; ${end.writer.sealedChunks} chunks sealed in ${dir}\n`,
+      `\r\x1b[K${statusLine(end)}\n${pending ? `stella: ${pending}\n` : ''}stella: stopped; ${end.writer.sealedChunks} chunks sealed in ${dir}\n`,
     );
-  else
+  else {
+    if (pending) jsonLog(io, 'warn', pending, { pending: end.writer.pendingSubmissions });
     jsonLog(io, 'info', 'collector stopped', {
       dir,
       records: end.records,
       sealed: end.writer.sealedChunks,
       pending_submissions: end.writer.pendingSubmissions,
     });
-  const pending = pendingAtStop(end.writer);
-  if (pending) {
-    if (tty) io.err(`stella: ${pending}\n`);
-    else jsonLog(io, 'warn', pending, { pending: end.writer.pendingSubmissions });
   }
   return EXIT.OK;
 }
