@@ -1,5 +1,4 @@
 export type { CgroupMkdirEvent } from './cgroup-event.js';
-export { decodeCgroupMkdir, isCgroupMkdirRecord } from './cgroup-event.js';
 export { decodeEvent } from './decode.js';
 export type { ProbesErrorCode } from './errors.js';
 export { DecodeError, ProbeOptionError, ProbesError } from './errors.js';
