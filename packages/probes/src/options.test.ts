@@ -73,6 +73,14 @@ describe('openProbeSet options', () => {
     expect(e.message).toMatch(message);
   });
 
+  it('refuses cgroup_mkdir without the callback its events go to, saying how to pass one', () => {
+    const e = optionError({ probes: ['exec', 'cgroup_mkdir'] });
+    expect(e.option).toBe('probes');
+    expect(e.message).toMatch(/onCgroupMkdir is not given/);
+    expect(e.hint).toMatch(/learnCgroup/);
+    expect(optionError({ probes: ['cgroup_mkdir'], onCgroupMkdir: 'x' }).option).toBe('onCgroupMkdir');
+  });
+
   it('gives a hint for relative prefixes and bad rings', () => {
     expect(optionError({ filters: { pathAllowPrefixes: ['tmp'] } }).hint).toMatch(/start with \//);
     expect(optionError({ ringBufferBytes: 5000 }).hint).toMatch(/1048576/);
