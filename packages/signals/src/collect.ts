@@ -345,6 +345,16 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
 
   async #start(): Promise<void> {
     const o = this.#options;
+    for (const [name, v] of [
+      ['maxQueuedRecords', o.maxQueuedRecords],
+      ['maxQueuedBytes', o.maxQueuedBytes],
+    ] as const) {
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1)) {
+        throw new CollectError('USAGE', `${name} must be a whole number >= 1 (got ${String(v)})`, {
+          hint: `leave ${name} out for the default (maxQueuedRecords 16384, maxQueuedBytes 8 MiB), or pass a positive integer`,
+        });
+      }
+    }
     const on = (p: CollectProbe) => o.probes?.[p] !== false;
     const filter = compilePathFilter(o.filters?.pathAllowlist ?? [], o.filters?.pathDenylist ?? []);
     const excludePids = o.filters?.excludePids ?? [process.pid];
