@@ -6,7 +6,7 @@
  * on and off, interleaved in one run. Needs root and a built CLI
  * (`npx nx run @stellaops/cli:build`).
  *
- *   flock /tmp/bench.lock npx tsx packages/signals/bench/cli-storm.bench.ts
+ *   flock /tmp/bench.lock npm run bench:cli -w @stellaops/signals   (same as: npx tsx packages/signals/bench/cli-storm.bench.ts)
  *   BENCH_OPS=3000000 BENCH_ROUNDS=3 BENCH_MODES=untraced,every ...  (same, other sizes)
  *
  * Per traced run it prints: workload ops/s and the ratio to the untraced run
@@ -18,7 +18,15 @@
  * workload); the path allowlist keeps other activity on the machine out.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,9 +192,13 @@ async function traced(dedup: boolean, n: number): Promise<Traced> {
   let verified = 'skipped';
   if (VERIFY) {
     try {
-      execFileSync(process.execPath, [STELLA, 'signals', 'verify-chain', dir, '--key', join(work, 'key.pub.pem')], {
-        stdio: 'ignore',
-      });
+      execFileSync(
+        process.execPath,
+        [STELLA, 'signals', 'verify-chain', dir, '--key', join(work, 'key.pub.pem')],
+        {
+          stdio: 'ignore',
+        },
+      );
       verified = 'ok';
     } catch (e) {
       verified = `FAILED (exit ${(e as { status?: number }).status})`;
@@ -221,7 +233,9 @@ try {
     for (const mode of MODES) {
       if (mode === 'untraced') {
         base = await storm();
-        console.log(`| ${round} | untraced | ${Math.round(base).toLocaleString('en')} | 1.00x | - | - | - | - | - | - | - |`);
+        console.log(
+          `| ${round} | untraced | ${Math.round(base).toLocaleString('en')} | 1.00x | - | - | - | - | - | - | - |`,
+        );
         continue;
       }
       const t = await traced(mode === 'dedup', round);
@@ -231,7 +245,11 @@ try {
       );
     }
   }
-  console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average after: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
