@@ -45,6 +45,8 @@ async function collectWhile(
     enrich: false,
     probes: { tcp_state: false, libc_net: false, tls: false },
     statusIntervalMs: 60_000,
+    // CI runs many tests at once: give digests room (the default 1 s wait is for production).
+    digests: { waitMs: 20_000 },
     ...options,
   });
   await c.ready;
@@ -103,7 +105,7 @@ describe.runIf(bpf)('exec identity on the host', () => {
     const records = await collectWhile(
       async () => {
         // sleep: dynamically linked, alive long enough to be read through its root.
-        pid = await runAsync('sleep', ['1']);
+        pid = await runAsync('sleep', ['3']);
       },
       (rs) => rs.some(libc),
       // In-kernel dedup reports libc's open once per cgroup: this test's cgroup has opened it before.
