@@ -222,6 +222,17 @@ static __always_inline bool read_open_args(struct pt_regs *regs, long id, const 
 	return true;
 }
 
+/* The current task is one of runc's set-up stages (runc:[0:PARENT], runc:[1:CHILD], runc:[2:INIT]). */
+static __always_inline __u32 fe_setup_class(void)
+{
+	char comm[16] = {};
+	bpf_get_current_comm(comm, sizeof(comm));
+	return (comm[0] == 'r' && comm[1] == 'u' && comm[2] == 'n' && comm[3] == 'c' && comm[4] == ':' &&
+		comm[5] == '[')
+		       ? FE_FCLASS_RUNTIME_SETUP
+		       : 0;
+}
+
 static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const bool direct)
 {
 	long id = SYSCALL_NR_REG(regs, direct);
@@ -347,6 +358,7 @@ static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const boo
 			  ((a.flags & 01000) ? FE_FCLASS_TRUNC : 0) | (ret < 0 ? FE_FCLASS_FAILED : 0),
 	};
 	if (cfg_dedup) {
+		key.fclass |= fe_setup_class();
 		key.hash = hash_bytes(ev->path, len);
 		if (stella_dedup_seen(&key, now)) {
 			stella_count(FE_PROBE_FILE_OPEN, STELLA_C_DEDUPLICATED);
@@ -598,6 +610,7 @@ static __always_inline int on_file_open(struct file *file)
 		.fclass = (ev->flags & 3) | ((ev->flags & 0100) ? FE_FCLASS_CREAT : 0),
 	};
 	if (cfg_dedup) {
+		key.fclass |= fe_setup_class();
 		key.hash = hash_bytes(ev->path, len);
 		if (stella_dedup_seen(&key, now)) {
 			stella_count(FE_PROBE_FILE_OPEN_LSM, STELLA_C_DEDUPLICATED);

@@ -205,5 +205,40 @@ describe.runIf(bpf && gate('exec identity in a ctr container', ctrUnavailableRea
       expect(entry, 'no exec of the entrypoint /bin/sh').toBeDefined();
       expect(entry).not.toHaveProperty('runtime_setup');
     }, 120_000);
+
+    it("with dedup on, the image's own opens of a file runc's set-up opened first are still reported, unmarked", async () => {
+      let c: CtrContainer | undefined;
+      const inContainer = (r: Rec) => c !== undefined && r.cgroup_id === c.cgroupId.toString();
+      const byCat = (path: string) => (r: Rec) =>
+        r.type === 'file_open' && inContainer(r) && text(r.comm) === 'cat' && r.path === path;
+      const records = await collectWhile(
+        () => {
+          c = runCtr({
+            namespace: ns,
+            image,
+            args: ['/bin/sh', '-c', 'cat /etc/passwd /etc/group >/dev/null; exec sleep 3600'],
+          });
+          started.push(c);
+        },
+        (rs) => rs.some(byCat('/etc/passwd')) && rs.some(byCat('/etc/group')),
+        { dedup: { enabled: true } },
+      );
+      // runc's set-up opened these paths in the container's cgroup before the
+      // entrypoint ran (the point of this test); the in-kernel dedup of that
+      // cgroup must not fold the image's opens into runc's records.
+      const setupPaths = new Set(
+        records
+          .filter((r) => r.type === 'file_open' && inContainer(r) && r.runtime_setup === true)
+          .map((r) => text(r.path)),
+      );
+      for (const path of ['/etc/passwd', '/etc/group']) {
+        const opens = records.filter(byCat(path));
+        expect(
+          opens.length,
+          `cat's open of ${path} (runc opened it first: ${setupPaths.has(path)})`,
+        ).toBeGreaterThan(0);
+        for (const r of opens) expect(r).not.toHaveProperty('runtime_setup');
+      }
+    }, 120_000);
   },
 );
