@@ -289,7 +289,8 @@ export class ContainerTracker {
         const timer = setTimeout(() => {
           this.#timers.delete(timer);
           if (this.#closed) return;
-          void this.#list(c).then(() => this.#watch(c, Math.min(Math.max(wait * 2, 250), 30_000)));
+          // At most a second apart: a socket connect is cheap, a missed create event is not.
+          void this.#list(c).then(() => this.#watch(c, Math.min(Math.max(wait * 2, 250), 1000)));
         }, wait);
         timer.unref();
         this.#timers.add(timer);
@@ -328,8 +329,8 @@ export class ContainerTracker {
       }
     } else {
       const expiresAt = Date.now() + this.#ttlMs;
-      // Gone before it was ever inspected: keep a tombstone from what its events said.
-      if (this.#containers.peek(key) === undefined && !this.#inflight.has(key))
+      // Seen created, gone before it was ever inspected: keep a tombstone from what its events said.
+      if (known !== undefined && this.#containers.peek(key) === undefined && !this.#inflight.has(key))
         void this.#fetch(c, e.id, e.namespace).catch(() => undefined);
       this.#containers.expire(key, expiresAt);
       for (const [id, r] of this.#byCgroup.entries()) {

@@ -142,6 +142,9 @@ export class ContainerdClient implements RuntimeClient {
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
+      // Its own subchannels: a rebuilt channel must not inherit the failed, backing-off
+      // connection grpc-js would otherwise share from its global pool.
+      'grpc.use_local_subchannel_pool': 1,
     };
     return {
       containers: new s.containers.v1.Containers(target, creds, opt),
@@ -173,9 +176,7 @@ export class ContainerdClient implements RuntimeClient {
     try {
       return await this.#callOnce(...pick(svc), req, ns);
     } catch (err) {
-      const code =
-        err instanceof EnrichError ? (err.cause as grpc.ServiceError | undefined)?.code : undefined;
-      if (code !== grpc.status.UNAVAILABLE) throw err;
+      if (!unavailable(err)) throw err;
       if (this.#svc === svc && Date.now() - this.#resetAt > 200) {
         this.#resetAt = Date.now();
         this.#svc = this.#connect();
@@ -184,7 +185,16 @@ export class ContainerdClient implements RuntimeClient {
           for (const c of Object.values(svc)) (c as grpc.Client).close();
         }, 2 * this.timeoutMs).unref();
       }
-      return this.#callOnce(...pick(this.#svc), req, ns, true);
+      // containerd may still be starting: keep trying (each try waits for the connection) for one timeout.
+      const end = Date.now() + this.timeoutMs;
+      for (;;) {
+        try {
+          return await this.#callOnce(...pick(this.#svc), req, ns, true);
+        } catch (again) {
+          if (!unavailable(again) || Date.now() >= end) throw again;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     }
   }
 
@@ -368,6 +378,14 @@ export class ContainerdClient implements RuntimeClient {
   close(): void {
     for (const c of Object.values(this.#svc)) (c as grpc.Client).close();
   }
+}
+
+/** True for a call containerd could not be reached for (gRPC UNAVAILABLE). */
+function unavailable(err: unknown): boolean {
+  return (
+    err instanceof EnrichError &&
+    (err.cause as grpc.ServiceError | undefined)?.code === grpc.status.UNAVAILABLE
+  );
 }
 
 const TOPICS: Record<string, RuntimeEvent['kind']> = {
