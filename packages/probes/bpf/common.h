@@ -297,13 +297,25 @@ static __always_inline __u64 stella_rb_flags_reserved(__u64 size)
 }
 
 /* Copy a variable-length record into the ring; counts emitted or lost. */
+/*
+ * `emitted` is counted before the record becomes visible: user space may
+ * take a record from the ring while its program is still running (a uprobe
+ * or a syscall exit can be preempted right after the output), and must
+ * never hold more records than the kernel says it emitted. A failed output
+ * takes the count back before counting the loss, so a reader in between
+ * sees the event in flight, never counted twice.
+ */
 static __always_inline int stella_output(__u32 probe, void *data, __u64 size)
 {
+	struct stella_counters *c = bpf_map_lookup_elem(&counters, &probe);
+	if (c)
+		STELLA_ADD(c->emitted);
 	if (bpf_ringbuf_output(&events, data, size, stella_rb_flags(size)) != 0) {
+		if (c)
+			__sync_fetch_and_add(&c->emitted, (__u64)-1); /* an add, not a fetch: loads before 5.12 */
 		stella_count(probe, STELLA_C_LOST);
 		return -1;
 	}
-	stella_count(probe, STELLA_C_EMITTED);
 	return 0;
 }
 

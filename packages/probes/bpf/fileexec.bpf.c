@@ -550,8 +550,9 @@ static __always_inline int on_exit(struct task_struct *p)
 		ev->exit_status = BPF_CORE_READ(p, exit_code);
 	ev->pad = 0;
 	ev->start_ns = BPF_CORE_READ(p, start_time);
-	bpf_ringbuf_submit(ev, stella_rb_flags_reserved(sizeof(*ev)));
+	/* Counted before it is visible (see stella_output). */
 	stella_count(FE_PROBE_EXIT, STELLA_C_EMITTED);
+	bpf_ringbuf_submit(ev, stella_rb_flags_reserved(sizeof(*ev)));
 	return 0;
 }
 
