@@ -55,6 +55,14 @@ export interface ProbeSetOptions {
 /** Probes that may be named: the default set and `cgroup_mkdir` (named explicitly, with its callback). */
 const KNOWN_PROBES: readonly ProbeName[] = ['file_open', 'exec', 'exit', 'file_open_lsm', 'cgroup_mkdir'];
 
+/**
+ * Ring batches a probe set lets wait in JS before it stops draining (up to
+ * 8192 records each). A consumer that falls behind then leaves records in the
+ * kernel ring, where a full ring is counted `lost` per probe, instead of
+ * growing the heap: the bound on what a storm can cost in memory.
+ */
+export const RING_HIGH_WATER_BATCHES = 4;
+
 export const ALL_PROBES: readonly ProbeName[] = ['file_open', 'exec', 'exit', 'file_open_lsm'];
 
 export interface ResolvedOptions {

@@ -16,7 +16,12 @@ import type { ProbeEvent, ProbeName } from './events.js';
 import { taskAccess, taskAccessNote } from './kernel-btf.js';
 import { COUNTER_SLOT, LAYOUT, PREFIX_ACTION } from './layout.js';
 import { objectPath } from './objects.js';
-import { type ProbeSetOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import {
+  type ProbeSetOptions,
+  type ResolvedOptions,
+  RING_HIGH_WATER_BATCHES,
+  resolveOptions,
+} from './options.js';
 
 /** Whether a probe runs, how it is attached, and why not (or why a fallback). */
 export interface ProbeStatus {
@@ -247,7 +252,10 @@ class ProbeSetImpl implements ProbeSet {
     this.#dedupStats = a.obj.map('dedup_stats');
     this.#dedup = a.obj.map('dedup');
     try {
-      this.#reader = a.obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
+      this.#reader = a.obj.ringBuffer('events', {
+        latencyMs: o.drainLatencyMs,
+        highWaterMark: RING_HIGH_WATER_BATCHES,
+      });
     } catch (e) {
       a.obj.close(); // nobody else holds the object yet
       throw e;

@@ -21,6 +21,7 @@ import {
 import { type KernelCounters, readCounters, settledCounters } from '../counters.js';
 import { ProbeOptionError, ProbesError } from '../errors.js';
 import { kernelBtfHasName } from '../kernel-btf.js';
+import { RING_HIGH_WATER_BATCHES } from '../options.js';
 import { type AttachedLibrary, SSL_IO_SYMBOLS, SSL_UPROBES, UprobeAttacher } from './attach.js';
 import { decodeNetRecord, type NetEvent } from './decode.js';
 import { fileKey, hostLibraries, type LibraryKind, LibraryScanner } from './discovery.js';
@@ -510,7 +511,10 @@ class NetProbesImpl implements NetProbes {
     for (const p of o.libcPaths) this.#attachPath('libc', p);
     for (const p of o.sslPaths) this.#attachPath('libssl', p);
     if (o.hostLibraries) for (const t of hostLibraries()) this.#attacher.attach(t);
-    this.#reader = obj.ringBuffer('events', { latencyMs: o.drainLatencyMs });
+    this.#reader = obj.ringBuffer('events', {
+      latencyMs: o.drainLatencyMs,
+      highWaterMark: RING_HIGH_WATER_BATCHES,
+    });
     if (o.rescanOnExec && usesUprobes(o)) {
       // 50 ms: an idle collector wakes 20 times a second for hints, not 200.
       const hints = obj.ringBuffer('exec_hints', { latencyMs: 50 });
