@@ -20,6 +20,7 @@ describe('@stellaops/probes net surface', () => {
       'decodeNetRecord',
       'decodeSockaddr',
       'dynamicFunctions',
+      'dynamicFunctionsAsync',
       'fileKey',
       'formatIPv4',
       'formatIPv6',
