@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gate } from '@stellaops/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { defaultCgroupRoot } from './cgroup.js';
 import type { RuntimeClient, RuntimeContainer } from './external/types.js';
 import { ContainerTracker } from './tracker.js';
@@ -127,11 +127,20 @@ describe.runIf(gate('ContainerTracker rules on real cgroups', reason))(
         },
         close() {},
       };
-      const t = await ContainerTracker.create({ clients: [standIn], ttlMs: 300 });
-      expect(t.lookup(cgroupId, child.pid)?.imageRef).toBe('x:1');
-      await new Promise((r) => setTimeout(r, 350));
-      expect(t.lookup(cgroupId, child.pid)).toBeUndefined();
-      t.close();
+      // The clock is the test's (only Date: timers and I/O stay real), so a
+      // loaded machine cannot age the entry between the two lookups.
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        const t = await ContainerTracker.create({ clients: [standIn], ttlMs: 300 });
+        expect(t.lookup(cgroupId, child.pid)?.imageRef).toBe('x:1');
+        vi.setSystemTime(Date.now() + 299);
+        expect(t.lookup(cgroupId, child.pid)?.imageRef).toBe('x:1');
+        vi.setSystemTime(Date.now() + 2);
+        expect(t.lookup(cgroupId, child.pid)).toBeUndefined();
+        t.close();
+      } finally {
+        vi.useRealTimers();
+      }
     });
   },
 );
