@@ -118,5 +118,6 @@ describe('decodeLine detects rewritten evidence', () => {
       }),
       { numRuns: 1500 },
     );
-  });
+    // CPU-bound (1,500 records, each rewritten and decoded twice): room for a loaded CI machine.
+  }, 120_000);
 });

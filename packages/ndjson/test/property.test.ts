@@ -1,7 +1,7 @@
 import Ajv2020 from 'ajv/dist/2020.js';
 import fc from 'fast-check';
 import { canonicalize as jcs } from 'json-canonicalize';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import schema from '../schema/evidence-v1.schema.json' with { type: 'json' };
 import { bytesField, bytesFromField } from '../src/bytes.js';
 import { decodeLine } from '../src/decode.js';
@@ -12,6 +12,8 @@ import { validateRecord } from '../src/validate.js';
 import { anyRecordArb, badValueArb, memberPaths, mutate, rawBytesArb, recordArb } from './arbitraries.js';
 
 const RUNS = 200;
+// CPU-bound generated runs: room for a loaded CI machine (they take seconds on a quiet one).
+vi.setConfig({ testTimeout: 120_000 });
 
 describe('encodeRecord on generated valid records', () => {
   for (const type of RECORD_TYPES) {
