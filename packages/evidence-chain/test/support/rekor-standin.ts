@@ -164,8 +164,12 @@ export async function startRekorStandIn(): Promise<RekorStandIn> {
   // Whole seconds: @sigstore/mock stamps the current time with milliseconds,
   // which asn1js encodes with trailing zeros trimmed (".5Z"), and
   // @sigstore/core only parses three fractional digits: about one timestamp
-  // in ten would not parse. A fixed, whole-second clock avoids that.
-  tsa = await initializeTSA(tsaKeys, new Date(Math.floor(Date.now() / 1000) * 1000));
+  // in ten would not parse. A fixed, whole-second clock avoids that. It is
+  // set a few seconds ahead: the mock's certificates are valid from the
+  // moment they are made (after this argument is computed), and a stamp from
+  // before its certificate's notBefore does not verify (a flake whenever the
+  // certificates were made in the next second).
+  tsa = await initializeTSA(tsaKeys, new Date(Math.ceil(Date.now() / 1000) * 1000 + 5000));
 
   const closeServer = () =>
     new Promise<void>((r) => {
