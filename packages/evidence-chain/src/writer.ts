@@ -343,12 +343,7 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
     this.#assertOpen();
     const buf = toLine(line, info);
     this.#assertRoom();
-    let cur = this.#cur;
-    if (cur && cur.records > 0 && cur.bytes + buf.length > this.#maxSize) {
-      this.#switchChunk(false);
-      cur = this.#cur;
-    }
-    if (!cur) cur = this.#openNextChunk();
+    const cur = this.#chunkFor(buf.length);
     this.#write(cur, buf);
     this.#account(cur, buf, info);
   }
@@ -372,17 +367,11 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
     this.#assertRoom();
     let i = 0;
     while (i < bufs.length) {
-      let cur = this.#cur;
-      if (cur && cur.records > 0 && cur.bytes + bufs[i]!.length > this.#maxSize) {
-        this.#switchChunk(false);
-        cur = this.#cur;
-      }
-      if (!cur) {
-        try {
-          cur = this.#openNextChunk();
-        } catch (err) {
-          throw withWritten(err, i);
-        }
+      let cur: Current;
+      try {
+        cur = this.#chunkFor(bufs[i]!.length);
+      } catch (err) {
+        throw withWritten(err, i);
       }
       // The longest run that fits in this chunk (at least one record).
       let j = i + 1;
@@ -442,17 +431,11 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
     let i = 0;
     let start = 0;
     while (i < count) {
-      let cur = this.#cur;
-      if (cur && cur.records > 0 && cur.bytes + (ends[i]! - start) > this.#maxSize) {
-        this.#switchChunk(false);
-        cur = this.#cur;
-      }
-      if (!cur) {
-        try {
-          cur = this.#openNextChunk();
-        } catch (err) {
-          throw withWritten(err, i);
-        }
+      let cur: Current;
+      try {
+        cur = this.#chunkFor(ends[i]! - start);
+      } catch (err) {
+        throw withWritten(err, i);
       }
       // The longest run that fits in this chunk (at least one line).
       let j = i + 1;
@@ -730,6 +713,16 @@ export class EvidenceWriter extends EventEmitter<EvidenceWriterEvents> {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /**
+   * The chunk the next `bytes` go to: the open one, or (when they would push
+   * a non-empty chunk over `maxSizeBytes`) a new one after sealing it.
+   */
+  #chunkFor(bytes: number): Current {
+    const cur = this.#cur;
+    if (cur && cur.records > 0 && cur.bytes + bytes > this.#maxSize) this.#switchChunk(false);
+    return this.#cur ?? this.#openNextChunk();
   }
 
   #openNextChunk(): Current {
