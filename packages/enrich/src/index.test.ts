@@ -30,6 +30,7 @@ describe('@stellaops/enrich public surface', () => {
         'parseProcCgroup',
         'readElf',
         'readProcessInfo',
+        'releaseInOrder',
         'symbolAt',
       ].sort(),
     );

@@ -33,6 +33,8 @@ export { kernelString } from './kernel-string.js';
 export { LruCache } from './lru.js';
 export type { CgroupMatch, RuntimeName } from './matchers.js';
 export { matchCgroupPath } from './matchers.js';
+export type { ReleasedBatch, SettlingBatch } from './ordered.js';
+export { releaseInOrder } from './ordered.js';
 export type { ProcessInfo, ProcessInfoOptions } from './process.js';
 export { readProcessInfo } from './process.js';
 export type {

@@ -1,4 +1,5 @@
 import { EnrichError } from './errors.js';
+import { releaseInOrder, type SettlingBatch } from './ordered.js';
 import type { Resolution } from './tracker.js';
 
 /** What the stage needs from a record: its bpf cgroup id and, when known, its pid. */
@@ -59,7 +60,7 @@ interface Entry {
   readonly done: Promise<void>;
 }
 
-interface PendingBatch<T> {
+interface PendingBatch<T> extends SettlingBatch {
   readonly items: readonly T[];
   /** Resolutions of this batch, by {@link EnrichmentStage.#key}. */
   readonly entries: Map<string, Entry>;
@@ -170,6 +171,7 @@ export class EnrichmentStage {
     }
     const batch: PendingBatch<T> = {
       items,
+      size: items.length,
       entries,
       settled: entries.size === 0,
       ready: Promise.resolve(),
@@ -225,81 +227,12 @@ export class EnrichmentStage {
   async *run<T extends EnrichableItem>(
     source: AsyncIterable<readonly T[]>,
   ): AsyncGenerator<Enriched<T>[], void, undefined> {
-    const it = source[Symbol.asyncIterator]();
-    const queue: PendingBatch<T>[] = [];
-    let pendingItems = 0;
-    let done = false;
-    let stopped = false;
-    let failure: { error: unknown } | undefined;
-    let wake: (() => void) | undefined;
-    let resume: (() => void) | undefined;
-    const notify = () => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
-    const pump = (async () => {
-      try {
-        while (!stopped) {
-          const r = await it.next();
-          if (r.done || stopped) break;
-          queue.push(this.#prepare(r.value));
-          pendingItems += r.value.length;
-          notify();
-          // Bounded read-ahead: while `maxPendingItems` records wait for a
-          // consumer that does not pull (a full disk downstream), stop
-          // reading, so the backlog stays upstream (where the producer can
-          // count it) instead of growing here.
-          while (pendingItems > this.#maxPending && !stopped) {
-            await new Promise<void>((r) => {
-              resume = r;
-            });
-          }
-        }
-      } catch (error) {
-        failure = { error };
-      } finally {
-        done = true;
-        notify();
-      }
-    })();
-    try {
-      for (;;) {
-        const head = queue[0];
-        if (head === undefined) {
-          if (done) break;
-          await new Promise<void>((r) => {
-            wake = r;
-          });
-          continue;
-        }
-        if (!head.settled) {
-          if (pendingItems <= this.#maxPending) {
-            await Promise.race([
-              head.ready,
-              new Promise<void>((r) => {
-                wake = r;
-              }),
-            ]);
-            continue;
-          }
-          this.stats.forcedFlushes++;
-        }
-        queue.shift();
-        pendingItems -= head.items.length;
-        const go = resume;
-        resume = undefined;
-        go?.();
-        this.stats.batches++;
-        this.stats.items += head.items.length;
-        yield head.items.map((x) => this.#attach(x, head.entries));
-      }
-      if (failure !== undefined) throw failure.error;
-    } finally {
-      stopped = true;
-      resume?.();
-      if (!done) void Promise.resolve(it.return?.()).catch(() => undefined);
-      void pump;
+    const prepare = (items: readonly T[]) => this.#prepare(items);
+    for await (const { batch, forced } of releaseInOrder(source, prepare, this.#maxPending)) {
+      if (forced) this.stats.forcedFlushes++;
+      this.stats.batches++;
+      this.stats.items += batch.items.length;
+      yield batch.items.map((x) => this.#attach(x, batch.entries));
     }
   }
 }

@@ -1,4 +1,11 @@
-import type { DigestFailure, DigestRequest, DigestResult, FileDigests } from '@stellaops/enrich';
+import {
+  type DigestFailure,
+  type DigestRequest,
+  type DigestResult,
+  type FileDigests,
+  releaseInOrder,
+  type SettlingBatch,
+} from '@stellaops/enrich';
 import { CollectError } from './errors.js';
 import type { KernelEvent } from './records.js';
 
@@ -81,7 +88,7 @@ export interface IdentityStageOptions {
   readonly maxPendingItems?: number;
 }
 
-interface Pending<B> {
+interface Pending<B> extends SettlingBatch {
   readonly batch: B;
   readonly size: number;
   /** Resolves once every digest is in, or the wait is over. */
@@ -172,71 +179,7 @@ export class IdentityStage {
     source: AsyncIterable<B>,
     eventsOf: (batch: B) => readonly KernelEvent[],
   ): AsyncGenerator<B, void, undefined> {
-    const it = source[Symbol.asyncIterator]();
-    const queue: Pending<B>[] = [];
-    let pendingItems = 0;
-    let done = false;
-    let stopped = false;
-    let failure: { error: unknown } | undefined;
-    let wake: (() => void) | undefined;
-    let resume: (() => void) | undefined;
-    const notify = () => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    };
-    void (async () => {
-      try {
-        while (!stopped) {
-          const r = await it.next();
-          if (r.done || stopped) break;
-          const p = this.#prepare(r.value, eventsOf(r.value));
-          queue.push(p);
-          pendingItems += p.size;
-          if (!p.settled) void p.ready.then(notify);
-          notify();
-          // Bounded read-ahead: a consumer that does not pull keeps the backlog upstream.
-          while (pendingItems > this.#maxPending && !stopped) {
-            await new Promise<void>((r) => {
-              resume = r;
-            });
-          }
-        }
-      } catch (error) {
-        failure = { error };
-      } finally {
-        done = true;
-        notify();
-      }
-    })();
-    try {
-      for (;;) {
-        const head = queue[0];
-        if (head === undefined) {
-          if (done) break;
-          await new Promise<void>((r) => {
-            wake = r;
-          });
-          continue;
-        }
-        if (!head.settled && pendingItems <= this.#maxPending) {
-          await new Promise<void>((r) => {
-            wake = r;
-          });
-          continue;
-        }
-        queue.shift();
-        pendingItems -= head.size;
-        const go = resume;
-        resume = undefined;
-        go?.();
-        yield head.batch;
-      }
-      if (failure !== undefined) throw failure.error;
-    } finally {
-      stopped = true;
-      resume?.();
-      if (!done) void Promise.resolve(it.return?.()).catch(() => undefined);
-    }
+    const prepare = (batch: B) => this.#prepare(batch, eventsOf(batch));
+    for await (const { batch } of releaseInOrder(source, prepare, this.#maxPending)) yield batch.batch;
   }
 }
