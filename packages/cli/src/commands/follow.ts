@@ -1,11 +1,10 @@
-import { preflight } from '@stellaops/bpf-loader';
 import { bytesFromField, type EvidenceRecord, RECORD_TYPES, type RecordType } from '@stellaops/ndjson';
 import { type Collection, type CollectOptions, type CollectProbe, collect } from '@stellaops/signals';
 import { type CommandSpec, type Parsed, parseDuration } from '../args.js';
 import { loadConfig } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
-import { configFileInputs, configFlags } from './shared.js';
+import { configFileInputs, configFlags, requireTracing } from './shared.js';
 import { collectOptions } from './start.js';
 
 export const followSpec: CommandSpec = {
@@ -291,17 +290,7 @@ export async function followCommand(p: Parsed, io: Io): Promise<number> {
   const durationMs =
     typeof p.values.duration === 'string' ? parseDuration('--duration', p.values.duration) : undefined;
   const cfg = loadConfig({ ...configFileInputs(p, io), env: io.env, flags: configFlags(p) });
-  const pf = preflight();
-  if (!pf.ok) {
-    throw new CliError(
-      pf.problems.some((x) => /CAP_|root/.test(x)) ? 'PRIVILEGE' : 'KERNEL',
-      `cannot trace here: ${pf.problems[0]}`,
-      {
-        hint:
-          pf.problems.slice(1).join('; ') || 'run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN',
-      },
-    );
-  }
+  requireTracing();
 
   let signals = 0;
   let stdoutGone = false;

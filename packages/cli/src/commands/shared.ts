@@ -1,3 +1,4 @@
+import { preflight } from '@stellaops/bpf-loader';
 import type { Parsed } from '../args.js';
 import { type ConfigInputs, DEFAULT_CONFIG_PATH, type EffectiveConfig } from '../config.js';
 import { CliError } from '../errors.js';
@@ -41,4 +42,21 @@ export function describeConfigFile(cfg: EffectiveConfig, io: Io): string {
   return cfg.file
     ? cfg.describeFile()
     : `${cfg.describeFile()} (no ${io.defaultConfigPath ?? DEFAULT_CONFIG_PATH})`;
+}
+
+/**
+ * Refuses to start tracing where the kernel or the privileges cannot carry it
+ * (the loader's preflight): PRIVILEGE for missing capabilities or root,
+ * KERNEL otherwise, the first problem in the message and the rest as the hint.
+ */
+export function requireTracing(): void {
+  const pf = preflight();
+  if (pf.ok) return;
+  throw new CliError(
+    pf.problems.some((x) => /CAP_|root/.test(x)) ? 'PRIVILEGE' : 'KERNEL',
+    `cannot trace here: ${pf.problems[0]}`,
+    {
+      hint: pf.problems.slice(1).join('; ') || 'run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN',
+    },
+  );
 }

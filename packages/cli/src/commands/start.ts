@@ -1,5 +1,4 @@
 import { lstatSync } from 'node:fs';
-import { preflight } from '@stellaops/bpf-loader';
 import {
   checkIdentityToken,
   ensureEvidenceDir,
@@ -16,7 +15,7 @@ import { runtimeEndpoints } from '../config-runtimes.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
 import { pendingAtStop, watchLogOutages } from './flush.js';
-import { configFileInputs, configFlags, describeConfigFile } from './shared.js';
+import { configFileInputs, configFlags, describeConfigFile, requireTracing } from './shared.js';
 
 export const startSpec: CommandSpec = {
   name: 'start',
@@ -241,17 +240,7 @@ async function prepareCollector(p: Parsed, io: Io, tty: boolean): Promise<Prepar
     });
   }
   const dir = cfg.get<string>('output_directory');
-  const pf = preflight();
-  if (!pf.ok) {
-    throw new CliError(
-      pf.problems.some((x) => /CAP_|root/.test(x)) ? 'PRIVILEGE' : 'KERNEL',
-      `cannot trace here: ${pf.problems[0]}`,
-      {
-        hint:
-          pf.problems.slice(1).join('; ') || 'run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN',
-      },
-    );
-  }
+  requireTracing();
   const signer = await makeSigner(cfg, io.env);
   let target: ReturnType<typeof ensureEvidenceDir>;
   try {
