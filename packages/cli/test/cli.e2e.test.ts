@@ -341,6 +341,40 @@ describe.runIf(canRunBpf('stella signals start, a signal while starting'))(
       const v2 = stella(['signals', 'verify-chain', evidence, '--key', pub]);
       expect(v2.code, v2.stdout + v2.stderr).toBe(0);
     }, 60_000);
+
+    it('a SIGTERM that arrives while the probes load (the main thread busy) is not lost: the collector stops and seals', async () => {
+      const base = mkdtempSync(join(tmpdir(), 'stella-early-load-'));
+      const key = join(base, 'k.pem');
+      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
+      let inWindow = 0;
+      // Several moments after the "config" line, while loading and attaching
+      // take the main thread; no --duration, so a lost signal means no exit.
+      for (const delay of [150, 500, 1000]) {
+        const evidence = join(base, `ev-${delay}`);
+        const child = spawn(process.execPath, [bin, 'signals', 'start', '--target', evidence, '--key', key], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let log = '';
+        child.stderr?.on('data', (d: Buffer) => {
+          log += d.toString();
+        });
+        const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+        while (!log.includes('"msg":"config"') && child.exitCode === null)
+          await new Promise((r) => setTimeout(r, 5));
+        await new Promise((r) => setTimeout(r, delay));
+        if (!log.includes('"collector started"')) inWindow++;
+        child.kill('SIGTERM');
+        const timeout = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 40_000).unref());
+        const code = await Promise.race([exited, timeout]);
+        if (code === 'hung') child.kill('SIGKILL');
+        expect(code, `SIGTERM ${delay} ms after the config line\n${log}`).toBe(0);
+        expect(log).toContain('"collector stopped"');
+        const v = stella(['signals', 'verify-chain', evidence, '--key', join(base, 'k.pub.pem')]);
+        expect(v.code, v.stdout + v.stderr).toBe(0);
+      }
+      // At least one signal landed before collection started (what this test is about).
+      expect(inWindow).toBeGreaterThan(0);
+    }, 180_000);
   },
 );
 

@@ -208,14 +208,21 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   };
   process.on('SIGINT', onEarlySignal);
   process.on('SIGTERM', onEarlySignal);
+  // Removed only once the running handlers are installed: with no listener
+  // left Node closes its signal handle, and a signal that arrived while the
+  // probes loaded (still queued for that handle) would be dropped.
+  const releaseEarly = () => {
+    process.off('SIGINT', onEarlySignal);
+    process.off('SIGTERM', onEarlySignal);
+  };
   let prepared: Prepared;
   try {
     prepared = await prepareCollector(p, io, tty);
-  } finally {
-    process.off('SIGINT', onEarlySignal);
-    process.off('SIGTERM', onEarlySignal);
+  } catch (e) {
+    releaseEarly();
+    throw e;
   }
-  return runCollector(p, io, prepared, early, signals);
+  return runCollector(p, io, prepared, early, signals, releaseEarly);
 }
 
 /** Read the config, check the host, key and directory, and start the collector. */
@@ -286,6 +293,7 @@ async function runCollector(
   { collector, dir, durationMs, tty }: Prepared,
   early: NodeJS.Signals | undefined,
   earlySignals: number,
+  releaseEarly: () => void,
 ): Promise<number> {
   const started = collector.status();
   if (tty) {
@@ -381,6 +389,7 @@ async function runCollector(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  releaseEarly();
   // Nothing the user wanted was collected yet: no drain to wait for, seal at once.
   if (early) stop(`${early} before collection started`, true);
   const timer =
