@@ -222,15 +222,18 @@ static __always_inline bool read_open_args(struct pt_regs *regs, long id, const 
 	return true;
 }
 
-/* The current task is one of runc's set-up stages (runc:[0:PARENT], runc:[1:CHILD], runc:[2:INIT]). */
+/*
+ * The current task is runc setting a container up: one of its set-up stages
+ * (runc:[0:PARENT], runc:[1:CHILD], runc:[2:INIT]), or `runc` itself (its
+ * init before nsexec renames it, whose loader opens runc's host libraries).
+ */
 static __always_inline __u32 fe_setup_class(void)
 {
 	char comm[16] = {};
 	bpf_get_current_comm(comm, sizeof(comm));
-	return (comm[0] == 'r' && comm[1] == 'u' && comm[2] == 'n' && comm[3] == 'c' && comm[4] == ':' &&
-		comm[5] == '[')
-		       ? FE_FCLASS_RUNTIME_SETUP
-		       : 0;
+	if (comm[0] != 'r' || comm[1] != 'u' || comm[2] != 'n' || comm[3] != 'c')
+		return 0;
+	return (comm[4] == 0 || (comm[4] == ':' && comm[5] == '[')) ? FE_FCLASS_RUNTIME_SETUP : 0;
 }
 
 static __always_inline int on_sys_exit(struct pt_regs *regs, long ret, const bool direct)

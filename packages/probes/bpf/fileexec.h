@@ -52,7 +52,7 @@ enum fe_resolution {
 #define FE_FCLASS_CREAT 0x4
 #define FE_FCLASS_TRUNC 0x8
 #define FE_FCLASS_FAILED 0x10
-/* Opened by runc's set-up stages (task name "runc:[N:...]"): kept apart in
+/* Opened by runc setting a container up (task name "runc" or "runc:[N:...]"): kept apart in
  * dedup so the image's own later open of the same path is still reported. */
 #define FE_FCLASS_RUNTIME_SETUP 0x20
 

@@ -93,6 +93,44 @@ describe('runtime set-up mark', () => {
   });
 });
 
+describe('runtime set-up mark through the stage', () => {
+  it("marks what a runc init process does before nsexec names it (its loader's opens as `exe`), until it exits", async () => {
+    const init = { pid: 4242, tid: 4242 };
+    const other = { pid: 4343, tid: 4343, comm: Buffer.from('cat') };
+    const events = [
+      exec(init),
+      open('/lib/x86_64-linux-gnu/libc.so.6', { ...init, comm: Buffer.from('exe') }),
+      open('/etc/ld.so.cache', { ...init, comm: Buffer.from('runc') }),
+      open('/etc/passwd', other),
+      {
+        source: 'fileexec',
+        event: {
+          ...header,
+          ...init,
+          comm: Buffer.from('runc:[0:PARENT]'),
+          kind: 'exit',
+          exitCode: 0,
+          signal: 0,
+          coreDumped: false,
+          status: 0,
+          startNs: 0n,
+        },
+      } as KernelEvent,
+      // The pid used again by another program: not set-up any more.
+      open('/etc/hosts', { ...init, comm: Buffer.from('sh') }),
+    ];
+    const stage = new IdentityStage(undefined);
+    async function* one() {
+      yield events;
+    }
+    for await (const _ of stage.run(one(), (b) => b)) {
+      // consumed
+    }
+    const marks = events.map((k) => stage.identityOf(k)?.runtimeSetup === true);
+    expect(marks).toEqual([true, true, true, false, true, false]);
+  });
+});
+
 describe('which records get a digest', () => {
   it('every exec (with the kernel identity and the parent as a stand-in root), read-only opens of shared objects', () => {
     expect(digestRequestOf(exec())).toMatchObject({

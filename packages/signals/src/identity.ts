@@ -109,6 +109,12 @@ export class IdentityStage {
   readonly #waitMs: number;
   readonly #maxPending: number;
   readonly #identities = new WeakMap<KernelEvent, RecordIdentity>();
+  /**
+   * Processes between their `runc init` exec and their next exec (or exit):
+   * what they do before nsexec names them (the dynamic loader's opens of
+   * runc's host libraries, under the task name `runc` or `exe`) is set-up too.
+   */
+  readonly #setupPids = new Set<number>();
 
   /** `digests` undefined: only the runtime set-up mark, no digests. */
   constructor(digests: FileDigests | undefined, options: IdentityStageOptions = {}) {
@@ -128,10 +134,28 @@ export class IdentityStage {
     return this.#identities.get(k);
   }
 
+  /** {@link isRuntimeSetup}, plus the records of a `runc init` process until it execs the entrypoint or exits. */
+  #setupMark(k: KernelEvent): boolean {
+    if (k.source !== 'fileexec') return false;
+    const e = k.event;
+    const own = isRuntimeSetup(k);
+    if (e.kind === 'exec') {
+      if (own) {
+        // Bounded: a pid whose exit was never seen does not stay forever.
+        if (this.#setupPids.size >= 4096) this.#setupPids.delete(this.#setupPids.values().next().value!);
+        this.#setupPids.add(e.pid);
+      } else this.#setupPids.delete(e.pid);
+      return own;
+    }
+    const inSetup = this.#setupPids.has(e.pid);
+    if (e.kind === 'exit') this.#setupPids.delete(e.pid);
+    return own || inSetup;
+  }
+
   #prepare<B>(batch: B, events: readonly KernelEvent[]): Pending<B> {
     const waits: Promise<void>[] = [];
     for (const k of events) {
-      const runtimeSetup = isRuntimeSetup(k);
+      const runtimeSetup = this.#setupMark(k);
       const want = this.#digests ? digestRequestOf(k) : undefined;
       if (want === undefined) {
         if (runtimeSetup) this.#identities.set(k, { runtimeSetup });
