@@ -12,7 +12,7 @@ import { loadConfig } from '../config.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
 import { publicKeyPath } from './keygen.js';
-import { configFileInputs, configFlags } from './shared.js';
+import { CONFIG_FILE_OPTION, configFileInputs, configFlags } from './shared.js';
 import { readKeys } from './verify.js';
 
 export const flushSpec: CommandSpec = {
@@ -28,12 +28,7 @@ export const flushSpec: CommandSpec = {
       value: 'DIR',
       help: 'evidence directory (signals.output_directory)',
     },
-    config: {
-      type: 'string',
-      short: 'c',
-      value: 'FILE',
-      help: 'stellaops.yaml (else $STELLA_CONFIG, else /etc/stellaops/stellaops.yaml if it exists)',
-    },
+    config: CONFIG_FILE_OPTION,
     set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key' },
     key: {
       type: 'string',

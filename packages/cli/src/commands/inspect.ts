@@ -23,7 +23,7 @@ import {
   refMatches,
 } from './inspect-query.js';
 import { publicKeyPath } from './keygen.js';
-import { configFileInputs, configFlags } from './shared.js';
+import { CONFIG_FILE_OPTION, configFileInputs, configFlags } from './shared.js';
 import { readKeys } from './verify.js';
 
 export const inspectSpec: CommandSpec = {
@@ -39,12 +39,7 @@ export const inspectSpec: CommandSpec = {
       value: 'DIR',
       help: 'evidence directory (signals.output_directory)',
     },
-    config: {
-      type: 'string',
-      short: 'c',
-      value: 'FILE',
-      help: 'stellaops.yaml (else $STELLA_CONFIG, else /etc/stellaops/stellaops.yaml if it exists)',
-    },
+    config: CONFIG_FILE_OPTION,
     key: {
       type: 'string',
       multiple: true,

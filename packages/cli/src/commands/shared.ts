@@ -1,8 +1,16 @@
 import { preflight } from '@stellaops/bpf-loader';
-import type { Parsed } from '../args.js';
+import type { OptionSpec, Parsed } from '../args.js';
 import { type ConfigInputs, DEFAULT_CONFIG_PATH, type EffectiveConfig } from '../config.js';
 import { CliError } from '../errors.js';
 import type { Io } from '../io.js';
+
+/** `--config FILE` of the commands that read stellaops.yaml where `start` does (see {@link configFileInputs}). */
+export const CONFIG_FILE_OPTION: OptionSpec = {
+  type: 'string',
+  short: 'c',
+  value: 'FILE',
+  help: 'stellaops.yaml (else $STELLA_CONFIG, else /etc/stellaops/stellaops.yaml if it exists)',
+};
 
 /** Flags that override config keys: `--target DIR` and `--set key=value`. */
 export function configFlags(p: Parsed): Array<{ key: string; value: string; flag: string }> {

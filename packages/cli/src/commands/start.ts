@@ -15,7 +15,13 @@ import { runtimeEndpoints } from '../config-runtimes.js';
 import { CliError, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
 import { pendingAtStop, watchLogOutages } from './flush.js';
-import { configFileInputs, configFlags, describeConfigFile, requireTracing } from './shared.js';
+import {
+  CONFIG_FILE_OPTION,
+  configFileInputs,
+  configFlags,
+  describeConfigFile,
+  requireTracing,
+} from './shared.js';
 
 export const startSpec: CommandSpec = {
   name: 'start',
@@ -23,12 +29,7 @@ export const startSpec: CommandSpec = {
   usage: 'stella signals start [--target DIR] [--config FILE] [--set KEY=VALUE]... [--duration 30s]',
   options: {
     target: { type: 'string', short: 't', value: 'DIR', help: 'output directory (signals.output_directory)' },
-    config: {
-      type: 'string',
-      short: 'c',
-      value: 'FILE',
-      help: 'stellaops.yaml (else $STELLA_CONFIG, else /etc/stellaops/stellaops.yaml if it exists)',
-    },
+    config: CONFIG_FILE_OPTION,
     set: { type: 'string', multiple: true, value: 'KEY=VALUE', help: 'override one config key' },
     key: { type: 'string', value: 'PEM', help: 'private signing key (signals.signing.key_path)' },
     duration: { type: 'string', value: 'TIME', help: 'stop by itself after this long (30s, 5m, 1h)' },
