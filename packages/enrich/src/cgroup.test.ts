@@ -82,7 +82,12 @@ describe.runIf(gate('cgroup v2 resolution (real cgroupfs)', reason))(
     it('falls back to the v1 path for a process that is in no v2 cgroup', async (ctx) => {
       const r = new CgroupResolver({ cgroupRoot: root });
       // Needs a hybrid host (v1 pids hierarchy) and a runner in the v2 root, so the child inherits no v2 cgroup.
-      if (r.procCgroups(process.pid)?.v2 !== '/' || !existsSync('/sys/fs/cgroup/pids')) ctx.skip();
+      if (r.procCgroups(process.pid)?.v2 !== '/' || !existsSync('/sys/fs/cgroup/pids')) {
+        process.stderr.write(
+          '[skip] v1 fallback: not a hybrid host with this runner in the v2 root cgroup\n',
+        );
+        return ctx.skip();
+      }
       const v1dir = join('/sys/fs/cgroup/pids', name);
       mkdirSync(v1dir, { recursive: true });
       const other = spawn('sleep', ['60'], { stdio: 'ignore' });
