@@ -10,6 +10,7 @@ const alias = {
   '@stellaops/probes': pkg('./packages/probes/src/index.ts'),
   '@stellaops/enrich': pkg('./packages/enrich/src/index.ts'),
   '@stellaops/evidence-chain': pkg('./packages/evidence-chain/src/index.ts'),
+  '@stellaops/reachability': pkg('./packages/reachability/src/index.ts'),
   '@stellaops/signals': pkg('./packages/signals/src/index.ts'),
   '@stellaops/cli': pkg('./packages/cli/src/index.ts'),
   '@stellaops/testing': pkg('./tools/testing/src/index.ts'),

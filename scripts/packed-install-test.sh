@@ -24,7 +24,7 @@
 #   STELLA_KEEP_WORK=1 bash scripts/packed-install-test.sh   # keep the temp dir
 set -euo pipefail
 
-PACKAGES=(ndjson bpf-loader probes enrich evidence-chain signals cli)
+PACKAGES=(ndjson bpf-loader probes enrich evidence-chain reachability signals cli)
 # Bounds (seconds): the whole install, and each collect() run.
 INSTALL_TIMEOUT=${STELLA_PACKED_INSTALL_TIMEOUT:-300}
 RUN_TIMEOUT=60

@@ -24,7 +24,7 @@ describe('published packages', () => {
     expect(changesets.fixed).toEqual([[...versionOf.keys()].sort()]);
   });
 
-  it('covers all seven packages of the design', () => {
+  it('covers all eight packages of the design', () => {
     expect(packages.map((p) => basename(p.dir))).toEqual([
       'bpf-loader',
       'cli',
@@ -32,6 +32,7 @@ describe('published packages', () => {
       'evidence-chain',
       'ndjson',
       'probes',
+      'reachability',
       'signals',
     ]);
   });
