@@ -1,10 +1,372 @@
+/**
+ * The analysis: evidence records of one image matched to its inventory,
+ * per package observed / not_observed / unknown, with the window that
+ * conditions every "not_observed".
+ */
+import type { CollectorStatusRecord, EvidenceRecord, ProcessRecord } from '@stellaops/ndjson';
+import { getOrAdd } from './collections.js';
 import { ReachabilityError } from './errors.js';
-import type { AnalyzeOptions, ReachabilityReport } from './types.js';
+import { chainRecords, givenRecords, type SourcedRecord, verifiedChain } from './evidence.js';
+import { isSharedObject } from './fsview.js';
+import { Matcher, type Owner } from './match.js';
+import { normalizePath } from './paths.js';
+import type {
+  Access,
+  AnalyzeOptions,
+  EvidencePointer,
+  EvidenceSummary,
+  FileObservation,
+  ObservationWindow,
+  PackageReport,
+  ReachabilityReport,
+  UnownedPath,
+} from './types.js';
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+const ACCESS_ORDER: Access[] = ['executed', 'loaded', 'opened'];
+const MAX_UNOWNED = 1000;
+/** Kernel filesystems, not the image's files. */
+const NOT_IMAGE = /^\/(?:proc|sys|dev)(?:\/|$)/;
+/** O_ACCMODE bits of open(2) flags; 0 is O_RDONLY. */
+const O_ACCMODE = 3;
+
+interface FileAcc {
+  path: string;
+  access: Set<Access>;
+  matchedBy: Set<'path' | 'digest'>;
+  count: bigint;
+  byAccess: Record<Access, bigint>;
+  first: bigint;
+  last: bigint;
+  evidence: EvidencePointer[];
+}
+
+interface Run {
+  host: string;
+  start: bigint;
+  status: CollectorStatusRecord;
+}
+
+function validate(o: AnalyzeOptions): void {
+  if (typeof o?.imageDigest !== 'string' || !DIGEST_RE.test(o.imageDigest)) {
+    throw new ReachabilityError(
+      'INVALID_OPTION',
+      `imageDigest must be the image manifest digest, "sha256:" and 64 lowercase hex digits; got ${JSON.stringify(o?.imageDigest)}`,
+      { hint: 'the records carry it as container.image_manifest_digest; `ctr images ls` shows it' },
+    );
+  }
+  if (!o.inventory || !Array.isArray(o.inventory.packages)) {
+    throw new ReachabilityError(
+      'INVALID_OPTION',
+      'inventory must be an Inventory ({ source, packages: [...] })',
+      {
+        hint: 'build one with parseSbom, inventoryFromImage or inventoryFromRootfs',
+      },
+    );
+  }
+  if ((o.records === undefined) === (o.chainDir === undefined)) {
+    throw new ReachabilityError('INVALID_OPTION', 'give exactly one evidence source: records or chainDir');
+  }
+  if (o.chainDir !== undefined && (!Array.isArray(o.publicKeys) || o.publicKeys.length === 0)) {
+    throw new ReachabilityError(
+      'INVALID_OPTION',
+      `chainDir ${o.chainDir} needs publicKeys: the chain is verified before it is used`,
+      {
+        hint: 'pass the collector public key PEM(s)',
+      },
+    );
+  }
+}
+
+/** The absolute image paths a process record names, with how it touched them. */
+function pathsOf(r: ProcessRecord): { access: Access; paths: string[]; digest?: string } | undefined {
+  const abs = (v: unknown) => (typeof v === 'string' && v.startsWith('/') ? [normalizePath(v)] : []);
+  if (r.type === 'process_exec') {
+    if (r.ret !== undefined && r.ret < 0) return undefined;
+    const paths = [
+      ...abs(r.filename),
+      ...(r.exe_path_truncated ? [] : abs(r.exe_path)),
+      ...abs(r.container_path),
+    ];
+    return { access: 'executed', paths, ...(r.exe_digest ? { digest: r.exe_digest } : {}) };
+  }
+  if (r.type === 'file_open') {
+    if (r.ret < 0) return undefined;
+    const own = r.path_resolution !== 'unresolved' && !r.path_truncated ? abs(r.path) : [];
+    const paths = [...own, ...abs(r.container_path)];
+    const readOnly = (r.flags & O_ACCMODE) === 0;
+    const lib = r.file_digest !== undefined || paths.some((p) => isSharedObject(p));
+    return {
+      access: readOnly && lib ? 'loaded' : 'opened',
+      paths,
+      ...(r.file_digest ? { digest: r.file_digest } : {}),
+    };
+  }
+  return undefined;
+}
+
+/** The window from the collector's status records: per run (host, start), its latest status. */
+function windowOf(
+  runs: Map<string, Run>,
+  first: bigint | undefined,
+  last: bigint | undefined,
+): ObservationWindow {
+  if (runs.size === 0) {
+    return {
+      start_wall_ns: first?.toString() ?? null,
+      end_wall_ns: last?.toString() ?? null,
+      source: first === undefined ? 'none' : 'records',
+      probes: [],
+      lost: '0',
+      final_status: false,
+      runs: [],
+    };
+  }
+  let start: bigint | undefined;
+  let end: bigint | undefined;
+  let lost = 0n;
+  const probes = new Map<
+    string,
+    { attached: boolean; types: Set<string>; seen: bigint; emitted: bigint; lost: bigint }
+  >();
+  const list = [...runs.values()].sort((a, b) =>
+    a.start < b.start ? -1 : a.start > b.start ? 1 : a.host.localeCompare(b.host),
+  );
+  for (const run of list) {
+    const s = run.status;
+    const ws = BigInt(s.window_start_wall_ns);
+    const we = BigInt(s.window_end_wall_ns);
+    if (start === undefined || ws < start) start = ws;
+    if (end === undefined || we > end) end = we;
+    for (const p of s.probes) {
+      const acc = getOrAdd(probes, p.name, () => ({
+        attached: true,
+        types: new Set<string>(),
+        seen: 0n,
+        emitted: 0n,
+        lost: 0n,
+      }));
+      acc.attached &&= p.attached;
+      acc.types.add(p.attach_type);
+      acc.seen += BigInt(p.seen);
+      acc.emitted += BigInt(p.emitted);
+      acc.lost += BigInt(p.lost);
+      lost += BigInt(p.lost);
+    }
+  }
+  return {
+    start_wall_ns: (start as bigint).toString(),
+    end_wall_ns: (end as bigint).toString(),
+    source: 'collector_status',
+    probes: [...probes.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, a]) => ({
+        name,
+        attached: a.attached,
+        attach_types: [...a.types].sort(),
+        seen: a.seen.toString(),
+        emitted: a.emitted.toString(),
+        lost: a.lost.toString(),
+      })),
+    lost: lost.toString(),
+    final_status: list.some((r) => r.status.final === true),
+    runs: list.map((r) => ({
+      host_id: r.host,
+      start_wall_ns: r.status.window_start_wall_ns,
+      end_wall_ns: r.status.window_end_wall_ns,
+      final: r.status.final === true,
+    })),
+  };
+}
+
+const min = (a: bigint, b: bigint) => (a < b ? a : b);
+const max = (a: bigint, b: bigint) => (a > b ? a : b);
 
 /**
- * Match the evidence of one image against its inventory.
- * @throws ReachabilityError CHAIN_UNVERIFIED, INVALID_OPTION
+ * Match the evidence of one image against its inventory. Only process
+ * records whose `container.image_manifest_digest` is `imageDigest` count;
+ * records of the container runtime's own set-up (`runtime_setup`) and failed
+ * execs and opens do not. A chain directory is verified first with
+ * `publicKeys` and refused unless every check passes.
+ *
+ * Per package: `observed` when a record executed, loaded (read-only open of a
+ * shared object) or opened one of its files, by path in the image's view or
+ * by SHA-256; `not_observed` when it has files and none was touched in the
+ * window; `unknown` when the inventory lists no file for it.
+ * @throws ReachabilityError INVALID_OPTION, CHAIN_UNVERIFIED, IO_ERROR
  */
-export async function analyze(_o: AnalyzeOptions): Promise<ReachabilityReport> {
-  throw new ReachabilityError('NOT_IMPLEMENTED', 'analyze: not implemented yet');
+export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
+  validate(o);
+  const maxPointers = o.maxEvidencePerFile ?? 5;
+  const matcher = new Matcher(o.inventory, o.symlinks);
+  const chain =
+    o.chainDir !== undefined ? verifiedChain(o.chainDir, o.publicKeys as string[], o.trustedRoot) : undefined;
+  const source: Iterable<SourcedRecord> | AsyncIterable<SourcedRecord> = chain
+    ? chainRecords(chain)
+    : givenRecords(o.records as Iterable<EvidenceRecord>);
+
+  const perPkg = new Map<number, Map<string, FileAcc>>();
+  const unowned = new Map<string, { access: Set<Access>; count: bigint }>();
+  const runs = new Map<string, Run>();
+  const containers = new Set<string>();
+  let total = 0n;
+  let imageRecords = 0n;
+  let setup = 0n;
+  let first: bigint | undefined;
+  let last: bigint | undefined;
+
+  for await (const { record: r, chunk } of source) {
+    total++;
+    const wall = BigInt(r.wall_ns);
+    first = first === undefined ? wall : min(first, wall);
+    last = last === undefined ? wall : max(last, wall);
+    if (r.type === 'collector_status') {
+      const key = `${r.host_id}\0${r.window_start_wall_ns}`;
+      const prev = runs.get(key);
+      if (!prev || BigInt(r.window_end_wall_ns) >= BigInt(prev.status.window_end_wall_ns)) {
+        runs.set(key, { host: r.host_id, start: BigInt(r.window_start_wall_ns), status: r });
+      }
+      continue;
+    }
+    if (r.container?.image_manifest_digest !== o.imageDigest) continue;
+    if ('runtime_setup' in r && r.runtime_setup === true) {
+      setup++;
+      continue;
+    }
+    imageRecords++;
+    if (r.container.id) containers.add(r.container.id);
+    const touched = pathsOf(r);
+    if (!touched) continue;
+    const owners = new Map<string, { owner: Owner; by: Set<'path' | 'digest'> }>();
+    const note = (list: Owner[], by: 'path' | 'digest') => {
+      for (const owner of list) {
+        const k = `${owner.pkg}\0${owner.path}`;
+        const e = owners.get(k);
+        if (e) e.by.add(by);
+        else owners.set(k, { owner, by: new Set([by]) });
+      }
+    };
+    for (const p of touched.paths) note(matcher.byPath(p), 'path');
+    if (touched.digest) note(matcher.byDigest(touched.digest), 'digest');
+    if (owners.size === 0) {
+      const p = touched.paths[0];
+      if (p !== undefined && !NOT_IMAGE.test(p)) {
+        const real = matcher.real(p);
+        const u = unowned.get(real) ?? { access: new Set<Access>(), count: 0n };
+        u.access.add(touched.access);
+        u.count++;
+        unowned.set(real, u);
+      }
+      continue;
+    }
+    for (const { owner, by } of owners.values()) {
+      const files = getOrAdd(perPkg, owner.pkg, () => new Map<string, FileAcc>());
+      let f = files.get(owner.path);
+      if (!f) {
+        f = {
+          path: owner.path,
+          access: new Set(),
+          matchedBy: new Set(),
+          count: 0n,
+          byAccess: { executed: 0n, loaded: 0n, opened: 0n },
+          first: wall,
+          last: wall,
+          evidence: [],
+        };
+        files.set(owner.path, f);
+      }
+      f.access.add(touched.access);
+      for (const b of by) f.matchedBy.add(b);
+      f.count++;
+      f.byAccess[touched.access]++;
+      f.first = min(f.first, wall);
+      f.last = max(f.last, wall);
+      if (f.evidence.length < maxPointers)
+        f.evidence.push({ ...(chunk ? { chunk } : {}), seq: r.seq, type: r.type });
+    }
+  }
+
+  const packages: PackageReport[] = o.inventory.packages.map((p, i) => {
+    const base = {
+      ref: p.ref,
+      name: p.name,
+      ...(p.version !== undefined ? { version: p.version } : {}),
+      ...(p.purl !== undefined ? { purl: p.purl } : {}),
+      ecosystem: p.ecosystem,
+      file_count: p.files.length,
+    };
+    const files = perPkg.get(i);
+    if (files && files.size > 0) return { ...base, status: 'observed' as const, observed: observedOf(files) };
+    const known = p.files.length > 0 || (p.directories?.length ?? 0) > 0;
+    return { ...base, status: known ? ('not_observed' as const) : ('unknown' as const) };
+  });
+  packages.sort((a, b) => cmp(a.name, b.name) || cmp(a.version ?? '', b.version ?? '') || cmp(a.ref, b.ref));
+  const evidence: EvidenceSummary = {
+    kind: chain ? 'chain' : 'records',
+    ...(chain ? { chunks: chain.chunks, key_hints: chain.keyHints } : {}),
+    records: total.toString(),
+    image_records: imageRecords.toString(),
+    runtime_setup_records: setup.toString(),
+    containers: [...containers].sort(),
+  };
+  return {
+    report_version: 1,
+    image: { manifest_digest: o.imageDigest },
+    inventory: { source: o.inventory.source, packages: o.inventory.packages.length },
+    evidence,
+    window: windowOf(runs, first, last),
+    summary: {
+      observed: packages.filter((p) => p.status === 'observed').length,
+      not_observed: packages.filter((p) => p.status === 'not_observed').length,
+      unknown: packages.filter((p) => p.status === 'unknown').length,
+    },
+    packages,
+    unowned_paths: unownedList(unowned),
+  };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function observedOf(files: Map<string, FileAcc>): NonNullable<PackageReport['observed']> {
+  const counts = { executed: 0n, loaded: 0n, opened: 0n };
+  let first: bigint | undefined;
+  let last: bigint | undefined;
+  const out: FileObservation[] = [];
+  for (const f of [...files.values()].sort((a, b) => cmp(a.path, b.path))) {
+    for (const a of ACCESS_ORDER) counts[a] += f.byAccess[a];
+    first = first === undefined ? f.first : min(first, f.first);
+    last = last === undefined ? f.last : max(last, f.last);
+    out.push({
+      path: f.path,
+      access: ACCESS_ORDER.filter((a) => f.access.has(a)),
+      matched_by: (['path', 'digest'] as const).filter((m) => f.matchedBy.has(m)),
+      count: f.count.toString(),
+      first_seen_wall_ns: f.first.toString(),
+      last_seen_wall_ns: f.last.toString(),
+      evidence: f.evidence,
+    });
+  }
+  return {
+    counts: {
+      executed: counts.executed.toString(),
+      loaded: counts.loaded.toString(),
+      opened: counts.opened.toString(),
+    },
+    first_seen_wall_ns: (first as bigint).toString(),
+    last_seen_wall_ns: (last as bigint).toString(),
+    files: out,
+  };
+}
+
+function unownedList(m: Map<string, { access: Set<Access>; count: bigint }>): UnownedPath[] {
+  return [...m.entries()]
+    .sort(([pa, a], [pb, b]) => (a.count > b.count ? -1 : a.count < b.count ? 1 : cmp(pa, pb)))
+    .slice(0, MAX_UNOWNED)
+    .map(([path, u]) => ({
+      path,
+      access: ACCESS_ORDER.filter((a) => u.access.has(a)),
+      count: u.count.toString(),
+    }));
 }

@@ -8,7 +8,8 @@
 export { analyze } from './analyze.js';
 export type { ReachabilityErrorCode } from './errors.js';
 export { ReachabilityError } from './errors.js';
-export { inventoryFromImage, inventoryFromRootfs } from './image.js';
+export { DEFAULT_CONTENT_STORE, inventoryFromImage, inventoryFromRootfs } from './image.js';
+export type { SbomOptions } from './sbom.js';
 export { parseCycloneDx, parseSbom, parseSpdx } from './sbom.js';
 export type { ReachabilityStatement } from './statement.js';
 export {

@@ -1,17 +1,314 @@
+/**
+ * Package inventories from SBOMs as generators write them: CycloneDX
+ * 1.4–1.6 JSON and SPDX 2.3 JSON. Only locations that name a package's own
+ * content count: where a generator points at the database it read the
+ * package from (`/var/lib/dpkg/status`, `lib/apk/db/installed`, a
+ * `dist-info/METADATA`, a lockfile), that is not a file of the package.
+ */
+import { posix } from 'node:path';
+import { getOrAdd } from './collections.js';
 import { ReachabilityError } from './errors.js';
-import type { Inventory } from './types.js';
+import { normalizePath } from './paths.js';
+import type { Ecosystem, Inventory, InventoryPackage } from './types.js';
 
-/** Inventory from a CycloneDX 1.4-1.6 JSON document (text or parsed). */
-export function parseCycloneDx(_doc: unknown): Inventory {
-  throw new ReachabilityError('NOT_IMPLEMENTED', 'parseCycloneDx: not implemented yet');
+/** Options of the SBOM parsers. */
+export interface SbomOptions {
+  /**
+   * Directory relative locations are taken from (default `/`): for an SBOM of
+   * an application directory (e.g. `@cyclonedx/cyclonedx-npm`, whose paths
+   * are `node_modules/...`), the directory the application lives at in the
+   * image, like `/app`.
+   */
+  root?: string;
 }
 
-/** Inventory from an SPDX 2.3 JSON document (text or parsed). */
-export function parseSpdx(_doc: unknown): Inventory {
-  throw new ReachabilityError('NOT_IMPLEMENTED', 'parseSpdx: not implemented yet');
+function parseDoc(doc: unknown, what: string): Record<string, unknown> {
+  let v = doc;
+  if (typeof v === 'string' || Buffer.isBuffer(v)) {
+    try {
+      v = JSON.parse(v.toString());
+    } catch (err) {
+      throw new ReachabilityError('SBOM_INVALID', `${what}: not JSON (${(err as Error).message})`, {
+        cause: err,
+      });
+    }
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new ReachabilityError('SBOM_INVALID', `${what}: expected a JSON object`);
+  }
+  return v as Record<string, unknown>;
 }
 
-/** Inventory from a CycloneDX or SPDX JSON document, whichever it is. */
-export function parseSbom(_doc: unknown): Inventory {
-  throw new ReachabilityError('NOT_IMPLEMENTED', 'parseSbom: not implemented yet');
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const obj = (v: unknown): Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/** Ecosystem of a purl (`pkg:<type>/...`). */
+export function ecosystemOfPurl(purl: string | undefined): Ecosystem {
+  const t = purl?.match(/^pkg:([a-zA-Z0-9.+-]+)\//)?.[1]?.toLowerCase();
+  if (t === 'deb' || t === 'apk' || t === 'npm' || t === 'pypi') return t;
+  return 'generic';
+}
+
+/** Package-database files: where a package was found, not its content. */
+const DATABASE_LOCATION =
+  /(?:^|\/)(?:var\/lib\/dpkg\/(?:status|status\.d\/[^/]+|info\/[^/]+)|(?:usr\/)?lib\/apk\/db\/installed|var\/lib\/rpm\/[^/]+|[^/]+\.(?:dist|egg)-info(?:\/[^/]+)?|package-lock\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-lock\.yaml|requirements[^/]*\.txt|poetry\.lock|Pipfile\.lock)$/;
+
+function absolute(root: string, p: string): string {
+  return normalizePath(p.startsWith('/') ? p : posix.join(root, p));
+}
+
+/** Collects one package's files, directories and digests from an SBOM's locations. */
+class Owned {
+  readonly files = new Set<string>();
+  readonly dirs = new Set<string>();
+  readonly digests: Record<string, string> = {};
+
+  constructor(
+    readonly root: string,
+    readonly ecosystem: Ecosystem,
+  ) {}
+
+  /** A location the SBOM gives for the package: a file, or (npm) the package directory or its package.json. */
+  location(raw: string | undefined, isDir = false): void {
+    if (!raw) return;
+    const p = absolute(this.root, raw.replace(/^file:\/\//, ''));
+    if (this.ecosystem === 'npm' && (isDir || p.endsWith('/package.json'))) {
+      const dir = isDir ? p : posix.dirname(p);
+      if (/\/node_modules\/(?:@[^/]+\/)?[^/]+$/.test(dir)) this.dirs.add(dir);
+      if (!isDir) this.files.add(p);
+      return;
+    }
+    if (isDir || DATABASE_LOCATION.test(p)) return;
+    this.files.add(p);
+  }
+
+  digest(path: string, sha256: string | undefined): void {
+    if (sha256 && /^[0-9a-fA-F]{64}$/.test(sha256))
+      this.digests[absolute(this.root, path)] = `sha256:${sha256.toLowerCase()}`;
+  }
+
+  finish(pkg: Omit<InventoryPackage, 'files' | 'digests' | 'directories'>): InventoryPackage {
+    const out: InventoryPackage = { ...pkg, files: [...this.files].sort() };
+    if (this.dirs.size > 0) out.directories = [...this.dirs].sort();
+    const digests = Object.fromEntries(Object.entries(this.digests).filter(([p]) => this.files.has(p)));
+    if (Object.keys(digests).length > 0) out.digests = digests;
+    return out;
+  }
+}
+
+function cdxSha256(hashes: unknown): string | undefined {
+  for (const h of arr(hashes)) {
+    const o = obj(h);
+    if (String(o.alg).toUpperCase().replace('-', '') === 'SHA256') return str(o.content);
+  }
+  return undefined;
+}
+
+/** Property names that carry a location of the component's content (syft, cdxgen, cyclonedx-npm). */
+const LOCATION_PROPERTY = /(?:^syft:location:\d+:path$|:file$|:path$|:location$)/;
+
+function toolName(tools: unknown): string | undefined {
+  const t = obj(tools);
+  const list = Array.isArray(tools) ? tools : arr(t.components);
+  const names = list
+    .map((x) => {
+      const o = obj(x);
+      return [str(o.name), str(o.version)].filter(Boolean).join(' ');
+    })
+    .filter((s) => s !== '');
+  return names.length > 0 ? names.join(', ') : undefined;
+}
+
+/**
+ * Inventory from a CycloneDX 1.4–1.6 JSON document (text or parsed). Every
+ * non-file component (nested ones too) is a package; its files come from
+ * `evidence.occurrences[].location`, location properties
+ * (`syft:location:N:path`, `cdx:npm:package:path`, `…:file`, `…:path`) and
+ * nested components of type `file` (with their SHA-256 hashes). An npm
+ * package's directory (or package.json) makes it own the files under that
+ * directory (nested node_modules excluded).
+ * @throws ReachabilityError SBOM_INVALID when it is not CycloneDX JSON 1.4–1.6
+ */
+export function parseCycloneDx(doc: unknown, options: SbomOptions = {}): Inventory {
+  const d = parseDoc(doc, 'CycloneDX SBOM');
+  const specVersion = str(d.specVersion);
+  if (d.bomFormat !== 'CycloneDX' || !specVersion) {
+    throw new ReachabilityError(
+      'SBOM_INVALID',
+      'not a CycloneDX JSON document (bomFormat "CycloneDX" and specVersion expected)',
+    );
+  }
+  if (!/^1\.[4-6]$/.test(specVersion)) {
+    throw new ReachabilityError(
+      'SBOM_INVALID',
+      `CycloneDX ${specVersion} is not supported (1.4, 1.5 and 1.6 are)`,
+      {
+        hint: 'ask the generator for spec version 1.6 (e.g. cyclonedx-npm --spec-version 1.6)',
+      },
+    );
+  }
+  const root = normalizePath(options.root ?? '/');
+  const packages: InventoryPackage[] = [];
+  const walk = (components: unknown, parent: Owned | undefined) => {
+    for (const c of arr(components)) {
+      const o = obj(c);
+      if (o.type === 'file') {
+        // A file component inside a package component is one of its files.
+        const name = str(o.name);
+        if (parent && name) {
+          parent.location(name);
+          parent.digest(name, cdxSha256(o.hashes));
+        }
+        walk(o.components, parent);
+        continue;
+      }
+      const name = str(o.name);
+      const purl = str(o.purl);
+      const owned = new Owned(root, ecosystemOfPurl(purl));
+      for (const occ of arr(obj(o.evidence).occurrences)) owned.location(str(obj(occ).location));
+      for (const p of arr(o.properties)) {
+        const po = obj(p);
+        const n = str(po.name);
+        if (n && LOCATION_PROPERTY.test(n)) owned.location(str(po.value), n === 'cdx:npm:package:path');
+      }
+      walk(o.components, owned);
+      if (!name) continue;
+      const ref = purl ?? str(o['bom-ref']) ?? `${name}@${str(o.version) ?? ''}`;
+      packages.push(
+        owned.finish({
+          ref,
+          name: str(o.group) && owned.ecosystem === 'npm' ? `${o.group}/${name}` : name,
+          ...(str(o.version) ? { version: str(o.version) } : {}),
+          ...(purl ? { purl } : {}),
+          ecosystem: owned.ecosystem,
+        }),
+      );
+    }
+  };
+  walk(d.components, undefined);
+  const meta = obj(d.metadata);
+  const tool = toolName(meta.tools);
+  return {
+    source: {
+      kind: 'cyclonedx',
+      specVersion,
+      ...(tool ? { tool } : {}),
+      ...(str(d.serialNumber) ? { serialNumber: str(d.serialNumber) } : {}),
+    },
+    packages: uniqueRefs(packages),
+  };
+}
+
+/** Refs must be unique in a report: a duplicate gets `#2`, `#3`, ... */
+function uniqueRefs(packages: InventoryPackage[]): InventoryPackage[] {
+  const seen = new Map<string, number>();
+  for (const p of packages) {
+    const n = (seen.get(p.ref) ?? 0) + 1;
+    seen.set(p.ref, n);
+    if (n > 1) p.ref = `${p.ref}#${n}`;
+  }
+  return packages;
+}
+
+/**
+ * Inventory from an SPDX 2.3 JSON document (text or parsed). Packages are
+ * `packages[]` (purl from `externalRefs`); their files are the `files[]`
+ * named by `hasFiles` and by `CONTAINS` (or reverse `CONTAINED_BY`)
+ * relationships, with their SHA-256 checksums.
+ * @throws ReachabilityError SBOM_INVALID when it is not SPDX 2.x JSON
+ */
+export function parseSpdx(doc: unknown, options: SbomOptions = {}): Inventory {
+  const d = parseDoc(doc, 'SPDX SBOM');
+  const spdxVersion = str(d.spdxVersion);
+  if (!spdxVersion?.startsWith('SPDX-2.')) {
+    throw new ReachabilityError(
+      'SBOM_INVALID',
+      'not an SPDX 2.x JSON document (spdxVersion "SPDX-2.3" expected)',
+      {
+        hint: 'SPDX 3 JSON-LD and tag-value documents are not read: ask the generator for SPDX 2.3 JSON',
+      },
+    );
+  }
+  const root = normalizePath(options.root ?? '/');
+  const files = new Map<string, { name: string; sha256?: string }>();
+  for (const f of arr(d.files)) {
+    const o = obj(f);
+    const id = str(o.SPDXID);
+    const name = str(o.fileName);
+    if (!id || !name) continue;
+    let sha256: string | undefined;
+    for (const c of arr(o.checksums)) {
+      const co = obj(c);
+      if (String(co.algorithm).toUpperCase().replace('-', '') === 'SHA256') sha256 = str(co.checksumValue);
+    }
+    files.set(id, { name, ...(sha256 ? { sha256 } : {}) });
+  }
+  const contains = new Map<string, Set<string>>();
+  const link = (pkg: string, file: string) => {
+    getOrAdd(contains, pkg, () => new Set<string>()).add(file);
+  };
+  for (const r of arr(d.relationships)) {
+    const o = obj(r);
+    const a = str(o.spdxElementId);
+    const b = str(o.relatedSpdxElement);
+    if (!a || !b) continue;
+    if (o.relationshipType === 'CONTAINS') link(a, b);
+    else if (o.relationshipType === 'CONTAINED_BY') link(b, a);
+  }
+  const packages: InventoryPackage[] = [];
+  for (const p of arr(d.packages)) {
+    const o = obj(p);
+    const id = str(o.SPDXID);
+    const name = str(o.name);
+    if (!id || !name) continue;
+    const purl = arr(o.externalRefs)
+      .map(obj)
+      .find((r) => r.referenceType === 'purl')?.referenceLocator as string | undefined;
+    const owned = new Owned(root, ecosystemOfPurl(purl));
+    for (const fid of [...arr(o.hasFiles), ...(contains.get(id) ?? [])]) {
+      const f = typeof fid === 'string' ? files.get(fid) : undefined;
+      if (!f) continue;
+      owned.location(f.name);
+      owned.digest(f.name, f.sha256);
+    }
+    packages.push(
+      owned.finish({
+        ref: purl ?? id,
+        name,
+        ...(str(o.versionInfo) ? { version: str(o.versionInfo) } : {}),
+        ...(purl ? { purl } : {}),
+        ecosystem: owned.ecosystem,
+      }),
+    );
+  }
+  const creators = arr(obj(d.creationInfo).creators)
+    .filter((c): c is string => typeof c === 'string' && c.startsWith('Tool:'))
+    .map((c) => c.slice(5).trim());
+  return {
+    source: {
+      kind: 'spdx',
+      spdxVersion,
+      ...(creators.length > 0 ? { tool: creators.join(', ') } : {}),
+      ...(str(d.documentNamespace) ? { documentNamespace: str(d.documentNamespace) } : {}),
+    },
+    packages: uniqueRefs(packages),
+  };
+}
+
+/**
+ * Inventory from a CycloneDX or SPDX JSON document, whichever it is (by
+ * `bomFormat` / `spdxVersion`).
+ * @throws ReachabilityError SBOM_INVALID when it is neither
+ */
+export function parseSbom(doc: unknown, options: SbomOptions = {}): Inventory {
+  const d = parseDoc(doc, 'SBOM');
+  if (d.bomFormat === 'CycloneDX') return parseCycloneDx(d, options);
+  if (typeof d.spdxVersion === 'string') return parseSpdx(d, options);
+  throw new ReachabilityError(
+    'SBOM_INVALID',
+    'the SBOM is neither CycloneDX JSON (bomFormat) nor SPDX JSON (spdxVersion)',
+    { hint: 'give a CycloneDX 1.4-1.6 or SPDX 2.3 document in JSON' },
+  );
 }

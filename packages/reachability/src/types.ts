@@ -25,9 +25,17 @@ export interface InventoryPackage {
   /**
    * Files the package installs, as absolute in-image paths, normalised
    * (no `.`/`..`, no double or trailing slash). Empty when the inventory does
-   * not say: the package is then reported `unknown`.
+   * not say: the package is then reported `unknown` (unless it has `directories`).
    */
   files: string[];
+  /**
+   * Directories the package owns whole, when the inventory names the
+   * directory rather than its files (an npm package directory in an SBOM):
+   * every path under it except nested `node_modules` is the package's.
+   */
+  directories?: string[];
+  /** Where the package is installed, for ecosystems that install per directory (npm package dir, Python dist-info dir). */
+  location?: string;
   /** `sha256:<hex>` content digests by path (subset of `files`), where the inventory has SHA-256. */
   digests?: Record<string, string>;
 }
@@ -154,6 +162,12 @@ export interface ObservationWindow {
   lost: string;
   /** True when the run's final collector_status (`final: true`) is inside the evidence. */
   final_status: boolean;
+  /**
+   * The collector runs inside the evidence (one per host and start), each
+   * with the span its latest status record covers: the window is their
+   * union, and a gap between runs was not watched.
+   */
+  runs: { host_id: string; start_wall_ns: string; end_wall_ns: string; final: boolean }[];
 }
 
 /** What evidence the report was built from. */
