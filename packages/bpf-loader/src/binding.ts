@@ -5,7 +5,7 @@ import { BpfError, NotSupportedError } from './errors.js';
 
 /** The raw addon surface. Internal: the wrappers validate before calling it. */
 export interface NativeBinding {
-  NativeObject: new (file: string | Buffer, name?: string) => NativeObjectHandle;
+  NativeObject: new (file: string | Buffer, name?: string, btfCustomPath?: string) => NativeObjectHandle;
   init(classes: {
     BpfError: typeof BpfError;
     NotSupportedError: typeof NotSupportedError;

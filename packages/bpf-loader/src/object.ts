@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import {
   loadBinding,
   type NativeBinding,
@@ -51,6 +52,17 @@ export interface OpenOptions {
   name?: string;
   /** Path of stella_bpf.node, overriding prebuilds/ and build/Release. */
   bindingPath?: string;
+  /**
+   * Kernel BTF file for CO-RE relocations instead of /sys/kernel/btf/vmlinux
+   * (libbpf's `btf_custom_path`), for kernels built without
+   * CONFIG_DEBUG_INFO_BTF: a file from BTFHub for that exact kernel build, or
+   * one made with `pahole --btf_encode_detached` from its debug vmlinux. Only
+   * relocations use it: tp_btf, fentry and LSM programs still need the
+   * kernel's own BTF, raw_tp and tracepoint programs do not. Must be a
+   * readable file (BpfError 'OPEN' otherwise); a file that is not BTF fails
+   * load() with 'LOAD'.
+   */
+  btfCustomPath?: string;
 }
 
 const NATIVE = Symbol('stellaops.bpf-loader.native');
@@ -158,6 +170,28 @@ function unsupportedError(err: unknown, programs: readonly ProgramInfo[]): NotSu
   return undefined;
 }
 
+/** libbpf only reads btf_custom_path at load and then reports a bare errno: say which file, and why, at open. */
+function requireReadableBtf(path: string): void {
+  try {
+    if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
+    accessSync(path, constants.R_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new BpfError(
+      `btfCustomPath ${path}: ${code === 'ENOENT' ? 'no such file' : ((e as Error).message ?? code)}`,
+      {
+        code: 'OPEN',
+        operation: 'btf_custom_path',
+        errno: code === 'ENOENT' ? 2 : code === 'EACCES' ? 13 : 21,
+        hint:
+          'name a kernel BTF file for this exact kernel build: from BTFHub (https://github.com/aquasecurity/btfhub-archive), ' +
+          'or made with `pahole --btf_encode_detached=<file> <vmlinux with debug info>`; on kernels with BTF omit it (/sys/kernel/btf/vmlinux is used)',
+        cause: e,
+      },
+    );
+  }
+}
+
 class Link implements BpfLink {
   readonly program: string;
   readonly #id: number;
@@ -258,11 +292,13 @@ export class BpfObject implements Disposable {
     } else {
       throw new TypeError(`file must be a path string or a Buffer holding an ELF object, got ${typeof file}`);
     }
-    const o = requireOptions(opts, 'open options', ['name', 'bindingPath']);
+    const o = requireOptions(opts, 'open options', ['name', 'bindingPath', 'btfCustomPath']);
     const name = optional(o, 'name', requireString, 'options');
     const bindingPath = optional(o, 'bindingPath', requireString, 'options');
+    const btfPath = optional(o, 'btfCustomPath', requireString, 'options');
+    if (btfPath !== undefined) requireReadableBtf(btfPath);
     const binding = loadBinding(bindingPath);
-    const native = name === undefined ? new binding.NativeObject(file) : new binding.NativeObject(file, name);
+    const native = new binding.NativeObject(file, name, btfPath);
     return new BpfObject(binding, native);
   }
 

@@ -181,6 +181,11 @@ function status(feature: BpfFeature): ProgramTypeStatus {
 export interface PreflightOptions {
   /** Where capabilities are read from (tests inject unreadable sources). */
   capabilities?: CapabilityReaders;
+  /**
+   * A kernel BTF file the objects will be opened with (OpenOptions.btfCustomPath):
+   * a kernel without /sys/kernel/btf/vmlinux is then a warning, not a problem.
+   */
+  btfCustomPath?: string;
 }
 
 /**
@@ -208,9 +213,15 @@ export function preflight(options: PreflightOptions = {}): PreflightReport {
   const problems: string[] = [];
   const warnings: string[] = [];
   const btf = existsSync('/sys/kernel/btf/vmlinux');
-  if (!btf)
+  if (!btf && options.btfCustomPath !== undefined && existsSync(options.btfCustomPath))
+    warnings.push(
+      `kernel BTF is missing (/sys/kernel/btf/vmlinux): CO-RE relocations use ${options.btfCustomPath}; tp_btf, fentry and LSM programs cannot attach, raw_tp is used`,
+    );
+  else if (!btf)
     problems.push(
-      'kernel BTF is missing (/sys/kernel/btf/vmlinux): use a kernel built with CONFIG_DEBUG_INFO_BTF=y',
+      options.btfCustomPath === undefined
+        ? 'kernel BTF is missing (/sys/kernel/btf/vmlinux): use a kernel built with CONFIG_DEBUG_INFO_BTF=y, or give a BTF file for this kernel (btf_custom_path, from BTFHub)'
+        : `kernel BTF is missing (/sys/kernel/btf/vmlinux) and the BTF file ${options.btfCustomPath} does not exist: fix btf_custom_path`,
     );
   const loadMissing = eff === undefined ? [] : missingCapabilities('load', eff);
   if (eff === undefined) {

@@ -153,6 +153,12 @@ export const CONFIG_FIELDS: readonly FieldSpec[] = [
   },
   ...RUNTIME_SOCKET_FIELDS,
   {
+    key: 'btf_custom_path',
+    type: str,
+    default: '',
+    doc: "Kernel BTF file for kernels without /sys/kernel/btf/vmlinux (from BTFHub, or pahole --btf_encode_detached); empty = the kernel's own.",
+  },
+  {
     key: 'status_interval_seconds',
     type: int(1, 86_400),
     default: 60,

@@ -33,10 +33,13 @@ export function kernelBtfHasName(name: string, btfPath: string = KERNEL_BTF): bo
  */
 export type TaskAccess = 'btf' | 'core';
 
-/** The task access the BPF side takes here, given the requested mode. */
-export function taskAccess(requested: 'auto' | 'core'): TaskAccess {
+/**
+ * The task access the BPF side takes here, given the requested mode and the
+ * BTF libbpf relocates against (a btfCustomPath, else the kernel's own).
+ */
+export function taskAccess(requested: 'auto' | 'core', btfPath: string = KERNEL_BTF): TaskAccess {
   if (requested === 'core') return 'core';
-  return kernelBtfHasName('BPF_FUNC_get_current_task_btf') ? 'btf' : 'core';
+  return kernelBtfHasName('BPF_FUNC_get_current_task_btf', btfPath) ? 'btf' : 'core';
 }
 
 /** The collector_status reason for a probe that reads the task without the BTF helper. */

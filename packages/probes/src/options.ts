@@ -33,6 +33,14 @@ export interface ProbeSetOptions {
   /** BPF object to load instead of the shipped one (tests, custom builds). */
   objectPath?: string;
   /**
+   * Kernel BTF file used instead of /sys/kernel/btf/vmlinux for CO-RE
+   * relocations (libbpf's btf_custom_path), for kernels without built-in
+   * BTF: get it from BTFHub for the exact kernel build, or make it with
+   * `pahole --btf_encode_detached`. Without kernel BTF only raw_tp attaches
+   * (tp_btf, fentry and LSM need the kernel's own BTF).
+   */
+  btfCustomPath?: string;
+  /**
    * Attach type of the syscall and sched probes: 'auto' (default) tries tp_btf, then raw_tp;
    * naming one forces it, without fallback.
    */
@@ -77,6 +85,7 @@ export interface ResolvedOptions {
   drainLatencyMs: number;
   bindingPath: string | undefined;
   objectPath: string | undefined;
+  btfCustomPath: string | undefined;
   attach: 'auto' | 'tp_btf' | 'raw_tp';
   taskAccess: 'auto' | 'core';
   onCgroupMkdir: ((event: CgroupMkdirEvent) => void) | undefined;
@@ -140,6 +149,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
     'drainLatencyMs',
     'bindingPath',
     'objectPath',
+    'btfCustomPath',
     'attach',
     'taskAccess',
     'onCgroupMkdir',
@@ -218,7 +228,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
       'use e.g. 1048576 (1 MiB) or 4194304 (4 MiB)',
     );
   }
-  for (const k of ['bindingPath', 'objectPath'] as const) {
+  for (const k of ['bindingPath', 'objectPath', 'btfCustomPath'] as const) {
     if (opts[k] !== undefined && typeof opts[k] !== 'string') {
       throw new ProbeOptionError(k, `must be a string path, got ${typeof opts[k]}`);
     }
@@ -236,6 +246,7 @@ export function resolveOptions(opts: unknown): ResolvedOptions {
       opts.drainLatencyMs === undefined ? 10 : intIn('drainLatencyMs', opts.drainLatencyMs, 1, 60000),
     bindingPath: opts.bindingPath as string | undefined,
     objectPath: opts.objectPath as string | undefined,
+    btfCustomPath: opts.btfCustomPath as string | undefined,
     attach,
     taskAccess,
     onCgroupMkdir: opts.onCgroupMkdir as ((event: CgroupMkdirEvent) => void) | undefined,

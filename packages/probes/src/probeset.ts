@@ -139,10 +139,11 @@ function attempt(
   notes: Map<string, string>,
   allowPartial: boolean,
 ): Attempt {
-  const obj = BpfObject.open(
-    file,
-    o.bindingPath === undefined ? { name: 'fileexec' } : { name: 'fileexec', bindingPath: o.bindingPath },
-  );
+  const obj = BpfObject.open(file, {
+    name: 'fileexec',
+    ...(o.bindingPath === undefined ? {} : { bindingPath: o.bindingPath }),
+    ...(o.btfCustomPath === undefined ? {} : { btfCustomPath: o.btfCustomPath }),
+  });
   try {
     const wanted = new Set<string>();
     for (const p of o.probes) {
@@ -395,7 +396,7 @@ export function openProbeSet(opts?: ProbeSetOptions): ProbeSet {
   }
 
   // Which branch of stella_current_ppid (bpf/common.h) the programs take: said in each status.
-  if (taskAccess(o.taskAccess) === 'core') notes.set('task', taskAccessNote(o.taskAccess));
+  if (taskAccess(o.taskAccess, o.btfCustomPath) === 'core') notes.set('task', taskAccessNote(o.taskAccess));
 
   let lsm: LsmVariant | undefined;
   if (o.probes.includes('file_open_lsm')) {

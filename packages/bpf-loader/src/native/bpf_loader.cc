@@ -315,18 +315,25 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
          InstanceMethod<&NativeObject::OpenRing>("openRing"), InstanceMethod<&NativeObject::CloseJs>("close")});
   }
 
-  // new NativeObject(pathOrBuffer, name?)
+  // new NativeObject(pathOrBuffer, name?, btfCustomPath?)
   explicit NativeObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeObject>(info) {
     Napi::Env env = info.Env();
     AddonData* data = env.GetInstanceData<AddonData>();
     registry_ = data->registry;
     std::string name;
+    std::string btfPath;
     bpf_object_open_opts opts;
     memset(&opts, 0, sizeof(opts));
     opts.sz = sizeof(opts);
     if (info.Length() > 1 && info[1].IsString()) {
       name = info[1].As<Napi::String>().Utf8Value();
       opts.object_name = name.c_str();
+    }
+    // Kernel BTF from a file, for CO-RE relocations where /sys/kernel/btf/vmlinux is missing
+    // (libbpf copies the path at open and parses the file at load).
+    if (info.Length() > 2 && info[2].IsString()) {
+      btfPath = info[2].As<Napi::String>().Utf8Value();
+      opts.btf_custom_path = btfPath.c_str();
     }
     LogCapture cap;
     errno = 0;

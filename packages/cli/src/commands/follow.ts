@@ -290,7 +290,7 @@ export async function followCommand(p: Parsed, io: Io): Promise<number> {
   const durationMs =
     typeof p.values.duration === 'string' ? parseDuration('--duration', p.values.duration) : undefined;
   const cfg = loadConfig({ ...configFileInputs(p, io), env: io.env, flags: configFlags(p) });
-  requireTracing();
+  requireTracing(cfg.get<string>('btf_custom_path') || undefined);
 
   let signals = 0;
   let stdoutGone = false;

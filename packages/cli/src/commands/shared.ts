@@ -56,9 +56,10 @@ export function describeConfigFile(cfg: EffectiveConfig, io: Io): string {
  * Refuses to start tracing where the kernel or the privileges cannot carry it
  * (the loader's preflight): PRIVILEGE for missing capabilities or root,
  * KERNEL otherwise, the first problem in the message and the rest as the hint.
+ * `btfCustomPath`: the external kernel BTF the probes will use (btf_custom_path).
  */
-export function requireTracing(): void {
-  const pf = preflight();
+export function requireTracing(btfCustomPath?: string): void {
+  const pf = preflight(btfCustomPath ? { btfCustomPath } : {});
   if (pf.ok) return;
   throw new CliError(
     pf.problems.some((x) => /CAP_|root/.test(x)) ? 'PRIVILEGE' : 'KERNEL',

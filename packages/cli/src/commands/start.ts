@@ -73,6 +73,7 @@ export function collectOptions(cfg: EffectiveConfig): CollectOptions {
     socketSource: cfg.get<'syscall' | 'libc'>('probes.socket_source'),
     userStacks: { libc_net: cfg.get<boolean>('stacks.libc_net'), tls: cfg.get<boolean>('stacks.tls') },
     enrich: runtimeEndpoints(cfg),
+    ...(cfg.get<string>('btf_custom_path') ? { btfCustomPath: cfg.get<string>('btf_custom_path') } : {}),
   };
 }
 
@@ -248,7 +249,7 @@ async function prepareCollector(p: Parsed, io: Io, tty: boolean): Promise<Prepar
     });
   }
   const dir = cfg.get<string>('output_directory');
-  requireTracing();
+  requireTracing(cfg.get<string>('btf_custom_path') || undefined);
   const signer = await makeSigner(cfg, io.env);
   let target: ReturnType<typeof ensureEvidenceDir>;
   try {

@@ -20,7 +20,7 @@ import {
 } from '@stellaops/bpf-loader';
 import { type KernelCounters, readCounters, settledCounters } from '../counters.js';
 import { ProbeOptionError, ProbesError } from '../errors.js';
-import { kernelBtfHasName } from '../kernel-btf.js';
+import { KERNEL_BTF, kernelBtfHasName } from '../kernel-btf.js';
 import { RING_HIGH_WATER_BATCHES } from '../options.js';
 import { type AttachedLibrary, SSL_IO_SYMBOLS, SSL_UPROBES, UprobeAttacher } from './attach.js';
 import { decodeNetRecord, type NetEvent } from './decode.js';
@@ -75,6 +75,11 @@ export interface NetProbeOptions {
   libcPaths?: readonly string[];
   /** procfs mount to scan (default '/proc'). */
   procRoot?: string;
+  /**
+   * Kernel BTF file for CO-RE relocations instead of /sys/kernel/btf/vmlinux
+   * (libbpf's btf_custom_path; see ProbeSetOptions.btfCustomPath).
+   */
+  btfCustomPath?: string;
   /** Probe the host's libc/libssl in the standard directories at start, mapped or not. Default true. */
   hostLibraries?: boolean;
   /** Called with every raw ring record before it is decoded (auditing: e.g. proving no payload bytes). */
@@ -161,8 +166,9 @@ const HELPER_PROGRAMS = STATE_VARIANTS.flatMap((v) => [v.state, v.exec, v.enter,
  * their records carry no tuple. Every tracepoint has a btf_trace_<name>
  * type in the kernel's BTF.
  */
-function sockIoPrograms(variant: (typeof STATE_VARIANTS)[number]): readonly string[] {
-  return kernelBtfHasName('btf_trace_sock_send_length') && kernelBtfHasName('btf_trace_sock_recv_length')
+function sockIoPrograms(variant: (typeof STATE_VARIANTS)[number], btf: string): readonly string[] {
+  return kernelBtfHasName('btf_trace_sock_send_length', btf) &&
+    kernelBtfHasName('btf_trace_sock_recv_length', btf)
     ? variant.io
     : [];
 }
@@ -172,8 +178,10 @@ function sockIoPrograms(variant: (typeof STATE_VARIANTS)[number]): readonly stri
  * bpf_task_pt_regs (5.15) and bpf_get_current_task_btf (5.11), resolved by
  * libbpf against the same kernel BTF names.
  */
-function syscallFdHelpers(): boolean {
-  return kernelBtfHasName('BPF_FUNC_task_pt_regs') && kernelBtfHasName('BPF_FUNC_get_current_task_btf');
+function syscallFdHelpers(btf: string): boolean {
+  return (
+    kernelBtfHasName('BPF_FUNC_task_pt_regs', btf) && kernelBtfHasName('BPF_FUNC_get_current_task_btf', btf)
+  );
 }
 const NO_SOCK_IO =
   'the kernel has no sock_send_length/sock_recv_length tracepoints: TLS records carry no socket tuple';
@@ -214,6 +222,9 @@ interface Resolved {
   sslPaths: string[];
   libcPaths: string[];
   procRoot: string;
+  /** The BTF libbpf relocates against: btfCustomPath, else the kernel's own. */
+  btf: string;
+  btfCustomPath: string | undefined;
   hostLibraries: boolean;
   onRawRecord: ((record: Buffer) => void) | undefined;
   ringBufferBytes: number;
@@ -329,6 +340,8 @@ function resolve(o: NetProbeOptions): Resolved {
     sslPaths: [...(o.sslPaths ?? [])],
     libcPaths: [...(o.libcPaths ?? [])],
     procRoot: o.procRoot ?? '/proc',
+    btf: o.btfCustomPath ?? KERNEL_BTF,
+    btfCustomPath: o.btfCustomPath,
     hostLibraries: o.hostLibraries ?? true,
     onRawRecord: o.onRawRecord,
     ringBufferBytes: ring,
@@ -344,7 +357,10 @@ function u32(n: number): Buffer {
 
 /** Open, configure, load one TCP-state variant; closes the object if it throws. */
 function load(o: Resolved, variant: (typeof STATE_VARIANTS)[number]): BpfObject {
-  const obj = BpfObject.open(o.file, { name: 'net' });
+  const obj = BpfObject.open(o.file, {
+    name: 'net',
+    ...(o.btfCustomPath === undefined ? {} : { btfCustomPath: o.btfCustomPath }),
+  });
   try {
     obj.setGlobal('cfg_dedup', o.dedup);
     obj.setGlobal('cfg_user_stack', o.userStack);
@@ -364,7 +380,7 @@ function load(o: Resolved, variant: (typeof STATE_VARIANTS)[number]): BpfObject 
       variant.exec,
       variant.enter,
       variant.exit,
-      ...sockIoPrograms(variant),
+      ...sockIoPrograms(variant, o.btf),
     ]);
     for (const p of HELPER_PROGRAMS) obj.setAutoload(p, wanted.has(p));
     obj.load();
@@ -450,7 +466,7 @@ function attachFixed(
     }
   }
   if (o.probes.has('tls_io') || o.probes.has('tls_handshake'))
-    for (const p of sockIoPrograms(variant)) attach(p);
+    for (const p of sockIoPrograms(variant, o.btf)) attach(p);
   if (o.rescanOnExec && usesUprobes(o)) attach(variant.exec);
   return status;
 }
@@ -501,7 +517,7 @@ class NetProbesImpl implements NetProbes {
     this.#scanner = new LibraryScanner({ procRoot: o.procRoot, staticSsl: o.staticSsl });
     // Without tls_io, SSL_read/SSL_write are not probed: a handshake-only collector pays no trap per I/O call.
     // SSL_set_fd only where the kernel cannot name the session's descriptor from its socket I/O.
-    const fdFromSyscalls = sockIoPrograms(STATE_VARIANTS[0]).length > 0 && syscallFdHelpers();
+    const fdFromSyscalls = sockIoPrograms(STATE_VARIANTS[0], o.btf).length > 0 && syscallFdHelpers(o.btf);
     const sslSpecs = SSL_UPROBES.filter(
       (u) =>
         (o.probes.has('tls_io') || !SSL_IO_SYMBOLS.has(u.symbol)) &&
@@ -597,7 +613,9 @@ class NetProbesImpl implements NetProbes {
             ? `${failed.length} file(s) refused: ${failed.map((f) => `${f.target.path}: ${f.error}`).join('; ')}`
             : undefined;
       const noIo =
-        name.startsWith('tls_') && good.length > 0 && sockIoPrograms(STATE_VARIANTS[0]).length === 0;
+        name.startsWith('tls_') &&
+        good.length > 0 &&
+        sockIoPrograms(STATE_VARIANTS[0], this.#o.btf).length === 0;
       const why = [reason, noIo ? NO_SOCK_IO : undefined].filter(Boolean).join('; ');
       out.push({ name, attached: good.length > 0, attachType: 'uprobe', ...(why ? { reason: why } : {}) });
     };
