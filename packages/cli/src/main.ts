@@ -4,6 +4,7 @@ import { flushCommand, flushSpec } from './commands/flush.js';
 import { followCommand, followSpec } from './commands/follow.js';
 import { inspectCommand, inspectSpec } from './commands/inspect.js';
 import { keygenCommand, keygenSpec } from './commands/keygen.js';
+import { reachabilityCommand, reachabilitySpec } from './commands/reachability.js';
 import { startCommand, startSpec } from './commands/start.js';
 import { statusCommand, statusSpec } from './commands/status.js';
 import { verifyCommand, verifySpec } from './commands/verify.js';
@@ -22,6 +23,7 @@ const COMMANDS: Command[] = [
   { spec: followSpec, run: followCommand },
   { spec: flushSpec, run: flushCommand },
   { spec: inspectSpec, run: inspectCommand },
+  { spec: reachabilitySpec, run: reachabilityCommand },
   { spec: verifySpec, run: verifyCommand },
   { spec: configSpec, run: configCommand },
   { spec: keygenSpec, run: keygenCommand },

@@ -195,7 +195,8 @@ function show(field: unknown): string {
   return Buffer.from(s, 'utf8').equals(b) ? s : `<b64:${b.toString('base64')}>`;
 }
 
-function trustedKeys(p: Parsed, cfg: EffectiveConfig): string[] {
+/** The `--key` public keys, else the one beside (or derived from) signals.signing.key_path; KEY error when there is none. */
+export function trustedKeys(p: Parsed, cfg: EffectiveConfig, command = 'inspect'): string[] {
   const given = (p.values.key as string[] | undefined) ?? [];
   if (given.length > 0) return readKeys(given);
   const priv = cfg.get<string>('signing.key_path');
@@ -204,7 +205,7 @@ function trustedKeys(p: Parsed, cfg: EffectiveConfig): string[] {
   if (existsSync(priv)) {
     return [createPublicKey(readFileSync(priv, 'utf8')).export({ type: 'spki', format: 'pem' }).toString()];
   }
-  throw new CliError('KEY', 'inspect verifies the evidence first and needs the public key', {
+  throw new CliError('KEY', `${command} verifies the evidence first and needs the public key`, {
     hint: `pass --key PUBLIC.pem (no key at ${pub})`,
   });
 }

@@ -1,0 +1,189 @@
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FileOpenRecord } from '@stellaops/ndjson';
+import { verifyStatement } from '@stellaops/reachability';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { DIGEST, openTestChain, type TestChain } from '../../test/support/signed-chain.js';
+import type { Io } from '../io.js';
+import { main } from '../main.js';
+
+/** A chain with one image's process opening /usr/bin/used (as /bin/used, through usr-merge it is not here). */
+function opened(path: string, seq: number): FileOpenRecord {
+  return {
+    schema_version: 1,
+    type: 'file_open',
+    seq: String(seq),
+    mono_ns: String(1000 + seq),
+    wall_ns: String(1_795_000_000_000_000_000n + BigInt(seq)),
+    host_id: 'h',
+    pid: 10,
+    tid: 10,
+    ppid: 1,
+    uid: 0,
+    gid: 0,
+    comm: 'app',
+    cgroup_id: '4242',
+    container: {
+      id: 'c'.repeat(64),
+      runtime: 'containerd',
+      image_manifest_digest: DIGEST,
+      status: 'resolved',
+    },
+    path,
+    path_resolution: 'absolute',
+    path_truncated: false,
+    flags: 0,
+    mode: 0,
+    dirfd: -100,
+    ret: 3,
+    syscall: 'openat',
+  };
+}
+
+/** SPDX 2.3 with two packages of one file each. */
+const SPDX = {
+  spdxVersion: 'SPDX-2.3',
+  dataLicense: 'CC0-1.0',
+  SPDXID: 'SPDXRef-DOCUMENT',
+  name: 'unit',
+  documentNamespace: 'https://example.invalid/unit',
+  creationInfo: { created: '1970-01-01T00:00:00Z', creators: ['Tool: unit-test'] },
+  packages: ['used', 'idle'].map((n) => ({
+    SPDXID: `SPDXRef-Package-${n}`,
+    name: n,
+    versionInfo: '1.0',
+    downloadLocation: 'NOASSERTION',
+    filesAnalyzed: false,
+  })),
+  files: ['used', 'idle'].map((n) => ({ SPDXID: `SPDXRef-File-${n}`, fileName: `/usr/bin/${n}` })),
+  relationships: ['used', 'idle'].map((n) => ({
+    spdxElementId: `SPDXRef-Package-${n}`,
+    relatedSpdxElement: `SPDXRef-File-${n}`,
+    relationshipType: 'CONTAINS',
+  })),
+};
+
+function run(args: string[]) {
+  let out = '';
+  let err = '';
+  const io: Io = {
+    out: (t) => {
+      out += t;
+    },
+    err: (t) => {
+      err += t;
+    },
+    env: {},
+    isTTY: false,
+    defaultConfigPath: join(tmpdir(), 'stella-reach-no-such-config.yaml'),
+  };
+  return main(['signals', 'reachability', ...args], io).then((code) => ({ code, out, err }));
+}
+
+describe('stella signals reachability', () => {
+  let chain: TestChain;
+  let sbom: string;
+  let emptyStore: string;
+  let base: string[];
+
+  beforeAll(async () => {
+    chain = await openTestChain('stella-reach-');
+    chain.append(opened('/usr/bin/used', 0));
+    await chain.writer.close();
+    const tmp = mkdtempSync(join(tmpdir(), 'stella-reach-sbom-'));
+    sbom = join(tmp, 'unit.spdx.json');
+    writeFileSync(sbom, JSON.stringify(SPDX));
+    emptyStore = mkdtempSync(join(tmpdir(), 'stella-reach-store-'));
+    base = ['--target', chain.dir, '--key', chain.publicKeyPath, '--content-store', emptyStore];
+  });
+
+  it('reports the used package observed and the other not observed, from a verified chain', async () => {
+    const r = await run([DIGEST, ...base, '--sbom', sbom, '--json']);
+    expect(r.code, r.err).toBe(0);
+    const report = JSON.parse(r.out);
+    const status = Object.fromEntries(
+      report.packages.map((p: { name: string; status: string }) => [p.name, p.status]),
+    );
+    expect(status).toEqual({ idle: 'not_observed', used: 'observed' });
+    // No image in the content store: said, not fatal, with an SBOM.
+    expect(r.err).toContain('without the image');
+    const table = await run([DIGEST, ...base, '--sbom', sbom]);
+    expect(table.code).toBe(0);
+    expect(table.out).toMatch(/used/);
+  });
+
+  it('--out writes a statement signed with the chain key that verifies with its public key only', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'stella-reach-out-')), 'r.bundle.json');
+    const r = await run([DIGEST, ...base, '--sbom', sbom, '--out', out, '--signing-key', chain.keyPath]);
+    expect(r.code, r.err).toBe(0);
+    const bundle = readFileSync(out, 'utf8');
+    const statement = verifyStatement(bundle, readFileSync(chain.publicKeyPath, 'utf8'));
+    expect(statement.subject[0]?.digest.sha256).toBe(DIGEST.slice(7));
+    const other = createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)
+      .export({ type: 'spki', format: 'pem' })
+      .toString();
+    expect(() => verifyStatement(bundle, other)).toThrow();
+  });
+
+  it('refuses to sign with a key that is not the chain key; exit 2', async () => {
+    const other = join(mkdtempSync(join(tmpdir(), 'stella-reach-key-')), 'other.pem');
+    writeFileSync(
+      other,
+      generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      { mode: 0o600 },
+    );
+    const out = join(tmpdir(), `stella-reach-never-${process.pid}.json`);
+    const r = await run([DIGEST, ...base, '--sbom', sbom, '--out', out, '--signing-key', other]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('is not the key the chain verifies with');
+  });
+
+  it('an unverified chain (another key) is refused; exit 1', async () => {
+    const keys = mkdtempSync(join(tmpdir(), 'stella-reach-wrong-'));
+    const pub = join(keys, 'wrong.pub.pem');
+    writeFileSync(
+      pub,
+      createPublicKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey).export({
+        type: 'spki',
+        format: 'pem',
+      }),
+    );
+    const r = await run([DIGEST, '--target', chain.dir, '--key', pub, '--sbom', sbom]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/does not verify/);
+    expect(r.out).toBe('');
+  });
+
+  it('an image the evidence never saw: the report is printed, exit 1', async () => {
+    const r = await run([`sha256:${'b'.repeat(64)}`, ...base, '--sbom', sbom]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('no verified evidence');
+  });
+
+  it('without --sbom, an image missing from the content store says to give one; exit 2', async () => {
+    const r = await run([DIGEST, ...base]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`no package inventory for ${DIGEST}`);
+    expect(r.err).toContain('--sbom FILE');
+  });
+
+  it('argument errors are usage errors (exit 2) that say what to fix', async () => {
+    const cases: Array<[string[], string]> = [
+      [['sha256:abc', ...base], "'sha256:abc' is not an image manifest digest"],
+      [[], 'missing IMAGE'],
+      [[DIGEST, ...base, '--sbom-root', '/app'], '--sbom-root needs --sbom'],
+      [[DIGEST, ...base, '--sbom', sbom, '--signing-key', chain.keyPath], '--signing-key needs --out'],
+      [[DIGEST, ...base, '--sbom', join(emptyStore, 'absent.json')], 'no such file'],
+      [[DIGEST, ...base, '--sbom', chain.publicKeyPath], `--sbom ${chain.publicKeyPath}:`],
+      [[DIGEST, '--target', join(emptyStore, 'absent'), '--sbom', sbom], 'does not exist'],
+    ];
+    for (const [args, text] of cases) {
+      const r = await run(args);
+      expect(r.code, `${args.join(' ')}: ${r.err}`).toBe(2);
+      expect(r.err).toContain(text);
+      expect(r.err).not.toMatch(/\n\s+at .+:\d+:\d+/);
+    }
+  });
+});

@@ -1,0 +1,248 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  analyze,
+  DEFAULT_CONTENT_STORE,
+  formatTable,
+  type Inventory,
+  inventoryFromImage,
+  parseSbom,
+  ReachabilityError,
+  type ReachabilityReport,
+  type SymlinkMap,
+  signStatement,
+  toStatement,
+  verifyStatement,
+} from '@stellaops/reachability';
+import type { CommandSpec, Parsed } from '../args.js';
+import { loadConfig } from '../config.js';
+import { CliError, type CliErrorCode, EXIT } from '../errors.js';
+import type { Io } from '../io.js';
+import { trustedKeys } from './inspect.js';
+import { CONFIG_FILE_OPTION, configFileInputs, configFlags } from './shared.js';
+import { makeSigner } from './start.js';
+
+export const reachabilitySpec: CommandSpec = {
+  name: 'reachability',
+  summary:
+    'Which packages of an image the verified evidence saw used (observed), not used within the window (not_observed), or cannot tell (unknown); optionally a signed in-toto statement.',
+  usage:
+    'stella signals reachability sha256:DIGEST [--target DIR] [--config FILE] [--key PUBLIC.pem]... [--sbom FILE [--sbom-root DIR]] [--content-store DIR] [--json] [--out FILE [--signing-key PEM]]',
+  options: {
+    target: {
+      type: 'string',
+      short: 't',
+      value: 'DIR',
+      help: 'evidence directory (signals.output_directory)',
+    },
+    config: CONFIG_FILE_OPTION,
+    key: {
+      type: 'string',
+      multiple: true,
+      value: 'PEM',
+      help: 'trusted public key of the chain; default: the public key beside signals.signing.key_path',
+    },
+    sbom: {
+      type: 'string',
+      value: 'FILE',
+      help: "the image's packages from a CycloneDX 1.4-1.6 or SPDX 2.3 JSON SBOM; default: read the image's package databases (dpkg, apk, npm, Python) from containerd's content store",
+    },
+    'sbom-root': {
+      type: 'string',
+      value: 'DIR',
+      help: "where the SBOM's relative paths live in the image (e.g. /app for cyclonedx-npm's node_modules/...); default /",
+    },
+    'content-store': {
+      type: 'string',
+      value: 'DIR',
+      help: `containerd's content store (default ${DEFAULT_CONTENT_STORE}): the image's layers and symlinks (/bin -> usr/bin)`,
+    },
+    json: {
+      type: 'boolean',
+      help: 'print the report (the statement predicate) as JSON instead of the table',
+    },
+    out: {
+      type: 'string',
+      value: 'FILE',
+      help: 'write the report as a signed in-toto statement (Sigstore bundle, DSSE) to FILE, signed with the collector key',
+    },
+    'signing-key': {
+      type: 'string',
+      value: 'PEM',
+      help: 'private key for --out (signals.signing.key_path, STELLA_SIGNING_KEY_PATH); must be the chain key',
+    },
+  },
+  positionals: ['image'],
+  examples: [
+    'stella signals reachability sha256:3f1c...e9 --target /var/lib/stellaops/evidence',
+    'stella signals reachability sha256:3f1c...e9 --sbom sbom.cdx.json --sbom-root /app --json',
+    'stella signals reachability sha256:3f1c...e9 --sbom sbom.spdx.json --out reachability.bundle.json',
+  ],
+  exitCodes: [
+    '0  report made (and written with --out)',
+    '1  the chain does not verify with the key(s), or no verified evidence of the image',
+    '2  bad digest, flags, config, key, SBOM, or the image is not in the content store (give --sbom)',
+    '3  the content store or an image layer cannot be read',
+  ],
+};
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
+/** The library's failures as CLI errors: a user's input is exit 2, an unverified chain 1, I/O 3. */
+function fromReachabilityError(e: ReachabilityError): CliError {
+  const map: Record<string, CliErrorCode> = {
+    CHAIN_UNVERIFIED: 'VERIFY_FAILED',
+    SIGNATURE_INVALID: 'KEY',
+    INVALID_OPTION: 'USAGE',
+    SBOM_INVALID: 'USAGE',
+    IMAGE_NOT_FOUND: 'USAGE',
+    IMAGE_INVALID: 'IO',
+    TAR_INVALID: 'IO',
+    IO_ERROR: 'IO',
+  };
+  return new CliError(map[e.code] ?? 'IO', e.message, { ...(e.hint ? { hint: e.hint } : {}), cause: e });
+}
+
+async function withCliErrors<T>(f: () => Promise<T> | T): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw e instanceof ReachabilityError ? fromReachabilityError(e) : e;
+  }
+}
+
+function readSbom(path: string, root: string | undefined): Inventory {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(
+      'USAGE',
+      `--sbom ${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`,
+      {
+        hint: 'give a CycloneDX or SPDX JSON file',
+      },
+    );
+  }
+  try {
+    return parseSbom(text, root ? { root } : {});
+  } catch (e) {
+    if (e instanceof ReachabilityError) {
+      throw new CliError('USAGE', `--sbom ${path}: ${e.message}`, {
+        hint: e.hint ?? 'give a CycloneDX 1.4-1.6 or SPDX 2.3 JSON document',
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
+
+/**
+ * The inventory: the SBOM when given (with the image's symlinks from the
+ * content store when the image is there, so /bin/x matches /usr/bin/x), else
+ * the image's own package databases.
+ */
+async function inventoryOf(
+  p: Parsed,
+  digest: string,
+): Promise<{ inventory: Inventory; symlinks?: SymlinkMap; note?: string }> {
+  const contentStore = typeof p.values['content-store'] === 'string' ? p.values['content-store'] : undefined;
+  const fromImage = () =>
+    inventoryFromImage({ manifestDigest: digest, ...(contentStore ? { contentStore } : {}) });
+  if (typeof p.values.sbom !== 'string') {
+    try {
+      return { inventory: await fromImage() };
+    } catch (e) {
+      if (e instanceof ReachabilityError && e.code === 'IMAGE_NOT_FOUND') {
+        throw new CliError('USAGE', `no package inventory for ${digest}: ${e.message}`, {
+          hint: `give the image's SBOM with --sbom FILE, or --content-store DIR where containerd keeps the image`,
+          cause: e,
+        });
+      }
+      throw e instanceof ReachabilityError ? fromReachabilityError(e) : e;
+    }
+  }
+  const root = typeof p.values['sbom-root'] === 'string' ? p.values['sbom-root'] : undefined;
+  const inventory = readSbom(p.values.sbom, root);
+  try {
+    const image = await fromImage();
+    return image.symlinks ? { inventory, symlinks: image.symlinks } : { inventory };
+  } catch (e) {
+    if (!(e instanceof ReachabilityError)) throw e;
+    return {
+      inventory,
+      note: `the image is not readable from the content store (${e.code}): paths are matched as the SBOM names them, without the image's symlinks`,
+    };
+  }
+}
+
+/** `stella signals reachability`: the report of one image from verified evidence, as a table, JSON or a signed statement. */
+export async function reachabilityCommand(p: Parsed, io: Io): Promise<number> {
+  const digest = p.positionals.image!;
+  if (!DIGEST_RE.test(digest)) {
+    throw new CliError('USAGE', `'${digest}' is not an image manifest digest (sha256:<64 hex digits>)`, {
+      hint: "list the digests the evidence saw with 'stella signals inspect --list-images'",
+    });
+  }
+  if (p.values['sbom-root'] !== undefined && p.values.sbom === undefined) {
+    throw new CliError('USAGE', '--sbom-root needs --sbom', { hint: `usage: ${reachabilitySpec.usage}` });
+  }
+  if (p.values['signing-key'] !== undefined && p.values.out === undefined) {
+    throw new CliError('USAGE', '--signing-key needs --out (it signs the statement written there)', {
+      hint: `usage: ${reachabilitySpec.usage}`,
+    });
+  }
+  const flags = configFlags(p);
+  if (typeof p.values['signing-key'] === 'string') {
+    flags.push({ key: 'signing.key_path', value: p.values['signing-key'], flag: '--signing-key' });
+  }
+  const cfg = loadConfig({ ...configFileInputs(p, io), env: io.env, flags });
+  const dir = cfg.get<string>('output_directory');
+  if (!existsSync(dir)) {
+    throw new CliError('TARGET', `evidence directory ${dir} does not exist`, { hint: 'pass --target DIR' });
+  }
+  const keys = trustedKeys(p, cfg, 'reachability');
+  const { inventory, symlinks, note } = await inventoryOf(p, digest);
+  const report: ReachabilityReport = await withCliErrors(() =>
+    analyze({
+      imageDigest: digest,
+      inventory,
+      chainDir: dir,
+      publicKeys: keys,
+      ...(symlinks ? { symlinks } : {}),
+    }),
+  );
+  if (note) io.err(`stella: note: ${note}\n`);
+  io.out(p.values.json ? `${JSON.stringify(report, null, 2)}\n` : formatTable(report));
+  if (report.evidence.image_records === '0') {
+    throw new CliError('NO_EVIDENCE', `no verified evidence in ${dir} for image ${digest}`, {
+      hint: "the image's containers did not run while the collector did; 'stella signals inspect --list-images' lists the images it saw",
+    });
+  }
+  if (typeof p.values.out === 'string') {
+    const signer = await makeSigner(cfg, io.env);
+    const bundle = await withCliErrors(() => signStatement(toStatement(report), signer));
+    // Signed with the chain's key, or a reader with the collector's public key cannot verify it.
+    try {
+      verifyStatement(bundle, keys);
+    } catch (e) {
+      throw new CliError(
+        'KEY',
+        `the signing key ${cfg.get<string>('signing.key_path')} is not the key the chain verifies with`,
+        {
+          hint: 'sign with the collector key (signals.signing.key_path or --signing-key), or pass its public key with --key',
+          cause: e,
+        },
+      );
+    }
+    try {
+      writeFileSync(p.values.out, `${JSON.stringify(bundle)}\n`);
+    } catch (e) {
+      throw new CliError('IO', `--out ${p.values.out}: ${(e as Error).message}`, {
+        hint: 'choose a writable path',
+      });
+    }
+    io.err(`stella: signed statement written to ${p.values.out}\n`);
+  }
+  return EXIT.OK;
+}
