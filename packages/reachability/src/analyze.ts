@@ -35,7 +35,6 @@ interface FileAcc {
   access: Set<Access>;
   matchedBy: Set<'path' | 'digest'>;
   count: bigint;
-  byAccess: Record<Access, bigint>;
   first: bigint;
   last: bigint;
   evidence: EvidencePointer[];
@@ -206,6 +205,7 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
     : givenRecords(o.records as Iterable<EvidenceRecord>);
 
   const perPkg = new Map<number, Map<string, FileAcc>>();
+  const pkgCounts = new Map<number, Record<Access, bigint>>();
   const unowned = new Map<string, { access: Set<Access>; count: bigint }>();
   const runs = new Map<string, Run>();
   const containers = new Set<string>();
@@ -259,6 +259,10 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
       }
       continue;
     }
+    // Package counts are records: one record naming two files of a package (a symlink and its target) counts once.
+    for (const pkg of new Set([...owners.values()].map((x) => x.owner.pkg))) {
+      getOrAdd(pkgCounts, pkg, () => ({ executed: 0n, loaded: 0n, opened: 0n }))[touched.access]++;
+    }
     for (const { owner, by } of owners.values()) {
       const files = getOrAdd(perPkg, owner.pkg, () => new Map<string, FileAcc>());
       let f = files.get(owner.path);
@@ -268,7 +272,6 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
           access: new Set(),
           matchedBy: new Set(),
           count: 0n,
-          byAccess: { executed: 0n, loaded: 0n, opened: 0n },
           first: wall,
           last: wall,
           evidence: [],
@@ -278,7 +281,6 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
       f.access.add(touched.access);
       for (const b of by) f.matchedBy.add(b);
       f.count++;
-      f.byAccess[touched.access]++;
       f.first = min(f.first, wall);
       f.last = max(f.last, wall);
       if (f.evidence.length < maxPointers)
@@ -296,7 +298,8 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
       file_count: p.files.length,
     };
     const files = perPkg.get(i);
-    if (files && files.size > 0) return { ...base, status: 'observed' as const, observed: observedOf(files) };
+    if (files && files.size > 0)
+      return { ...base, status: 'observed' as const, observed: observedOf(files, pkgCounts.get(i)) };
     const known = p.files.length > 0 || (p.directories?.length ?? 0) > 0;
     return { ...base, status: known ? ('not_observed' as const) : ('unknown' as const) };
   });
@@ -329,13 +332,14 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function observedOf(files: Map<string, FileAcc>): NonNullable<PackageReport['observed']> {
-  const counts = { executed: 0n, loaded: 0n, opened: 0n };
+function observedOf(
+  files: Map<string, FileAcc>,
+  counts: Record<Access, bigint> = { executed: 0n, loaded: 0n, opened: 0n },
+): NonNullable<PackageReport['observed']> {
   let first: bigint | undefined;
   let last: bigint | undefined;
   const out: FileObservation[] = [];
   for (const f of [...files.values()].sort((a, b) => cmp(a.path, b.path))) {
-    for (const a of ACCESS_ORDER) counts[a] += f.byAccess[a];
     first = first === undefined ? f.first : min(first, f.first);
     last = last === undefined ? f.last : max(last, f.last);
     out.push({

@@ -107,7 +107,27 @@ function cdxSha256(hashes: unknown): string | undefined {
 }
 
 /** Property names that carry a location of the component's content (syft, cdxgen, cyclonedx-npm). */
-const LOCATION_PROPERTY = /(?:^syft:location:\d+:path$|:file$|:path$|:location$)/;
+const LOCATION_PROPERTY =
+  /(?:^syft:location:\d+:path$|:file$|:path$|:location$|^aquasecurity:trivy:InstalledCommandPath$)/;
+
+/**
+ * The in-image path of a CycloneDX file component: its occurrence location,
+ * the `path` qualifier of its purl (cdxgen: `pkg:generic/<name>?path=...`),
+ * its `SrcFile` property, or its name when that is absolute.
+ */
+function cdxFilePath(o: Record<string, unknown>): string | undefined {
+  const occ = str(obj(arr(obj(o.evidence).occurrences)[0]).location);
+  if (occ) return occ;
+  const q = str(o.purl)?.split('?')[1]?.split('#')[0];
+  const fromPurl = q ? new URLSearchParams(q).get('path') : null;
+  if (fromPurl) return fromPurl;
+  const src = arr(o.properties)
+    .map(obj)
+    .find((p) => p.name === 'SrcFile');
+  if (str(src?.value)) return str(src?.value);
+  const name = str(o.name);
+  return name?.startsWith('/') ? name : undefined;
+}
 
 function toolName(tools: unknown): string | undefined {
   const t = obj(tools);
@@ -150,17 +170,23 @@ export function parseCycloneDx(doc: unknown, options: SbomOptions = {}): Invento
     );
   }
   const root = normalizePath(options.root ?? '/');
-  const packages: InventoryPackage[] = [];
+  const found: { owned: Owned; pkg: Omit<InventoryPackage, 'files' | 'digests' | 'directories'> }[] = [];
+  const byBomRef = new Map<string, Owned>();
+  const fileByBomRef = new Map<string, { path: string; sha256?: string }>();
   const walk = (components: unknown, parent: Owned | undefined) => {
     for (const c of arr(components)) {
       const o = obj(c);
       if (o.type === 'file') {
-        // A file component inside a package component is one of its files.
-        const name = str(o.name);
-        if (parent && name) {
-          parent.location(name);
-          parent.digest(name, cdxSha256(o.hashes));
+        const path = cdxFilePath(o);
+        const sha256 = cdxSha256(o.hashes);
+        // A file component inside a package component is one of its files;
+        // elsewhere, `dependencies[].provides` may name its package.
+        if (parent && path) {
+          parent.location(path);
+          parent.digest(path, sha256);
         }
+        const bomRef = str(o['bom-ref']);
+        if (bomRef && path) fileByBomRef.set(bomRef, { path, ...(sha256 ? { sha256 } : {}) });
         walk(o.components, parent);
         continue;
       }
@@ -175,19 +201,34 @@ export function parseCycloneDx(doc: unknown, options: SbomOptions = {}): Invento
       }
       walk(o.components, owned);
       if (!name) continue;
-      const ref = purl ?? str(o['bom-ref']) ?? `${name}@${str(o.version) ?? ''}`;
-      packages.push(
-        owned.finish({
-          ref,
+      const bomRef = str(o['bom-ref']);
+      if (bomRef) byBomRef.set(bomRef, owned);
+      found.push({
+        owned,
+        pkg: {
+          ref: purl ?? bomRef ?? `${name}@${str(o.version) ?? ''}`,
           name: str(o.group) && owned.ecosystem === 'npm' ? `${o.group}/${name}` : name,
           ...(str(o.version) ? { version: str(o.version) } : {}),
           ...(purl ? { purl } : {}),
           ecosystem: owned.ecosystem,
-        }),
-      );
+        },
+      });
     }
   };
   walk(d.components, undefined);
+  // CycloneDX 1.6: a package `provides` the file components it installs (cdxgen writes this).
+  for (const dep of arr(d.dependencies)) {
+    const o = obj(dep);
+    const owned = byBomRef.get(str(o.ref) ?? '');
+    if (!owned) continue;
+    for (const r of arr(o.provides)) {
+      const f = typeof r === 'string' ? fileByBomRef.get(r) : undefined;
+      if (!f) continue;
+      owned.location(f.path);
+      owned.digest(f.path, f.sha256);
+    }
+  }
+  const packages = found.map((f) => f.owned.finish(f.pkg));
   const meta = obj(d.metadata);
   const tool = toolName(meta.tools);
   return {

@@ -107,8 +107,11 @@ const packageReport = {
   ),
   // `observed` is present exactly when status is "observed".
   oneOf: [
-    { properties: { status: { const: 'observed' } }, required: ['observed'] },
-    { properties: { status: { enum: ['not_observed', 'unknown'] } }, not: { required: ['observed'] } },
+    { properties: { status: { const: 'observed' }, observed: true }, required: ['observed'] },
+    {
+      properties: { status: { enum: ['not_observed', 'unknown'] } },
+      not: { properties: { observed: true }, required: ['observed'] },
+    },
   ],
 };
 
