@@ -5,6 +5,7 @@
  * reported per package as observed / not_observed (with its window) /
  * unknown, as a signed in-toto statement or a table. Pure TypeScript.
  */
+export type { BundleJson, Signer } from '@stellaops/evidence-chain';
 export { analyze } from './analyze.js';
 export type { ReachabilityErrorCode } from './errors.js';
 export { ReachabilityError } from './errors.js';
