@@ -285,7 +285,7 @@ describe.runIf(canRun)('stella signals reachability on evidence of real images',
     const key = createPublicKey(readFileSync(pub, 'utf8'));
     expect(verify('sha256', pae, key, Buffer.from(env.signatures[0]!.sig, 'base64'))).toBe(true);
     const tampered = Buffer.from(pae);
-    tampered[tampered.length - 2] ^= 1;
+    tampered[tampered.length - 2] = tampered.at(-2)! ^ 1;
     expect(verify('sha256', tampered, key, Buffer.from(env.signatures[0]!.sig, 'base64'))).toBe(false);
     const st = JSON.parse(payload.toString('utf8'));
     expect(st.predicateType).toBe(REACHABILITY_PREDICATE_TYPE);
