@@ -18,12 +18,14 @@ describe('public surface of @stellaops/ndjson', () => {
       'TCP_STATES',
       'U64_MAX',
       'VALIDATOR_ONLY_RULES',
+      'addU64',
       'assertSupported',
       'bytesField',
       'bytesFromField',
       'canonicalize',
       'compareRecords',
       'compareU64',
+      'compileFused',
       'decodeLine',
       'decodeLines',
       'decodeStream',
@@ -32,8 +34,12 @@ describe('public surface of @stellaops/ndjson', () => {
       'formatIp',
       'isU64',
       'parseIp',
+      'u64Decimal',
+      'u64Halves',
       'u64String',
       'validateRecord',
+      'writeInt',
+      'writeU64',
     ]);
     expect(api.SCHEMA_VERSION).toBe(1);
   });

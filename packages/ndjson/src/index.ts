@@ -10,6 +10,9 @@ export { DEFAULT_MAX_LINE_BYTES, decodeLine, decodeLines, decodeStream } from '.
 export { encodeRecord, encodeRecordBytes, u64String } from './encode.js';
 export type { LineLocation, NdjsonErrorCode, NdjsonErrorDetails, ValidationIssue } from './errors.js';
 export { NdjsonError } from './errors.js';
+export type { FusedEncoder, FusedPlan, FusedSource } from './fused/compile.js';
+export { compileFused } from './fused/compile.js';
+export { addU64, u64Decimal, u64Halves, writeInt, writeU64 } from './fused/u64.js';
 export { formatIp, parseIp } from './ip.js';
 export { EVIDENCE_JSON_SCHEMA } from './json-schema-file.js';
 export { compareRecords } from './order.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeEvent } from './decode.js';
+import { decodeEvent, FileOpenView, viewEvent } from './decode.js';
 import { DecodeError } from './errors.js';
 import { EXEC_BASE, EXIT_SIZE, FE_EXEC_INTERP, FILE_OPEN_BASE, KIND, LAYOUT } from './layout.js';
 
@@ -194,5 +194,58 @@ describe('decodeEvent', () => {
     expect(decodeEvent(exit(9))).toMatchObject({ exitCode: 0, signal: 9, coreDumped: false });
     expect(decodeEvent(exit(0x80 | 11))).toMatchObject({ exitCode: 0, signal: 11, coreDumped: true });
     expect(decodeErr(Buffer.concat([exit(0), Buffer.alloc(8)])).expected).toBe(EXIT_SIZE);
+  });
+});
+
+describe('viewEvent', () => {
+  /** Every member a FileOpenEvent has, read through the getters. */
+  const plain = (e: object) =>
+    Object.fromEntries(
+      [
+        'kind',
+        'probe',
+        'pid',
+        'tid',
+        'ppid',
+        'uid',
+        'gid',
+        'comm',
+        'cgroupId',
+        'monoNs',
+        'syscall',
+        'path',
+        'flags',
+        'mode',
+        'dirfd',
+        'ret',
+        'resolution',
+        'truncated',
+        'pathFault',
+      ].map((k) => [k, (e as Record<string, unknown>)[k]]),
+    );
+
+  it('reads a file open in place with the same members decodeEvent gives', () => {
+    for (const [rec, kind] of [
+      [fileOpen(Buffer.from([0x2f, 0x74, 0xff, 0x0a]), { ret: 7, res: 2, pf: 3 }), 'file_open'],
+      [fileOpen(Buffer.from('/etc/ld.so.cache'), { sc: 6, res: 4, ret: 0 }, KIND.FILE_OPEN_LSM), 'lsm'],
+    ] as const) {
+      // The record in the middle of a larger batch buffer, as the ring hands it over.
+      const batch = Buffer.concat([Buffer.alloc(24, 0xaa), rec, Buffer.alloc(8, 0xbb)]);
+      const view = viewEvent(batch, 24, 24 + rec.length);
+      expect(view, kind).toBeInstanceOf(FileOpenView);
+      expect(plain(view)).toEqual(plain(decodeEvent(rec)));
+      const v = view as FileOpenView;
+      expect([v.cgroupHi, v.cgroupLo]).toEqual([0xffff0000, 1]);
+      expect(v.pathLength).toBe(rec.length - FILE_OPEN_BASE);
+    }
+  });
+
+  it('decodes other kinds as decodeEvent does, and rejects what decodeEvent rejects', () => {
+    const x = exit(9);
+    expect(viewEvent(x, 0, x.length)).toEqual(decodeEvent(x));
+    const rec = fileOpen(Buffer.from('/etc/passwd'));
+    expect(() => viewEvent(rec, 0, rec.length - 1)).toThrow(/path_len 11/);
+    const bad = fileOpen(Buffer.from('/x'), { sc: 99 });
+    expect(() => viewEvent(bad, 0, bad.length)).toThrow(DecodeError);
   });
 });

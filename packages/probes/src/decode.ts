@@ -1,5 +1,12 @@
 import { DecodeError } from './errors.js';
-import type { ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent } from './events.js';
+import type {
+  ExecEvent,
+  ExitEvent,
+  FileOpenEvent,
+  OpenSyscall,
+  PathResolution,
+  ProbeEvent,
+} from './events.js';
 import {
   EXEC_BASE,
   EXIT_SIZE,
@@ -184,4 +191,139 @@ export function decodeEvent(record: Buffer): ProbeEvent {
     default:
       return fail(`unknown record kind ${kind}`, record, kind);
   }
+}
+
+/**
+ * A file-open record read in place: the {@link FileOpenEvent} of a ring
+ * record without decoding it. Members are read from the record bytes when
+ * asked for (`path` and `comm` are copied once, on first use), so a consumer
+ * that writes the record's evidence straight from the bytes (the fused
+ * encoder of @stellaops/signals, through {@link data} and {@link start})
+ * allocates nothing per record but this object. Checked like
+ * {@link decodeEvent} when made; the bytes must not change while it is used
+ * (ring batches are never reused).
+ */
+export class FileOpenView implements FileOpenEvent {
+  /** The buffer holding the record. */
+  readonly data: Buffer;
+  /** Offset of the record in {@link data}. */
+  readonly start: number;
+  /** Offset just past the record. */
+  readonly end: number;
+  #path: Buffer | undefined;
+  #comm: Buffer | undefined;
+  #cgroupId: bigint | undefined;
+
+  constructor(data: Buffer, start: number, end: number) {
+    const len = end - start;
+    if (len < FILE_OPEN_BASE)
+      failView('file_open record shorter than its fixed part', data, start, end, FILE_OPEN_BASE);
+    const pathLen = data.readUInt32LE(start + F.path_len[0]);
+    if (len !== FILE_OPEN_BASE + pathLen) {
+      failView(`file_open record with path_len ${pathLen}`, data, start, end, FILE_OPEN_BASE + pathLen);
+    }
+    const sc = data.readUInt16LE(start + F.syscall[0]);
+    const res = data[start + F.resolution[0]]!;
+    if (!SYSCALLS[sc]) failView(`file_open record with unknown syscall ${sc}`, data, start, end);
+    if (!RESOLUTIONS[res]) failView(`file_open record with unknown resolution ${res}`, data, start, end);
+    this.data = data;
+    this.start = start;
+    this.end = end;
+  }
+
+  get kind(): 'file_open' {
+    return 'file_open';
+  }
+  get pid(): number {
+    return this.data.readUInt32LE(this.start + H.pid[0]);
+  }
+  get tid(): number {
+    return this.data.readUInt32LE(this.start + H.tid[0]);
+  }
+  get ppid(): number {
+    return this.data.readUInt32LE(this.start + H.ppid[0]);
+  }
+  get uid(): number {
+    return this.data.readUInt32LE(this.start + H.uid[0]);
+  }
+  get gid(): number {
+    return this.data.readUInt32LE(this.start + H.gid[0]);
+  }
+  get comm(): Buffer {
+    this.#comm ??= comm(this.data.subarray(this.start, this.start + HEADER_SIZE));
+    return this.#comm;
+  }
+  /** Low and high u32 halves of the cgroup id (no BigInt). */
+  get cgroupLo(): number {
+    return this.data.readUInt32LE(this.start + H.cgroup_id[0]);
+  }
+  get cgroupHi(): number {
+    return this.data.readUInt32LE(this.start + H.cgroup_id[0] + 4);
+  }
+  get cgroupId(): bigint {
+    this.#cgroupId ??= this.data.readBigUInt64LE(this.start + H.cgroup_id[0]);
+    return this.#cgroupId;
+  }
+  get monoNs(): bigint {
+    return this.data.readBigUInt64LE(this.start + H.mono_ns[0]);
+  }
+  get probe(): 'file_open' | 'file_open_lsm' {
+    return this.data.readUInt32LE(this.start + H.kind[0]) === KIND.FILE_OPEN_LSM
+      ? 'file_open_lsm'
+      : 'file_open';
+  }
+  get syscall(): OpenSyscall {
+    return SYSCALLS[this.data.readUInt16LE(this.start + F.syscall[0])] as OpenSyscall;
+  }
+  /** Length of the path in bytes (without copying it). */
+  get pathLength(): number {
+    return this.end - this.start - FILE_OPEN_BASE;
+  }
+  get path(): Buffer {
+    this.#path ??= copy(this.data, this.start + FILE_OPEN_BASE, this.end);
+    return this.#path;
+  }
+  get flags(): number {
+    return this.data.readUInt32LE(this.start + F.flags[0]);
+  }
+  get mode(): number {
+    return this.data.readUInt32LE(this.start + F.mode[0]);
+  }
+  get dirfd(): number {
+    return this.data.readInt32LE(this.start + F.dirfd[0]);
+  }
+  get ret(): number {
+    return this.data.readInt32LE(this.start + F.ret[0]);
+  }
+  get resolution(): PathResolution {
+    return RESOLUTIONS[this.data[this.start + F.resolution[0]]!] as PathResolution;
+  }
+  get truncated(): boolean {
+    return (this.data[this.start + F.path_flags[0]]! & FE_PATH_TRUNCATED) !== 0;
+  }
+  get pathFault(): boolean {
+    return (this.data[this.start + F.path_flags[0]]! & FE_PATH_FAULT) !== 0;
+  }
+  /** The same event decoded into a plain object ({@link decodeEvent}). */
+  toJSON(): FileOpenEvent {
+    return decodeEvent(this.data.subarray(this.start, this.end)) as FileOpenEvent;
+  }
+}
+
+function failView(what: string, data: Buffer, start: number, end: number, expected?: number): never {
+  const r = data.subarray(start, end);
+  return fail(what, r, r.length >= HEADER_SIZE ? r.readUInt32LE(H.kind[0]) : undefined, expected);
+}
+
+/**
+ * The event of the ring record data[start, end): a {@link FileOpenView} for
+ * a file open (read in place, no copies), else what {@link decodeEvent}
+ * returns. Same checks and errors as decodeEvent.
+ */
+export function viewEvent(data: Buffer, start: number, end: number): ProbeEvent {
+  if (end - start >= HEADER_SIZE) {
+    const kind = data.readUInt32LE(start + H.kind[0]);
+    if (kind === KIND.FILE_OPEN || kind === KIND.FILE_OPEN_LSM) return new FileOpenView(data, start, end);
+  }
+  return decodeEvent(data.subarray(start, end));
 }

@@ -8,11 +8,17 @@ describe('@stellaops/probes public surface', () => {
     expect(Object.keys(api).sort()).toEqual([
       'DecodeError',
       'ElfError',
+      'FE_PATH_FAULT',
+      'FE_PATH_TRUNCATED',
+      'FileOpenView',
+      'KIND',
       'LAYOUT',
       'NET_KIND',
       'NET_LAYOUT',
       'ProbeOptionError',
       'ProbesError',
+      'RESOLUTIONS',
+      'SYSCALLS',
       'TlsCorrelator',
       'decodeEvent',
       'decodeNetRecord',
@@ -21,6 +27,7 @@ describe('@stellaops/probes public surface', () => {
       'objectPath',
       'openNetProbes',
       'openProbeSet',
+      'viewEvent',
     ]);
   });
 

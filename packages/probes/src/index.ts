@@ -1,5 +1,5 @@
 export type { CgroupMkdirEvent } from './cgroup-event.js';
-export { decodeEvent } from './decode.js';
+export { decodeEvent, FileOpenView, viewEvent } from './decode.js';
 export type { ProbesErrorCode } from './errors.js';
 export { DecodeError, ProbeOptionError, ProbesError } from './errors.js';
 export type {
@@ -13,7 +13,7 @@ export type {
   ProbeName,
 } from './events.js';
 export type { Field, StructLayout } from './layout.js';
-export { LAYOUT } from './layout.js';
+export { FE_PATH_FAULT, FE_PATH_TRUNCATED, KIND, LAYOUT, RESOLUTIONS, SYSCALLS } from './layout.js';
 export type {
   Endpoint,
   NetEvent,

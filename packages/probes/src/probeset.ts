@@ -8,13 +8,13 @@ import {
   probeFeature,
   type RingBufferReader,
 } from '@stellaops/bpf-loader';
-import { decodeCgroupMkdir, isCgroupMkdirRecord } from './cgroup-event.js';
+import { decodeCgroupMkdir } from './cgroup-event.js';
 import { type KernelCounters, readCounters, readDedupStats, settledCounters } from './counters.js';
-import { decodeEvent } from './decode.js';
+import { decodeEvent, viewEvent } from './decode.js';
 import { ProbesError } from './errors.js';
 import type { ProbeEvent, ProbeName } from './events.js';
 import { taskAccess, taskAccessNote } from './kernel-btf.js';
-import { COUNTER_SLOT, LAYOUT, PREFIX_ACTION } from './layout.js';
+import { COUNTER_SLOT, HEADER_SIZE, KIND, LAYOUT, PREFIX_ACTION } from './layout.js';
 import { objectPath } from './objects.js';
 import {
   type ProbeSetOptions,
@@ -22,6 +22,9 @@ import {
   RING_HIGH_WATER_BATCHES,
   resolveOptions,
 } from './options.js';
+
+/** Offset of the record kind in every ring record's header. */
+const KIND_AT = LAYOUT.stella_event_header.members.kind[0];
 
 /** Whether a probe runs, how it is attached, and why not (or why a fallback). */
 export interface ProbeStatus {
@@ -80,6 +83,13 @@ export interface ProbeSet extends AsyncIterable<ProbeEvent[]>, AsyncDisposable {
   dedupStats(): DedupStats;
   /** Records decoded so far. */
   readonly received: number;
+  /**
+   * The same batches as iterating the set, with each file open as a
+   * {@link FileOpenView} read in place from the ring batch (no copies, no
+   * BigInt until asked for): for consumers that encode from the bytes.
+   * Exclusive with iterating the set.
+   */
+  views(): AsyncIterable<ProbeEvent[]>;
   /** Detaches programs and frees the object; idempotent. */
   close(): Promise<void> | void;
 }
@@ -300,7 +310,15 @@ class ProbeSetImpl implements ProbeSet {
     };
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<ProbeEvent[]> {
+  [Symbol.asyncIterator](): AsyncIterator<ProbeEvent[]> {
+    return this.#batches(false);
+  }
+
+  views(): AsyncIterable<ProbeEvent[]> {
+    return { [Symbol.asyncIterator]: () => this.#batches(true) };
+  }
+
+  async *#batches(view: boolean): AsyncGenerator<ProbeEvent[]> {
     const reader = this.#reader;
     if (!reader || !this.#obj) return;
     try {
@@ -308,16 +326,23 @@ class ProbeSetImpl implements ProbeSet {
         const batch = await reader.read();
         if (batch === null) return;
         const onCgroup = this.#opts.onCgroupMkdir;
+        const { data, offsets } = batch;
+        const event = (i: number) =>
+          view ? viewEvent(data, offsets[i]!, offsets[i + 1]!) : decodeEvent(batch.record(i));
         let events: ProbeEvent[] = new Array(batch.count);
         if (onCgroup === undefined) {
-          for (let i = 0; i < batch.count; i++) events[i] = decodeEvent(batch.record(i));
+          for (let i = 0; i < batch.count; i++) events[i] = event(i);
         } else {
           // cgroup events go to their callback first, so it knows every new cgroup of the batch.
           let n = 0;
           for (let i = 0; i < batch.count; i++) {
-            const r = batch.record(i);
-            if (isCgroupMkdirRecord(r)) onCgroup(decodeCgroupMkdir(r));
-            else events[n++] = decodeEvent(r);
+            const at = offsets[i]!;
+            if (
+              offsets[i + 1]! - at >= HEADER_SIZE &&
+              data.readUInt32LE(at + KIND_AT) === KIND.CGROUP_MKDIR
+            ) {
+              onCgroup(decodeCgroupMkdir(batch.record(i)));
+            } else events[n++] = event(i);
           }
           if (n < batch.count) events = events.slice(0, n);
         }

@@ -4,25 +4,38 @@
  * disk. A child process opens BENCH_FILES distinct files BENCH_ROUNDS times
  * with dedup off, so every open is a record. Prints records/s that reached
  * the chain, lost records (counted by the kernel and the pipeline), the
- * collector's CPU and peak RSS. Needs root.
+ * collector's CPU, records per collector CPU-second (what one collector
+ * core drains, the issue's target; wall-clock rates are bounded by the
+ * workload) and peak RSS. Needs root.
+ *
+ * The workload is the static `fsops storm` of packages/probes (C, about
+ * 5x faster than Python; needs `cc`), or Python with BENCH_WORKLOAD=python
+ * (the workload of the first rows in docs/performance.md).
  *
  *   npm run bench -w @stellaops/signals
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { generateKeyPair, LocalKeySigner } from '@stellaops/evidence-chain';
 import { Collector } from '../src/collector.js';
 
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
+const WORKLOAD = process.env.BENCH_WORKLOAD ?? 'fsops';
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const work = mkdtempSync(join(tmpdir(), 'stella-pipe-'));
 const data = join(work, 'files');
 mkdirSync(data);
 for (let i = 0; i < FILES; i++) writeFileSync(join(data, `f${i}`), '');
 generateKeyPair(join(work, 'k.pem'), join(work, 'k.pub.pem'));
+const fsops = join(work, 'fsops');
+if (WORKLOAD === 'fsops') {
+  execFileSync('cc', ['-O2', '-static', '-o', fsops, join(ROOT, 'packages/probes/test/helpers/fsops.c')]);
+}
 
 async function run(enrich: boolean): Promise<void> {
   const dir = join(work, `evidence-${enrich ? 'enrich' : 'plain'}`);
@@ -48,7 +61,10 @@ async function run(enrich: boolean): Promise<void> {
   const t0 = performance.now();
   // The workload runs in a child so the collector's event loop stays free.
   const py = `import os\nfor _ in range(${ROUNDS}):\n  for i in range(${FILES}):\n    os.close(os.open('${data}/f%d' % i, os.O_RDONLY))`;
-  const child = spawn('python3', ['-c', py], { stdio: 'inherit' });
+  const child =
+    WORKLOAD === 'fsops'
+      ? spawn(fsops, ['storm', String(FILES * ROUNDS), join(data, 'f'), String(FILES)], { stdio: 'ignore' })
+      : spawn('python3', ['-c', py], { stdio: 'inherit' });
   const code = await new Promise<number | null>((r) => child.once('exit', r));
   if (code !== 0) throw new Error('workload failed');
   const workloadS = (performance.now() - t0) / 1000;
@@ -70,13 +86,14 @@ async function run(enrich: boolean): Promise<void> {
       `workload ${(opens / workloadS).toFixed(0)} opens/s`,
       `pipeline ${(emitted / wallS).toFixed(0)} records/s`,
       `collector CPU ${((cpu.user + cpu.system) / 1e6 / wallS).toFixed(2)} cores`,
+      `${(emitted / ((cpu.user + cpu.system) / 1e6)).toFixed(0)} records per collector CPU-second`,
       `peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`,
     ].join(' | '),
   );
 }
 
 console.log(
-  `${cpus().length} CPUs (${cpus()[0]?.model}), Node ${process.version}, ${FILES} files x ${ROUNDS} rounds, dedup off`,
+  `${cpus().length} CPUs (${cpus()[0]?.model}), Node ${process.version}, ${FILES} files x ${ROUNDS} rounds (${WORKLOAD}), dedup off, load average ${loadavg()[0]!.toFixed(2)}`,
 );
 try {
   await run(false);

@@ -13,9 +13,12 @@ import {
   type CollectorStatusRecord,
   type EvidenceRecord,
   encodeRecord,
+  type RecordType,
   type StackFrame,
+  u64Halves,
 } from '@stellaops/ndjson';
 import {
+  FileOpenView,
   type NetEvent,
   type NetProbes,
   openNetProbes,
@@ -27,6 +30,7 @@ import {
 } from '@stellaops/probes';
 import { EventEmitter } from 'eventemitter3';
 import { CollectError } from './errors.js';
+import { CROSS_CHECK_EVERY, FUSED_FILE_OPEN, type FusedEnv } from './fused.js';
 import { type HostIdentity, hostIdentity } from './host.js';
 import { IdentityStage } from './identity.js';
 import { compilePathFilter } from './path-filter.js';
@@ -149,14 +153,28 @@ export interface CollectOptions {
  * One batch of the stream ({@link Collection.batches}): records in stream
  * order, each with its canonical NDJSON line. A ring batch becomes one
  * evidence batch; `collector_status` records come in batches of their own.
+ *
+ * From {@link Collection.batches} the lines are written straight into
+ * {@link data} (most of them by the fused encoders, from the ring records:
+ * no record object is made); `records` and `lines` are then built from the
+ * bytes on first use, so a consumer that only writes bytes never pays for
+ * them.
  */
 export interface EvidenceBatch {
-  /** The records, in stream order. */
+  /** The records, in stream order (built from the lines on first use where only bytes were written). */
   readonly records: readonly EvidenceRecord[];
   /** Each record's canonical NDJSON line (RFC 8785, ending in "\n"), same order. */
   readonly lines: readonly string[];
   /** The probe each record is counted under ('' for collector_status). */
   readonly probes: readonly string[];
+  /** Each record's type, same order. */
+  readonly types: readonly RecordType[];
+  /** Every line back to back, UTF-8. */
+  readonly data: Buffer;
+  /** Where each line ends in {@link data} (exclusive, after its "\n"). */
+  readonly ends: readonly number[];
+  /** Record `i` alone (built from its line if need be, not the whole batch). */
+  recordAt(i: number): EvidenceRecord;
 }
 
 /** Exact accounting of one probe at a point of the stream. */
@@ -267,8 +285,18 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #identity: IdentityStage | undefined;
   #correlator = new TlsCorrelator();
   #input = new AsyncQueue<CgroupOfBatch[]>();
-  #seq: bigint;
+  /** The next seq, as u32 halves (the fused encoders write it without BigInt). */
+  #seqHi = 0;
+  #seqLo = 0;
   #wallOffset: bigint;
+  /** What fused lines take from the stream; undefined when they cannot be used in this run. */
+  #fusedEnv: FusedEnv | undefined;
+  /** Fused records written, for the cross-check of one in {@link CROSS_CHECK_EVERY}. */
+  #fusedCount = 0;
+  /** The canonical text of each frozen container member, for fused lines. */
+  #containerTexts = new WeakMap<ContainerField, Buffer>();
+  /** Where byte batches are built (reused, grows to the largest batch). */
+  #scratch: Buffer = Buffer.allocUnsafe(256 * 1024);
   // Plain numbers (exact to 2^53) on the hot path; bigints only in accounts.
   #userFiltered = new Map<string, number>();
   #unencodable = new Map<string, number>();
@@ -311,13 +339,22 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     super();
     this.#options = options;
     this.host = options.host ?? hostIdentity();
-    this.#seq = options.firstSeq ?? 0n;
+    [this.#seqHi, this.#seqLo] = u64Halves(options.firstSeq ?? 0n);
     // bpf_ktime_get_ns() and process.hrtime() both read CLOCK_MONOTONIC; one
     // offset maps kernel times to wall clock for the whole run.
     const mono = process.hrtime.bigint();
     const wall = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
     this.#wallOffset = wall - mono;
     this.startedWallNs = wall;
+    if (this.#wallOffset >= 0n) {
+      try {
+        const [offHi, offLo] = u64Halves(this.#wallOffset);
+        const host = FUSED_FILE_OPEN.fragment('host_id', this.host.hostId);
+        this.#fusedEnv = { seqHi: 0, seqLo: 0, offHi, offLo, host, container: undefined };
+      } catch {
+        // A host id the schema refuses: every record takes the generic path (and is counted there).
+      }
+    }
     this.ready = this.#start();
     this.ready.then(
       () => {
@@ -436,8 +473,11 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       }
       return true;
     };
+    // File opens as views read in place from the ring batch: the fused encoder writes them from the bytes.
     if (this.#fileexec)
-      this.#pumps.push(this.#pump(this.#fileexec, (ev: ProbeEvent) => ({ source: 'fileexec', event: ev })));
+      this.#pumps.push(
+        this.#pump(this.#fileexec.views(), (ev: ProbeEvent) => ({ source: 'fileexec', event: ev })),
+      );
     if (this.#net) this.#pumps.push(this.#pump(this.#net, (ev: NetEvent) => ({ source: 'net', event: ev })));
     void Promise.all(this.#pumps).then(
       () => this.#input.end(),
@@ -459,14 +499,25 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       let lastCg: bigint | undefined;
       let lastPid = -1;
       let per = false;
+      // The last view's cgroup id halves: the same cgroup again needs no BigInt.
+      let lastLo = -1;
+      let lastHi = -1;
       for (let i = 0; i < raw.length; i++) {
         const k = wrap(raw[i] as E);
         events[i] = k;
         const h = headerOf(k);
         bytes += eventBytes(k);
+        let same = false;
+        if (h instanceof FileOpenView) {
+          const lo = h.cgroupLo;
+          const hi = h.cgroupHi;
+          same = lo === lastLo && hi === lastHi;
+          lastLo = lo;
+          lastHi = hi;
+        } else lastLo = lastHi = -1;
         // Ring batches are mostly one cgroup after another: a linear scan of
         // the few distinct ones beats a Map per batch.
-        if (h.cgroupId !== lastCg) {
+        if (!same && h.cgroupId !== lastCg) {
           lastCg = h.cgroupId;
           lastPid = -1;
           per = this.#perProcess(h.cgroupId);
@@ -518,10 +569,22 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     for (const w of waiters) w();
   }
 
+  /** The next seq, as a bigint (the generic path and status records). */
+  get #seq(): bigint {
+    return (BigInt(this.#seqHi) << 32n) | BigInt(this.#seqLo);
+  }
+
   #nextSeq(): bigint {
     const s = this.#seq;
-    this.#seq += 1n;
+    this.#bumpSeq();
     return s;
+  }
+
+  #bumpSeq(): void {
+    if (++this.#seqLo === 0x1_0000_0000) {
+      this.#seqLo = 0;
+      this.#seqHi++;
+    }
   }
 
   #count(map: Map<string, number>, key: string): void {
@@ -563,15 +626,25 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       return;
     }
     const h = headerOf(k);
+    const container = enrichment ? this.#container(enrichment) : undefined;
+    const identity = this.#identity?.identityOf(k);
+    if (
+      out.bytes &&
+      h instanceof FileOpenView &&
+      identity === undefined &&
+      this.#fused(h, container, probe, out)
+    ) {
+      return;
+    }
     const rec = toRecord(
       k,
       {
         seq: this.#seq,
         wallNs: h.monoNs + this.#wallOffset,
         hostId: this.host.hostId,
-        container: enrichment ? this.#container(enrichment) : undefined,
+        container,
         stack: this.#stack(h.pid, k),
-        identity: this.#identity?.identityOf(k),
+        identity,
       },
       tls,
     );
@@ -593,11 +666,83 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
       );
       return;
     }
-    this.#nextSeq();
+    this.#bumpSeq();
     this.#count(this.#emitted, probe);
-    out.records.push(rec);
-    out.lines.push(line);
-    out.probes.push(probe);
+    out.add(rec, line, probe);
+  }
+
+  #newBatch(bytes: boolean): BatchBuilder {
+    return new BatchBuilder(bytes, this.#scratch, (b) => {
+      this.#scratch = b;
+    });
+  }
+
+  /**
+   * A file open's line by the fused encoder, straight from its ring record
+   * into the batch; false when it needs the generic path (fused.ts says
+   * which records). One fused line in CROSS_CHECK_EVERY is compared with
+   * the generic path's: a difference is a collector defect, warned about
+   * once, and the rest of the run takes the generic path.
+   */
+  #fused(v: FileOpenView, container: ContainerField | undefined, probe: string, out: BatchBuilder): boolean {
+    const env = this.#fusedEnv;
+    if (env === undefined) return false;
+    let text: Buffer | undefined;
+    if (container !== undefined) {
+      text = this.#containerTexts.get(container);
+      if (text === undefined) {
+        try {
+          text = FUSED_FILE_OPEN.fragment('container', container);
+        } catch {
+          return false; // the generic path says why, and counts it
+        }
+        if (Object.isFrozen(container)) this.#containerTexts.set(container, text);
+      }
+    }
+    env.seqHi = this.#seqHi;
+    env.seqLo = this.#seqLo;
+    env.container = text;
+    out.room(FUSED_FILE_OPEN.room + env.host.length + (text?.length ?? 0));
+    const start = out.at;
+    const end = FUSED_FILE_OPEN.write(v.data, v.start, env, out.buf, start);
+    if (end < 0) return false;
+    if (
+      ++this.#fusedCount % CROSS_CHECK_EVERY === 1 &&
+      !this.#crossCheck(v, container, out.buf, start, end)
+    ) {
+      return false;
+    }
+    this.#bumpSeq();
+    this.#count(this.#emitted, probe);
+    out.addFused(end, 'file_open', probe);
+    return true;
+  }
+
+  /** The generic path's line for a fused one: false (and fused lines off for the run) when they differ. */
+  #crossCheck(
+    v: FileOpenView,
+    container: ContainerField | undefined,
+    buf: Buffer,
+    start: number,
+    end: number,
+  ): boolean {
+    let want: string | undefined;
+    try {
+      const rec = toRecord(
+        { source: 'fileexec', event: v },
+        { seq: this.#seq, wallNs: v.monoNs + this.#wallOffset, hostId: this.host.hostId, container },
+      );
+      want = rec && encodeRecord(rec);
+    } catch {
+      want = undefined;
+    }
+    if (want !== undefined && buf.toString('utf8', start, end) === want) return true;
+    this.#fusedEnv = undefined;
+    this.emit(
+      'warning',
+      "a fused file_open line differs from the generic encoder's: fused encoding is off for the rest of the run (a collector defect; please report it)",
+    );
+    return false;
   }
 
   /**
@@ -726,7 +871,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #statusBatch(final: boolean): EvidenceBatch {
     const rec = this.#statusRecord(final);
     this.#records++;
-    return { records: [rec], lines: [encodeRecord(rec)], probes: [''] };
+    return StreamBatch.ofRecords([rec], [encodeRecord(rec)], ['']);
   }
 
   /**
@@ -734,7 +879,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
    * record's line is kept for {@link lineOf}.
    */
   async *[Symbol.asyncIterator](): AsyncIterator<EvidenceRecord> {
-    for await (const b of this.#stream()) {
+    for await (const b of this.#stream(false)) {
       for (let i = 0; i < b.records.length; i++) {
         const rec = b.records[i]!;
         this.#lines.set(rec, b.lines[i]!);
@@ -747,22 +892,25 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   /**
    * The stream as batches, for consumers that write bytes (what the
    * {@link Collector} uses): one batch per ring batch, records already
-   * encoded, no promise per record. Same contract as iterating the
-   * collection (and exclusive with it): the last batch holds the final
-   * collector_status, and leaving the loop stops the collection.
+   * encoded, no promise per record; file opens are written by the fused
+   * encoder straight from the ring records ({@link EvidenceBatch}). Same
+   * contract as iterating the collection (and exclusive with it): the last
+   * batch holds the final collector_status, and leaving the loop stops the
+   * collection.
    */
   batches(): AsyncIterable<EvidenceBatch> {
-    return { [Symbol.asyncIterator]: () => this.#stream() };
+    return { [Symbol.asyncIterator]: () => this.#stream(true) };
   }
 
-  async *#stream(): AsyncGenerator<EvidenceBatch> {
+  /** `bytes`: lines into byte batches, fused where a plan exists; else record objects with their lines. */
+  async *#stream(bytes: boolean): AsyncGenerator<EvidenceBatch> {
     if (this.#iterating) throw new CollectError('USAGE', 'a Collection can be iterated only once');
     this.#iterating = true;
     try {
       await this.ready;
       let failure: { error: unknown } | undefined;
       try {
-        yield* this.#pipeline();
+        yield* this.#pipeline(bytes);
       } catch (error) {
         failure = { error };
       }
@@ -784,7 +932,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
    * Enrich, filter and encode what the pumps read, a ring batch at a time,
    * with the in-band status records.
    */
-  async *#pipeline(): AsyncGenerator<EvidenceBatch> {
+  async *#pipeline(bytes: boolean): AsyncGenerator<EvidenceBatch> {
     const stage = this.#tracker
       ? new EnrichmentStage(
           this.#tracker,
@@ -843,7 +991,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
           only === undefined && (groups.length > 1 || groups[0]!.perProcess)
             ? resolutions(groups)
             : undefined;
-        let out = newBatch();
+        let out = this.#newBatch(bytes);
         try {
           for (let i = 0; i < events.length; i++) {
             const k = events[i]!;
@@ -855,17 +1003,17 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
               if (abandoned()) {
                 // What is built is counted emitted: it goes out; the rest
                 // of the ring batch is left (counted lost in the final status).
-                if (out.records.length > 0) {
-                  this.#records += out.records.length;
-                  yield out;
+                if (out.length > 0) {
+                  this.#records += out.length;
+                  yield out.finish();
                 }
                 break outer;
               }
               if (Date.now() - lastBreath > 50) {
-                if (out.records.length > 0) {
-                  this.#records += out.records.length;
-                  yield out;
-                  out = newBatch();
+                if (out.length > 0) {
+                  this.#records += out.length;
+                  yield out.finish();
+                  out = this.#newBatch(bytes);
                 }
                 await new Promise((r) => setImmediate(r));
                 lastBreath = Date.now();
@@ -875,9 +1023,9 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
         } finally {
           this.#release(batch);
         }
-        if (out.records.length > 0) {
-          this.#records += out.records.length;
-          yield out;
+        if (out.length > 0) {
+          this.#records += out.length;
+          yield out.finish();
         }
         // A backlog resolves through promise jobs only; let timers, signals
         // and the status socket run between batches (a stop must stay
@@ -1055,15 +1203,148 @@ function resolutions(
     byCgroup.has(h.cgroupId) ? byCgroup.get(h.cgroupId) : byProcess.get(`${h.cgroupId}/${h.pid}`);
 }
 
-/** An evidence batch being built. */
-interface BatchBuilder {
-  records: EvidenceRecord[];
-  lines: string[];
-  probes: string[];
+/** A batch of the stream, from record objects and their lines, or from bytes. */
+class StreamBatch implements EvidenceBatch {
+  readonly probes: readonly string[];
+  #records: EvidenceRecord[] | undefined;
+  #lines: string[] | undefined;
+  #data: Buffer | undefined;
+  #ends: number[] | undefined;
+  #types: RecordType[] | undefined;
+  /** Byte batches: the records the generic path made (undefined where a fused line has none). */
+  #known: (EvidenceRecord | undefined)[] | undefined;
+
+  private constructor(probes: readonly string[]) {
+    this.probes = probes;
+  }
+
+  static ofRecords(records: EvidenceRecord[], lines: string[], probes: string[]): StreamBatch {
+    const b = new StreamBatch(probes);
+    b.#records = records;
+    b.#lines = lines;
+    return b;
+  }
+
+  static ofBytes(
+    data: Buffer,
+    ends: number[],
+    types: RecordType[],
+    probes: string[],
+    known: (EvidenceRecord | undefined)[],
+  ): StreamBatch {
+    const b = new StreamBatch(probes);
+    b.#data = data;
+    b.#ends = ends;
+    b.#types = types;
+    b.#known = known;
+    return b;
+  }
+
+  #start(i: number): number {
+    return i === 0 ? 0 : this.ends[i - 1]!;
+  }
+
+  get lines(): readonly string[] {
+    this.#lines ??= this.ends.map((end, i) => this.data.toString('utf8', this.#start(i), end));
+    return this.#lines;
+  }
+
+  get records(): readonly EvidenceRecord[] {
+    this.#records ??= this.probes.map((_, i) => this.recordAt(i));
+    return this.#records;
+  }
+
+  recordAt(i: number): EvidenceRecord {
+    const r = this.#records?.[i] ?? this.#known?.[i];
+    if (r !== undefined) return r;
+    if (i < 0 || i >= this.probes.length)
+      throw new RangeError(`no record ${i} in a batch of ${this.probes.length}`);
+    const rec = JSON.parse(this.data.toString('utf8', this.#start(i), this.ends[i])) as EvidenceRecord;
+    this.#known![i] = rec;
+    return rec;
+  }
+
+  get data(): Buffer {
+    this.#data ??= Buffer.from(this.#lines!.join(''), 'utf8');
+    return this.#data;
+  }
+
+  get ends(): readonly number[] {
+    if (this.#ends === undefined) {
+      let at = 0;
+      this.#ends = this.#lines!.map((l) => (at += Buffer.byteLength(l)));
+    }
+    return this.#ends;
+  }
+
+  get types(): readonly RecordType[] {
+    this.#types ??= this.#records!.map((r) => r.type);
+    return this.#types;
+  }
 }
 
-function newBatch(): BatchBuilder {
-  return { records: [], lines: [], probes: [] };
+/** An evidence batch being built: record objects with their lines, or lines written into a buffer. */
+class BatchBuilder {
+  readonly probes: string[] = [];
+  readonly records: EvidenceRecord[] = [];
+  readonly lines: string[] = [];
+  readonly types: RecordType[] = [];
+  readonly ends: number[] = [];
+  readonly known: (EvidenceRecord | undefined)[] = [];
+  /** Bytes mode: where the next line goes in {@link buf}. */
+  at = 0;
+
+  constructor(
+    readonly bytes: boolean,
+    /** Bytes mode: the lines so far (a reused scratch buffer; {@link finish} copies them out). */
+    public buf: Buffer,
+    private readonly keep: (buf: Buffer) => void,
+  ) {}
+
+  get length(): number {
+    return this.probes.length;
+  }
+
+  /** Make room for `n` more bytes. */
+  room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.at + n));
+    this.buf.copy(bigger, 0, 0, this.at);
+    this.buf = bigger;
+    this.keep(bigger);
+  }
+
+  /** A record of the generic path, with its line. */
+  add(rec: EvidenceRecord, line: string, probe: string): void {
+    this.probes.push(probe);
+    if (!this.bytes) {
+      this.records.push(rec);
+      this.lines.push(line);
+      return;
+    }
+    this.room(3 * line.length);
+    this.at += this.buf.write(line, this.at);
+    this.ends.push(this.at);
+    this.types.push(rec.type);
+    this.known.push(rec);
+  }
+
+  /** A line the fused encoder wrote into {@link buf} up to `end`. */
+  addFused(end: number, type: RecordType, probe: string): void {
+    this.at = end;
+    this.probes.push(probe);
+    this.ends.push(end);
+    this.types.push(type);
+    this.known.push(undefined);
+  }
+
+  finish(): StreamBatch {
+    if (!this.bytes) return StreamBatch.ofRecords(this.records, this.lines, this.probes);
+    // An exact copy: the scratch buffer is reused for the next batch.
+    const data = Buffer.allocUnsafe(this.at);
+    this.buf.copy(data, 0, 0, this.at);
+    return StreamBatch.ofBytes(data, this.ends, this.types, this.probes, this.known);
+  }
 }
 
 /**
@@ -1073,6 +1354,7 @@ function newBatch(): BatchBuilder {
 function eventBytes(k: KernelEvent): number {
   if (k.source === 'fileexec') {
     const e = k.event;
+    if (e instanceof FileOpenView) return 128 + e.pathLength;
     if (e.kind === 'file_open') return 128 + e.path.length;
     if (e.kind === 'exec') {
       let n = 192 + e.filename.length;

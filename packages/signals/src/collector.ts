@@ -9,7 +9,7 @@ import {
   type Witness,
   type WriterStatus,
 } from '@stellaops/evidence-chain';
-import { canonicalize, type EvidenceRecord } from '@stellaops/ndjson';
+import { type CollectorStatusRecord, canonicalize, type EvidenceRecord } from '@stellaops/ndjson';
 import { EventEmitter } from 'eventemitter3';
 import {
   type Collection,
@@ -109,10 +109,6 @@ export class Collector extends EventEmitter<CollectorEvents> {
   /** The disk stayed full during the stop: what is left is counted, not written. */
   #unwritable: Error | undefined;
   #recent: Array<[number, bigint]> = [];
-  /** The lines of the batch being appended, back to back (reused, grows to the largest batch). */
-  #buf = Buffer.allocUnsafe(1 << 20);
-  #ends: number[] = [];
-  #types: string[] = [];
 
   private constructor(dir: string, collection: Collection, writer: EvidenceWriter, stopBudgetMs: number) {
     super();
@@ -192,10 +188,10 @@ export class Collector extends EventEmitter<CollectorEvents> {
     let failure: { error: Error } | undefined;
     try {
       for await (const batch of this.#collection.batches()) {
-        const recs = batch.records;
-        for (let i = 0; i < recs.length; i++) {
-          const rec = recs[i]!;
-          if (rec.type === 'collector_status') {
+        const types = batch.types;
+        for (let i = 0; i < types.length; i++) {
+          if (types[i] === 'collector_status') {
+            const rec = batch.recordAt(i) as CollectorStatusRecord;
             // The end-of-stream statement carries the latest totals even when
             // the disk is too full for the line itself.
             this.#writer.updateStatus({ probes: rec.probes, wallNs: BigInt(rec.wall_ns) });
@@ -301,42 +297,18 @@ export class Collector extends EventEmitter<CollectorEvents> {
     })();
   }
 
-  /** Lines `from`.. of a batch into the reused buffer, and into the writer in one call. */
+  /** Lines `from`.. of a batch (already back to back in its bytes) into the writer in one call. */
   #writeLines(batch: EvidenceBatch, from: number): void {
-    const { lines, records } = batch;
-    const count = lines.length - from;
+    const { data, ends, types } = batch;
+    const count = ends.length - from;
     if (count <= 0) return;
-    let need = 0;
-    for (let i = from; i < lines.length; i++) need += lines[i]!.length;
-    // Lines are mostly ASCII (one byte per UTF-16 unit); the buffer follows
-    // the batch size both ways, so one huge batch does not stay resident.
-    const want = need + (need >> 3) + 4096;
-    if (this.#buf.length < want || (this.#buf.length > 4 * want && this.#buf.length > 1 << 20)) {
-      this.#buf = Buffer.allocUnsafe(Math.max(want, 64 * 1024));
-    }
-    let buf = this.#buf;
-    const ends = this.#ends;
-    const types = this.#types;
-    ends.length = count;
-    types.length = count;
-    let at = 0;
-    for (let i = 0; i < count; i++) {
-      const line = lines[from + i]!;
-      if (at + line.length * 3 > buf.length && at + Buffer.byteLength(line) > buf.length) {
-        const bigger = Buffer.allocUnsafe(2 * buf.length + 3 * line.length);
-        buf.copy(bigger, 0, 0, at);
-        this.#buf = buf = bigger;
-      }
-      at += buf.write(line, at);
-      ends[i] = at;
-      types[i] = records[from + i]!.type;
-    }
+    const base = from === 0 ? 0 : ends[from - 1]!;
     this.#writer.appendBatch({
-      data: buf.subarray(0, at),
+      data: data.subarray(base, ends[ends.length - 1]!),
       count,
-      ends,
-      types,
-      info: (i) => appendInfo(records[from + i]!),
+      ends: base === 0 ? ends : ends.slice(from).map((e) => e - base),
+      types: from === 0 ? types : types.slice(from),
+      info: (i) => appendInfo(batch.recordAt(from + i)),
     });
   }
 
