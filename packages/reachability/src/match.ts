@@ -33,12 +33,16 @@ function usrMergeAliases(p: string): string[] {
   return [];
 }
 
+/** Distinct evidence paths remembered before the memo starts over (bounds memory on unowned temp files). */
+const MEMO_LIMIT = 200_000;
+
 /** Index of an inventory's files by path (symlink-resolved) and by digest. */
 export class Matcher {
   readonly #resolver: PathResolver;
   readonly #byPath = new Map<string, Owner[]>();
   readonly #byDigest = new Map<string, Owner[]>();
   readonly #dirs: { dir: string; pkg: number }[] = [];
+  readonly #memo = new Map<string, Owner[]>();
   /** True when the image's symlinks were not given, so usr-merge aliases are tried instead. */
   readonly guessedUsrMerge: boolean;
 
@@ -68,8 +72,18 @@ export class Matcher {
     return this.#resolver.real(p);
   }
 
-  /** Package files named by an absolute evidence path. */
+  /** Package files named by an absolute evidence path (memoised: evidence names the same files again and again). */
   byPath(p: string): Owner[] {
+    let hit = this.#memo.get(p);
+    if (hit === undefined) {
+      if (this.#memo.size >= MEMO_LIMIT) this.#memo.clear();
+      hit = this.#lookup(p);
+      this.#memo.set(p, hit);
+    }
+    return hit;
+  }
+
+  #lookup(p: string): Owner[] {
     const out: Owner[] = [];
     for (const k of this.#keys(p)) out.push(...(this.#byPath.get(k) ?? []));
     if (this.#dirs.length > 0) {

@@ -15,6 +15,9 @@ const MAX_SYMLINKS = 40;
  * locations are often written `./usr/bin/x` or `usr/bin/x`).
  */
 export function normalizePath(p: string): string {
+  // Fast path: evidence and inventory paths are nearly always clean already.
+  if (p.startsWith('/') && !p.includes('//') && !p.includes('/.') && (p.length === 1 || !p.endsWith('/')))
+    return p;
   const n = posix.normalize(`/${p}`);
   return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
 }
@@ -52,38 +55,35 @@ export class PathResolver {
   }
 
   #resolve(path: string, followLast: boolean): string {
-    if (this.#links.size === 0) return path;
-    const key = `${followLast ? 'r' : 'p'}${path}`;
-    const hit = this.#cache.get(key);
-    if (hit !== undefined) return hit;
-    const out = this.#walk(path, followLast);
-    this.#cache.set(key, out);
-    return out;
+    if (this.#links.size === 0 || path === '/') return path;
+    const slash = path.lastIndexOf('/');
+    const dir = this.#real(slash === 0 ? '/' : path.slice(0, slash), 0);
+    const own = dir === '/' ? path.slice(slash) : `${dir}${path.slice(slash)}`;
+    return followLast ? this.#real(own, 0) : own;
   }
 
-  #walk(path: string, followLast: boolean): string {
-    let pending = path.split('/').filter((c) => c !== '');
-    let done: string[] = [];
-    let hops = 0;
-    while (pending.length > 0) {
-      const c = pending[0] as string;
-      pending = pending.slice(1);
-      if (c === '.') continue;
-      if (c === '..') {
-        done.pop();
-        continue;
-      }
-      const candidate = `/${[...done, c].join('/')}`;
-      const isLast = pending.length === 0;
-      const target = isLast && !followLast ? undefined : this.#links.get(candidate);
-      if (target === undefined) {
-        done.push(c);
-        continue;
-      }
-      if (++hops > MAX_SYMLINKS) return `/${[...done, c, ...pending].join('/')}`;
-      if (target.startsWith('/')) done = [];
-      pending = [...target.split('/').filter((t) => t !== ''), ...pending];
+  /**
+   * The real path of a normalised path, each directory prefix resolved once
+   * and cached: the parent's real path, then the last component followed if
+   * it is a link (its target taken from the parent's real path).
+   */
+  #real(path: string, hops: number): string {
+    if (path === '/') return path;
+    const hit = this.#cache.get(path);
+    if (hit !== undefined) return hit;
+    const slash = path.lastIndexOf('/');
+    const dir = this.#real(slash === 0 ? '/' : path.slice(0, slash), hops);
+    const own = dir === '/' ? path.slice(slash) : `${dir}${path.slice(slash)}`;
+    const target = this.#links.get(own);
+    let out = own;
+    if (target !== undefined) {
+      // Past 40 links (a loop), the kernel gives ELOOP: keep the path as resolved so far.
+      out =
+        hops >= MAX_SYMLINKS
+          ? own
+          : this.#real(normalizePath(target.startsWith('/') ? target : `${dir}/${target}`), hops + 1);
     }
-    return `/${done.join('/')}`;
+    if (hops === 0) this.#cache.set(path, out);
+    return out;
   }
 }
