@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
-import { bundleFromJSON } from '@sigstore/bundle';
 import { EvidenceChainError } from './errors.js';
 import { type Signer, verifySignature } from './signer.js';
+import { sigstoreBundle } from './sigstore-lazy.js';
 import { IN_TOTO_PAYLOAD_TYPE } from './statement.js';
 
 /** Media type of the bundles written beside each chunk. */
@@ -107,7 +107,7 @@ export function parseBundle(text: string, where: string): BundleJson {
     });
   }
   try {
-    bundleFromJSON(json);
+    sigstoreBundle().bundleFromJSON(json);
   } catch (err) {
     throw new EvidenceChainError(
       'BUNDLE_INVALID',

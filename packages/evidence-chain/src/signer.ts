@@ -8,9 +8,10 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import * as fs from 'node:fs';
-import { FulcioSigner as SigstoreFulcioSigner } from '@sigstore/sign';
+import type { FulcioSigner as SigstoreFulcioSigner } from '@sigstore/sign';
 import { EvidenceChainError, errnoCode, ioError } from './errors.js';
 import { checkIdentityToken } from './oidc-token.js';
+import { sigstoreSign } from './sigstore-lazy.js';
 
 /** A signature plus the verification material that goes into the bundle. */
 export interface SignatureWithMaterial {
@@ -321,7 +322,7 @@ export class FulcioSigner implements Signer {
       }
       return token;
     };
-    this.#inner = new SigstoreFulcioSigner({
+    this.#inner = new (sigstoreSign().FulcioSigner)({
       identityProvider: { getToken: checked },
       ...(options.fulcioBaseURL === undefined ? {} : { fulcioBaseURL: options.fulcioBaseURL }),
       ...(options.timeout === undefined ? {} : { timeout: options.timeout }),

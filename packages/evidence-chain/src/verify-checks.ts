@@ -11,13 +11,13 @@ import {
   type KeyObject,
   X509Certificate,
 } from 'node:crypto';
-import { bundleFromJSON } from '@sigstore/bundle';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { type TrustMaterial, toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
+import type { TrustedRoot } from '@sigstore/protobuf-specs';
+import type { TrustMaterial } from '@sigstore/verify';
 import { type BundleJson, pae } from './bundle.js';
 import { EvidenceChainError } from './errors.js';
 import { readFileNoFollow } from './fsx.js';
 import { keyHintFromPublicKey } from './signer.js';
+import { protobufSpecs, sigstoreBundle, sigstoreVerify } from './sigstore-lazy.js';
 import {
   type ChunkPredicate,
   IN_TOTO_PAYLOAD_TYPE,
@@ -112,7 +112,9 @@ export function loadTrust(o: TrustOptions): Trust {
   if (o.trustedRoot !== undefined) {
     let root: TrustedRoot;
     try {
-      root = TrustedRoot.fromJSON(JSON.parse(readFileNoFollow(o.trustedRoot).toString('utf8')));
+      root = protobufSpecs().TrustedRoot.fromJSON(
+        JSON.parse(readFileNoFollow(o.trustedRoot).toString('utf8')),
+      );
     } catch (err) {
       throw new EvidenceChainError(
         'INVALID_OPTION',
@@ -120,7 +122,7 @@ export function loadTrust(o: TrustOptions): Trust {
         { path: o.trustedRoot, cause: err },
       );
     }
-    material = toTrustMaterial(root, (hint: string) => {
+    material = sigstoreVerify().toTrustMaterial(root, (hint: string) => {
       const k = keys.find((x) => x.hint === hint);
       if (!k) throw new Error(`no pinned key with hint ${hint}`);
       return { publicKey: k.key, validFor: () => true };
@@ -216,9 +218,11 @@ export function checkSignature(
     if (!trust.material)
       return { ok: false, message: 'keyless (certificate) bundle, but no trustedRoot configured' };
     try {
-      new Verifier(trust.material, { tlogThreshold: 0, ctlogThreshold: 1, timestampThreshold: 1 }).verify(
-        toSignedEntity(bundleFromJSON(bundle)),
-      );
+      new (sigstoreVerify().Verifier)(trust.material, {
+        tlogThreshold: 0,
+        ctlogThreshold: 1,
+        timestampThreshold: 1,
+      }).verify(sigstoreVerify().toSignedEntity(sigstoreBundle().bundleFromJSON(bundle)));
       return { ok: true, message: 'certificate chains to the trusted root and the signature verifies' };
     } catch (err) {
       return { ok: false, message: `keyless signature rejected: ${(err as Error).message}` };

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { bundleFromJSON } from '@sigstore/bundle';
-import { toSignedEntity, Verifier } from '@sigstore/verify';
 import { type BundleJson, bundlePayload, parseBundle } from './bundle.js';
 import { readFileNoFollow } from './fsx.js';
 import { bundleName, chunkName, endBundleName, listDir, partialName } from './layout.js';
+import { sigstoreBundle, sigstoreVerify } from './sigstore-lazy.js';
 import {
   CHUNK_PREDICATE_TYPE,
   type ChunkPredicate,
@@ -663,11 +662,11 @@ function checkTlog(
     return;
   }
   try {
-    new Verifier(trust.material, {
+    new (sigstoreVerify().Verifier)(trust.material, {
       tlogThreshold: o.requireTlog ? 1 : 0,
       ctlogThreshold: bundle.verificationMaterial.certificate ? 1 : 0,
       timestampThreshold: 0,
-    }).verify(toSignedEntity(bundleFromJSON(bundle)));
+    }).verify(sigstoreVerify().toSignedEntity(sigstoreBundle().bundleFromJSON(bundle)));
     add(name, true, `${n} log entries and ${nTs} timestamps verified (SET / inclusion proof / checkpoint)`);
   } catch (err) {
     const code = (err as { code?: string }).code;

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as grpc from '@grpc/grpc-js';
+import type * as protoLoader from '@grpc/proto-loader';
 import { EnrichError } from '../errors.js';
 import { protoStringField, protoVarintField } from './protowire.js';
 import type { RuntimeClient, RuntimeContainer, RuntimeEvent } from './types.js';
@@ -31,6 +32,16 @@ function protoDir(): string {
   );
 }
 
+// gRPC and the proto parser cost ~15 MiB of RSS in every process that loads
+// them: required when a containerd client is made (its socket exists), not
+// when the package is imported.
+const requireLazy = createRequire(import.meta.url);
+let grpcLib: typeof grpc | undefined;
+function lib(): typeof grpc {
+  grpcLib ??= requireLazy('@grpc/grpc-js') as typeof grpc;
+  return grpcLib;
+}
+
 // biome-ignore lint/suspicious/noExplicitAny: grpc's generated package object is untyped.
 let loaded: any;
 
@@ -38,7 +49,7 @@ let loaded: any;
 // biome-ignore lint/suspicious/noExplicitAny: as above.
 function services(): any {
   if (loaded === undefined) {
-    const def = protoLoader.loadSync(PROTO_FILES, {
+    const def = (requireLazy('@grpc/proto-loader') as typeof protoLoader).loadSync(PROTO_FILES, {
       includeDirs: [protoDir()],
       keepCase: true,
       longs: String,
@@ -46,7 +57,7 @@ function services(): any {
       defaults: true,
     });
     // biome-ignore lint/suspicious/noExplicitAny: as above.
-    loaded = (grpc.loadPackageDefinition(def) as any).containerd.services;
+    loaded = (lib().loadPackageDefinition(def) as any).containerd.services;
   }
   return loaded;
 }
@@ -135,7 +146,7 @@ export class ContainerdClient implements RuntimeClient {
   #connect(): Services {
     const s = services();
     const target = `unix://${this.socket}`;
-    const creds = grpc.credentials.createInsecure();
+    const creds = lib().credentials.createInsecure();
     // Every service shares one channel: grpc-js pools subchannels per target and options.
     // A restarted containerd is back within a second: retry the socket at most that far apart.
     const opt = {
@@ -156,7 +167,7 @@ export class ContainerdClient implements RuntimeClient {
   }
 
   #md(ns: string): grpc.Metadata {
-    const md = new grpc.Metadata();
+    const md = new (lib().Metadata)();
     md.set('containerd-namespace', ns);
     return md;
   }
@@ -209,7 +220,7 @@ export class ContainerdClient implements RuntimeClient {
       const opts = { deadline: Date.now() + this.timeoutMs, waitForReady };
       fn.call(client, req, this.#md(ns), opts, (err, res) => {
         if (err) {
-          if (err.code === grpc.status.NOT_FOUND) return resolve(undefined);
+          if (err.code === lib().status.NOT_FOUND) return resolve(undefined);
           return reject(this.#error(err));
         }
         resolve(res);
@@ -219,7 +230,7 @@ export class ContainerdClient implements RuntimeClient {
 
   #error(err: grpc.ServiceError): EnrichError {
     const code =
-      err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED
+      err.code === lib().status.UNAVAILABLE || err.code === lib().status.DEADLINE_EXCEEDED
         ? 'RUNTIME_UNAVAILABLE'
         : 'RUNTIME_ERROR';
     const hint =
@@ -363,7 +374,7 @@ export class ContainerdClient implements RuntimeClient {
       });
     });
     call.on('error', (err: grpc.ServiceError) => {
-      if (!stopped && err.code !== grpc.status.CANCELLED) onError(this.#error(err));
+      if (!stopped && err.code !== lib().status.CANCELLED) onError(this.#error(err));
     });
     call.on('end', () => {
       if (!stopped)
@@ -384,7 +395,7 @@ export class ContainerdClient implements RuntimeClient {
 function unavailable(err: unknown): boolean {
   return (
     err instanceof EnrichError &&
-    (err.cause as grpc.ServiceError | undefined)?.code === grpc.status.UNAVAILABLE
+    (err.cause as grpc.ServiceError | undefined)?.code === lib().status.UNAVAILABLE
   );
 }
 

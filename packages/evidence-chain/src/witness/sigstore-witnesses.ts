@@ -1,9 +1,10 @@
 import { createHash as createHashSync, X509Certificate } from 'node:crypto';
-import { type Bundle, bundleFromJSON, bundleToJSON } from '@sigstore/bundle';
-import { RekorWitness, TSAWitness } from '@sigstore/sign';
+import type { Bundle } from '@sigstore/bundle';
+import type { RekorWitness, TSAWitness } from '@sigstore/sign';
 import { type BundleJson, pae } from '../bundle.js';
 import { EvidenceChainError } from '../errors.js';
 import { createRekorV2Entry } from '../external/rekor-v2.js';
+import { sigstoreBundle, sigstoreSign } from '../sigstore-lazy.js';
 import type { Witness, WitnessContext, WitnessMaterial } from './types.js';
 
 /** Options shared by the HTTP witnesses. */
@@ -27,13 +28,13 @@ function checkUrl(kind: string, url: unknown): string {
 }
 
 function toSigstoreBundle(b: BundleJson): Bundle {
-  return bundleFromJSON(b);
+  return sigstoreBundle().bundleFromJSON(b);
 }
 
 /** Convert tlog entries from object form (Buffers) to bundle JSON form. */
 function tlogEntriesToJson(b: BundleJson, entries: Bundle['verificationMaterial']['tlogEntries']): unknown[] {
   const base = toSigstoreBundle(b);
-  const json = bundleToJSON({
+  const json = sigstoreBundle().bundleToJSON({
     ...base,
     verificationMaterial: { ...base.verificationMaterial, tlogEntries: entries },
   });
@@ -53,7 +54,7 @@ export class RekorV1Witness implements Witness {
   constructor(options: HttpWitnessOptions) {
     const url = checkUrl('RekorV1Witness', options?.baseURL);
     this.name = `rekor-v1@${url}`;
-    this.#inner = new RekorWitness({
+    this.#inner = new (sigstoreSign().RekorWitness)({
       rekorBaseURL: url,
       entryType: 'dsse',
       majorApiVersion: 1,
@@ -101,7 +102,7 @@ export class RekorV2Witness implements Witness {
     });
     // Validate the returned entry as bundle material before accepting it.
     try {
-      bundleFromJSON({
+      sigstoreBundle().bundleFromJSON({
         ...bundle,
         verificationMaterial: { ...bundle.verificationMaterial, tlogEntries: [entry] },
       });
@@ -127,7 +128,11 @@ export class TimestampWitness implements Witness {
   constructor(options: HttpWitnessOptions) {
     const url = checkUrl('TimestampWitness', options?.baseURL);
     this.name = `tsa@${url}`;
-    this.#inner = new TSAWitness({ tsaBaseURL: url, retry: 0, timeout: options.timeoutMs ?? 10_000 });
+    this.#inner = new (sigstoreSign().TSAWitness)({
+      tsaBaseURL: url,
+      retry: 0,
+      timeout: options.timeoutMs ?? 10_000,
+    });
   }
 
   async testify(bundle: BundleJson): Promise<WitnessMaterial> {
