@@ -59,22 +59,8 @@ if [ "${1:-}" = "--inner" ]; then
   done
 
   mkdir -p "$app"
-  # Our packages from the tarballs only, also where they depend on each
-  # other: overrides pin every @stellaops dependency to the root's tarball,
-  # so npm never asks the registry for an @stellaops name.
-  node -e '
-    const [app, packs, ...names] = process.argv.slice(1);
-    const fs = require("node:fs");
-    const deps = {};
-    const overrides = {};
-    for (const n of names) {
-      const tgz = fs.readdirSync(packs).find((f) => f.startsWith(`stellaops-${n}-`) && f.endsWith(".tgz"));
-      deps[`@stellaops/${n}`] = `file:${packs}/${tgz}`;
-      overrides[`@stellaops/${n}`] = `$@stellaops/${n}`;
-    }
-    const pkg = { name: "packed-install-app", version: "1.0.0", private: true, dependencies: deps, overrides };
-    fs.writeFileSync(`${app}/package.json`, JSON.stringify(pkg, null, 2));
-  ' "$app" "$work/packs" "${PACKAGES[@]}"
+  # Our packages from the tarballs only, also where they depend on each other.
+  node "$(dirname "${BASH_SOURCE[0]}")/tarball-project.cjs" "$app" "$work/packs" packed-install-app "${PACKAGES[@]}"
   log "npm install of the tarballs (no compiler on PATH, no libbpf.so.1)"
   (cd "$app" && timeout "$INSTALL_TIMEOUT" "${clean_env[@]}" npm install --no-audit --no-fund \
     --prefer-offline --loglevel=http > "$work/npm-install.log" 2>&1) || {
