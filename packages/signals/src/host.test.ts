@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,15 @@ describe('hostIdentity', () => {
     expect(hostIdentity({ machineId, btf }).hostId).toBe(a.hostId);
     expect(a.kernelRelease).toBe(release());
     expect(a.btfId).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('names the BTF by the sha256 of all of it, also past the 1 MiB it reads at a time', () => {
+    const big = join(dir, 'vmlinux-big');
+    const bytes = randomBytes(5 * 1024 * 1024 + 123);
+    writeFileSync(big, bytes);
+    expect(hostIdentity({ machineId, btf: big }).btfId).toBe(
+      `sha256:${createHash('sha256').update(bytes).digest('hex')}`,
+    );
   });
 
   it('says when the kernel has no BTF', () => {
