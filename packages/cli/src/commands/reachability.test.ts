@@ -2,45 +2,11 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FileOpenRecord } from '@stellaops/ndjson';
 import { verifyStatement } from '@stellaops/reachability';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DIGEST, openTestChain, type TestChain } from '../../test/support/signed-chain.js';
+import { DIGEST, fileOpenRecord, openTestChain, type TestChain } from '../../test/support/signed-chain.js';
 import type { Io } from '../io.js';
 import { main } from '../main.js';
-
-/** A chain with one image's process opening /usr/bin/used (as /bin/used, through usr-merge it is not here). */
-function opened(path: string, seq: number): FileOpenRecord {
-  return {
-    schema_version: 1,
-    type: 'file_open',
-    seq: String(seq),
-    mono_ns: String(1000 + seq),
-    wall_ns: String(1_795_000_000_000_000_000n + BigInt(seq)),
-    host_id: 'h',
-    pid: 10,
-    tid: 10,
-    ppid: 1,
-    uid: 0,
-    gid: 0,
-    comm: 'app',
-    cgroup_id: '4242',
-    container: {
-      id: 'c'.repeat(64),
-      runtime: 'containerd',
-      image_manifest_digest: DIGEST,
-      status: 'resolved',
-    },
-    path,
-    path_resolution: 'absolute',
-    path_truncated: false,
-    flags: 0,
-    mode: 0,
-    dirfd: -100,
-    ret: 3,
-    syscall: 'openat',
-  };
-}
 
 /** SPDX 2.3 with two packages of one file each. */
 const SPDX = {
@@ -90,7 +56,7 @@ describe('stella signals reachability', () => {
 
   beforeAll(async () => {
     chain = await openTestChain('stella-reach-');
-    chain.append(opened('/usr/bin/used', 0));
+    chain.append(fileOpenRecord('/usr/bin/used', 0));
     await chain.writer.close();
     const tmp = mkdtempSync(join(tmpdir(), 'stella-reach-sbom-'));
     sbom = join(tmp, 'unit.spdx.json');

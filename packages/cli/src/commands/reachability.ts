@@ -17,7 +17,7 @@ import type { CommandSpec, Parsed } from '../args.js';
 import { loadConfig } from '../config.js';
 import { CliError, type CliErrorCode, EXIT } from '../errors.js';
 import type { Io } from '../io.js';
-import { trustedKeys } from './inspect.js';
+import { inspectSpec, trustedKeys } from './inspect.js';
 import { CONFIG_FILE_OPTION, configFileInputs, configFlags } from './shared.js';
 import { makeSigner } from './start.js';
 
@@ -28,19 +28,9 @@ export const reachabilitySpec: CommandSpec = {
   usage:
     'stella signals reachability sha256:DIGEST [--target DIR] [--config FILE] [--key PUBLIC.pem]... [--sbom FILE [--sbom-root DIR]] [--content-store DIR] [--json] [--out FILE [--signing-key PEM]]',
   options: {
-    target: {
-      type: 'string',
-      short: 't',
-      value: 'DIR',
-      help: 'evidence directory (signals.output_directory)',
-    },
+    target: inspectSpec.options.target!,
     config: CONFIG_FILE_OPTION,
-    key: {
-      type: 'string',
-      multiple: true,
-      value: 'PEM',
-      help: 'trusted public key of the chain; default: the public key beside signals.signing.key_path',
-    },
+    key: inspectSpec.options.key!,
     sbom: {
       type: 'string',
       value: 'FILE',

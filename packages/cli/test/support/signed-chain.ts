@@ -7,7 +7,7 @@ import {
   LocalKeySigner,
   openChunkWriter,
 } from '@stellaops/evidence-chain';
-import { type EvidenceRecord, encodeRecord } from '@stellaops/ndjson';
+import { type EvidenceRecord, encodeRecord, type FileOpenRecord } from '@stellaops/ndjson';
 
 /** The filter-config digest (and the image digest the inspect tests look for). */
 export const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -52,4 +52,37 @@ export async function openTestChain(prefix = 'stella-cli-chain-'): Promise<TestC
       seq: BigInt(r.seq),
     });
   return { dir, keyPath, publicKeyPath, publicKeyPem, writer, append };
+}
+
+/** A successful `openat` of `path` by a process of the image `digest` (default {@link DIGEST}), as the collector writes it. */
+export function fileOpenRecord(path: string, seq: number, digest: string = DIGEST): FileOpenRecord {
+  return {
+    schema_version: 1,
+    type: 'file_open',
+    seq: String(seq),
+    mono_ns: String(1000 + seq),
+    wall_ns: String(1_795_000_000_000_000_000n + BigInt(seq)),
+    host_id: 'h',
+    pid: 10,
+    tid: 10,
+    ppid: 1,
+    uid: 0,
+    gid: 0,
+    comm: 'app',
+    cgroup_id: '4242',
+    container: {
+      id: 'c'.repeat(64),
+      runtime: 'containerd',
+      image_manifest_digest: digest,
+      status: 'resolved',
+    },
+    path,
+    path_resolution: 'absolute',
+    path_truncated: false,
+    flags: 0,
+    mode: 0,
+    dirfd: -100,
+    ret: 3,
+    syscall: 'openat',
+  };
 }
