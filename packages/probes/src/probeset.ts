@@ -199,10 +199,11 @@ function attempt(
         }
         try {
           all.push(obj.attach(LSM_PROGRAMS[lsm]));
-          const task = notes.get('task');
+          // Why a better hook was not taken (an earlier choice refused), and how the task is read.
+          const why = [notes.get(p), notes.get('task')].filter(Boolean).join('; ');
           status.push(
-            task
-              ? { name: p, attached: true, attachType: lsm, reason: task }
+            why
+              ? { name: p, attached: true, attachType: lsm, reason: why }
               : { name: p, attached: true, attachType: lsm },
           );
         } catch (e) {
@@ -423,42 +424,39 @@ export function openProbeSet(opts?: ProbeSetOptions): ProbeSet {
   // Which branch of stella_current_ppid (bpf/common.h) the programs take: said in each status.
   if (taskAccess(o.taskAccess, o.btfCustomPath) === 'core') notes.set('task', taskAccessNote(o.taskAccess));
 
-  let lsm: LsmVariant | undefined;
+  // The kernel's hooks for the optional probe, best first. A kernel may offer a hook and still
+  // refuse the program (5.10's verifier rejects bpf_d_path in lsm/file_open but allows it in
+  // fentry/security_file_open), so each is tried in turn before the probe is left out.
+  const lsmChoices: LsmVariant[] = [];
   if (o.probes.includes('file_open_lsm')) {
     const l = probeFeature('lsm');
-    if (l.supported) lsm = 'lsm';
-    else {
-      const f = probeFeature('fentry');
-      if (f.supported) lsm = 'fentry';
-      else
-        notes.set(
-          'file_open_lsm',
-          `lsm/file_open: ${l.reason ?? 'unsupported'}; fentry/security_file_open: ${f.reason ?? 'unsupported'}`,
-        );
-    }
+    const f = probeFeature('fentry');
+    if (l.supported) lsmChoices.push('lsm');
+    if (f.supported) lsmChoices.push('fentry');
+    if (lsmChoices.length === 0)
+      notes.set(
+        'file_open_lsm',
+        `lsm/file_open: ${l.reason ?? 'unsupported'}; fentry/security_file_open: ${f.reason ?? 'unsupported'}`,
+      );
   }
 
   let last: unknown;
   for (const [i, variant] of variants.entries()) {
     const lastVariant = i === variants.length - 1;
-    try {
-      return new ProbeSetImpl(attempt(o, file, variant, lsm, notes, lastVariant), o);
-    } catch (e) {
-      last = e;
-      if (lsm) {
-        // The optional probe must never cost the others: retry without it.
-        notes.set('file_open_lsm', `${lsm} program failed: ${errText(e)}`);
-        try {
-          return new ProbeSetImpl(attempt(o, file, variant, undefined, notes, lastVariant), o);
-        } catch (e2) {
-          last = e2; // not the optional probe's fault after all
-          notes.delete('file_open_lsm');
-        }
-      }
-      if (!lastVariant) {
-        notes.set('raw_tp', `tp_btf failed (${errText(last)}); using raw_tp`);
+    const refused: string[] = [];
+    // The optional probe must never cost the others: the last try is without it.
+    for (const lsm of [...lsmChoices, undefined]) {
+      try {
+        return new ProbeSetImpl(attempt(o, file, variant, lsm, notes, lastVariant), o);
+      } catch (e) {
+        last = e;
+        if (lsm === undefined) break;
+        refused.push(`${lsm} program failed: ${errText(e)}`);
+        notes.set('file_open_lsm', refused.join('; '));
       }
     }
+    if (lsmChoices.length > 0) notes.delete('file_open_lsm'); // failed without it too: not its fault
+    if (!lastVariant) notes.set('raw_tp', `tp_btf failed (${errText(last)}); using raw_tp`);
   }
   throw last;
 }

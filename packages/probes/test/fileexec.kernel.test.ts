@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, symlinkSync, wr
 import { release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { probeFeature } from '@stellaops/bpf-loader';
 import type { ExecEvent, ExitEvent, FileOpenEvent, ProbeEvent, ProbeSet } from '@stellaops/probes';
 import { openProbeSet } from '@stellaops/probes';
 import { canRunBpf, commandUnavailableReason, gate } from '@stellaops/testing';
@@ -77,6 +78,22 @@ describe.runIf(runs)('file and exec probes on the running kernel', () => {
       if (pre511) expect(byName.get(n)!.reason).toMatch(/bpf_get_current_task_btf needs Linux 5\.11/);
       else expect(byName.get(n)!.reason ?? '').not.toMatch(/bpf_get_current_task/);
     }
+  });
+
+  it('file_open_lsm attaches wherever the kernel offers BPF LSM or fentry, with the hook it took', (ctx) => {
+    const offered = (['lsm', 'fentry'] as const).filter((f) => probeFeature(f).supported);
+    const lsm = col.set.status.find((s) => s.name === 'file_open_lsm')!;
+    if (offered.length === 0) {
+      process.stderr.write(
+        `[skip] file_open_lsm must attach: this kernel offers neither hook (${lsm.reason})\n`,
+      );
+      return ctx.skip();
+    }
+    expect(lsm, lsm.reason).toMatchObject({ attached: true });
+    expect(offered).toContain(lsm.attachType);
+    // The best hook the kernel offers, or the reason the better one was refused.
+    if (lsm.attachType !== offered[0])
+      expect(lsm.reason).toMatch(new RegExp(`^${offered[0]} program failed: `));
   });
 
   it('open(2) of an absolute path: pid, ppid, path, flags, fd', async () => {
