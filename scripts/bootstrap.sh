@@ -152,6 +152,16 @@ case "$cmd" in
     [ -z "${npm_config_nodedir:-}" ] || echo "export npm_config_nodedir=\"$npm_config_nodedir\""
     ;;
   demo) setup; exec npm run --silent demo -- "$@" ;;
-  test) setup; exec npm run --silent test:all -- "$@" ;;
+  test)
+    setup
+    npm run --silent test:all -- "$@"
+    # The kernels users run, each booted in a qemu VM (tools/kernel-vm/run.sh), after the host
+    # suite: .ci/run names them in STELLA_KERNEL_VMS. A per-kernel time limit keeps CI within its
+    # budget; a kernel that fails or times out fails the job (the runner's `N passed, N failed`).
+    if [ -n "${STELLA_KERNEL_VMS:-}" ] && [ $# -eq 0 ]; then
+      # shellcheck disable=SC2086 # a list of kernel versions
+      KERNEL_VM_TIMEOUT=${KERNEL_VM_TIMEOUT:-1500} exec npm run --silent test:kernels -- $STELLA_KERNEL_VMS
+    fi
+    ;;
   *) log "unknown command '$cmd' (expected: setup, demo, test, env)"; exit 2 ;;
 esac

@@ -10,8 +10,11 @@ mount -t devtmpfs dev /dev
 param() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p"; }
 for m in $(cat /modules); do insmod "/lib/modules/$m.ko" || echo "[init] insmod $m failed"; done
 ip link set lo up
-# cache=loose: the share is read-only for the VM's lifetime, so the guest may cache it.
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host /host || echo "[init] mounting the host root failed"
+# The guest's 9p cache mode (run.sh: KERNEL_VM_9P_CACHE). 'loose' is fastest but trusts the host
+# files not to change while the VM runs: a file edited on the host meanwhile is read with its old
+# size (truncated sources, parse errors). 'mmap' reads through on every access.
+cache=$(param stella_9p_cache)
+mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=512000,cache=${cache:-mmap}" host /host || echo "[init] mounting the host root failed"
 mount -t tmpfs -o mode=0755 scratch /scratch
 mkdir -p /scratch/upper /scratch/work
 if ! mount -t overlay overlay -o lowerdir=/host,upperdir=/scratch/upper,workdir=/scratch/work /newroot; then
@@ -19,6 +22,11 @@ if ! mount -t overlay overlay -o lowerdir=/host,upperdir=/scratch/upper,workdir=
   mount --bind /host /newroot
 fi
 r=/newroot
+# /usr (and /bin, /lib, /sbin, links into it) is the 9p share itself, read-only: overlayfs over
+# layers on different file systems (9p below, tmpfs above) gives stat(2) a per-layer device but
+# the kernel its own, so an executed system binary's device would not match what the exec
+# records report (exe_dev, and the digest check that compares them). Nothing writes to /usr.
+mount --bind /host/usr $r/usr || echo "[init] binding /usr failed"
 mount -t proc proc $r/proc
 mount -t sysfs sys $r/sys
 mount -t devtmpfs dev $r/dev

@@ -20,6 +20,9 @@
 #   KERNEL_VM_TIMEOUT  seconds per kernel (default 2400) before qemu is killed
 #   KERNEL_VM_ACCEL    tcg (default) or kvm
 #   KERNEL_VM_SMP      guest CPUs (default 2), KERNEL_VM_MEM (default 3G)
+#   KERNEL_VM_9P_CACHE how the guest caches the host's root: mmap (default: reads go through, so
+#                      edits made on the host during a run are seen whole) or loose (faster; only
+#                      for a checkout nothing writes to while the VM runs, as in CI)
 #   KERNEL_VM_TESTS    test paths or filters for vitest (default: the kernel suites, test/, of
 #                      bpf-loader, probes and signals; the pure src/ unit tests run on the host)
 set -euo pipefail
@@ -31,6 +34,7 @@ timeout_s=${KERNEL_VM_TIMEOUT:-2400}
 accel=${KERNEL_VM_ACCEL:-tcg}
 smp=${KERNEL_VM_SMP:-2}
 mem=${KERNEL_VM_MEM:-3G}
+cache_mode=${KERNEL_VM_9P_CACHE:-mmap}
 tests=${KERNEL_VM_TESTS:-packages/bpf-loader/test packages/probes/test packages/signals/test}
 
 log() { printf '[kernel-vm] %s\n' "$*" >&2; }
@@ -157,7 +161,7 @@ boot() {
   local cpu=(-accel tcg -cpu max)
   [ "$accel" = kvm ] && cpu=(-accel kvm -cpu host)
   # lsm=...,bpf turns on BPF LSM where the kernel has CONFIG_BPF_LSM (Debian does).
-  local append="console=ttyS0 panic=-1 quiet loglevel=4 lsm=lockdown,capability,yama,apparmor,bpf stella_repo=$repo stella_tests=${tests// /,}"
+  local append="console=ttyS0 panic=-1 quiet loglevel=4 lsm=lockdown,capability,yama,apparmor,bpf stella_9p_cache=$cache_mode stella_repo=$repo stella_tests=${tests// /,}"
   timeout -k 15 "$timeout_s" qemu-system-x86_64 "${cpu[@]}" -smp "$smp" -m "$mem" \
     -display none -monitor none -serial stdio -no-reboot \
     -kernel "$kernel" -initrd "$dir/initramfs.gz" -append "$append" \
@@ -172,6 +176,10 @@ main() {
   for v in "${versions[@]}"; do
     suite_of "$v" >/dev/null || die "unknown kernel '$v'" "choose from: 5.10 6.1 6.12"
   done
+  case "$cache_mode" in
+  mmap | loose | none) ;;
+  *) die "KERNEL_VM_9P_CACHE must be mmap, loose or none, got '$cache_mode'" "unset it for mmap" ;;
+  esac
   need_root
   [ -f "$repo/packages/probes/bpf/fileexec.bpf.o" ] && [ -x "$repo/.toolchain/node/bin/node" ] ||
     die "the host build is missing (BPF objects or .toolchain/node)" "bash scripts/bootstrap.sh setup && npm run build:native"

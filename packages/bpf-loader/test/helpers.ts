@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { RecordBatch, RingBufferReader } from '@stellaops/bpf-loader';
+import { scaled } from '@stellaops/testing';
 
 export const fixturesDir = fileURLToPath(new URL('./fixtures/', import.meta.url));
 export const fixture = (name: string) => `${fixturesDir}build/${name}`;
@@ -80,12 +81,13 @@ export async function readUntil(
   onBatch: (b: RecordBatch) => void,
   timeoutMs = 10_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  // Stretched in kernel VMs (TCG): 20000 uprobe traps take minutes there.
+  const deadline = Date.now() + scaled(timeoutMs);
   // One read in flight at a time: a read abandoned to the idle timer would
   // swallow the batch it later resolves with.
   let pending: Promise<RecordBatch | null> | undefined;
   while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${scaled(timeoutMs)} ms`);
     pending ??= reader.read();
     const b = await Promise.race([pending, new Promise<'idle'>((r) => setTimeout(() => r('idle'), 50))]);
     if (b === 'idle') continue;
