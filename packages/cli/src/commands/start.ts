@@ -22,6 +22,7 @@ import {
   describeConfigFile,
   requireTracing,
 } from './shared.js';
+import { remindBeforeExpiry, tokenExpiryWarning } from './token-expiry.js';
 
 export const startSpec: CommandSpec = {
   name: 'start',
@@ -251,6 +252,16 @@ async function prepareCollector(p: Parsed, io: Io, tty: boolean): Promise<Prepar
   const dir = cfg.get<string>('output_directory');
   requireTracing(cfg.get<string>('btf_custom_path') || undefined);
   const signer = await makeSigner(cfg, io.env);
+  if (cfg.get<string>('signing.key_id') === 'fulcio') {
+    // Valid now (makeSigner checked it), but the run may outlast it.
+    const { exp } = checkIdentityToken(io.env.SIGSTORE_ID_TOKEN ?? '', { source: 'SIGSTORE_ID_TOKEN' });
+    const warn = (msg: string) => (tty ? io.err(`stella: warning: ${msg}\n`) : jsonLog(io, 'warn', msg));
+    const expiring = tokenExpiryWarning(exp, Date.now(), durationMs);
+    if (expiring) {
+      warn(expiring);
+      remindBeforeExpiry(exp, Date.now(), warn);
+    }
+  }
   let target: ReturnType<typeof ensureEvidenceDir>;
   try {
     // Refuses pseudo filesystems, other users' and world-writable places; never chmods what it did not create.
