@@ -187,7 +187,11 @@ describe.runIf(canRunBpf(what) && gate(`${what}: ctr`, ctrUnavailableReason()))(
       ctr('container', 'rm', id);
     }
     for (const image of [collector, busybox]) if (image) ctr('image', 'rm', image.ref);
-    spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' });
+    // containerd removes the images' content asynchronously: the namespace is empty a moment later.
+    for (let i = 0; i < 30; i++) {
+      if (spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' }).status === 0) break;
+      spawnSync('sleep', ['0.2']);
+    }
     rmSync(base, { recursive: true, force: true });
     if (busybox) rmSync(join(busybox.tar, '..'), { recursive: true, force: true });
   }, 60_000);
