@@ -196,7 +196,7 @@ export function decodeEvent(record: Buffer): ProbeEvent {
 /**
  * A file-open record read in place: the {@link FileOpenEvent} of a ring
  * record without decoding it. Members are read from the record bytes when
- * asked for (`path` and `comm` are copied once, on first use), so a consumer
+ * asked for (`path` and `comm` are views of them, not copies), so a consumer
  * that writes the record's evidence straight from the bytes (the fused
  * encoder of @stellaops/signals, through {@link data} and {@link start})
  * allocates nothing per record but this object. Checked like
@@ -249,8 +249,14 @@ export class FileOpenView implements FileOpenEvent {
   get gid(): number {
     return this.data.readUInt32LE(this.start + H.gid[0]);
   }
+  /** The task name: a view of the record bytes (no copy). */
   get comm(): Buffer {
-    this.#comm ??= comm(this.data.subarray(this.start, this.start + HEADER_SIZE));
+    if (this.#comm === undefined) {
+      const at = this.start + H.comm[0];
+      let end = at;
+      while (end < at + H.comm[1] && this.data[end] !== 0) end++;
+      this.#comm = this.data.subarray(at, end);
+    }
     return this.#comm;
   }
   /** Low and high u32 halves of the cgroup id (no BigInt). */
@@ -279,8 +285,9 @@ export class FileOpenView implements FileOpenEvent {
   get pathLength(): number {
     return this.end - this.start - FILE_OPEN_BASE;
   }
+  /** The path: a view of the record bytes (no copy). */
   get path(): Buffer {
-    this.#path ??= copy(this.data, this.start + FILE_OPEN_BASE, this.end);
+    this.#path ??= this.data.subarray(this.start + FILE_OPEN_BASE, this.end);
     return this.#path;
   }
   get flags(): number {

@@ -31,6 +31,9 @@ export interface RecordIdentity {
 const RUNC_STAGE = /^runc:\[[0-2]:(?:PARENT|CHILD|INIT)\]$/;
 /** A shared object's file name: `libc.so.6`, `ld-linux-x86-64.so.2`, `libfoo.so`. */
 const SHARED_OBJECT = /\.so(?:\.[0-9]+)*$/;
+/** What every shared object's path holds: a path without it needs no string (most opens). */
+const DOT_SO = Buffer.from('.so');
+const R = 0x72; // every runc stage name starts with "r"
 
 function basename(b: Buffer): string {
   const i = b.lastIndexOf(0x2f);
@@ -49,7 +52,8 @@ function basename(b: Buffer): string {
 export function isRuntimeSetup(k: KernelEvent): boolean {
   if (k.source !== 'fileexec') return false;
   const e = k.event;
-  if (RUNC_STAGE.test(e.comm.toString('latin1'))) return true;
+  const comm = e.comm;
+  if (comm[0] === R && RUNC_STAGE.test(comm.toString('latin1'))) return true;
   if (e.kind !== 'exec') return false;
   const [argv0, argv1] = e.argv;
   return (
@@ -74,7 +78,7 @@ export function digestRequestOf(k: KernelEvent): DigestRequest | DigestUnavailab
     return { pid: e.pid, path: e.exePath, expect: { dev: e.exeDev, ino: e.exeIno }, fallbackPids: [e.ppid] };
   }
   if (e.kind !== 'file_open' || e.ret < 0 || (e.flags & 3) !== 0) return undefined;
-  if (!SHARED_OBJECT.test(basename(e.path))) return undefined;
+  if (e.path.indexOf(DOT_SO) < 0 || !SHARED_OBJECT.test(basename(e.path))) return undefined;
   if (e.truncated || e.pathFault) return 'path_truncated';
   if (e.resolution === 'unresolved') return 'not_found';
   return { pid: e.pid, path: e.path };

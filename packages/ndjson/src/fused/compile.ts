@@ -115,7 +115,6 @@ export function compileFused<E>(type: RecordType, plan: FusedPlan): FusedEncoder
   for (const name of Object.keys(plan.members)) {
     if (!(name in schema.fields)) fail(type, name, 'not a member of the schema');
   }
-  const enums: (readonly (Uint8Array | undefined)[])[] = [];
   const body: string[] = [plan.prelude ?? '', `let v = 0; let x = 0;`];
   let room = 2; // "{", "}" and "\n", less the first member's ","
   let first = true;
@@ -142,7 +141,7 @@ export function compileFused<E>(type: RecordType, plan: FusedPlan): FusedEncoder
       } else {
         body.push(`x = ${src.expr};`, 'if (x !== undefined) {');
       }
-      body.push(literal(head), 'p += x.copy(out, p);');
+      body.push(literal(head), 'out.set(x, p); p += x.length;');
       if (field.optional) body.push('}');
       room += head.length;
       first = false;
@@ -190,19 +189,17 @@ export function compileFused<E>(type: RecordType, plan: FusedPlan): FusedEncoder
       case 'enum': {
         if (t.kind !== 'enum') fail(type, name, `an enum source for a ${t.kind} member`);
         const allowed = new Set(t.values);
-        const texts = src.names.map((n) => {
-          if (n === '') return undefined;
-          if (!allowed.has(n))
+        for (const n of src.names) {
+          if (n !== '' && !allowed.has(n)) {
             fail(type, name, `source name ${JSON.stringify(n)} is not one of the schema's`);
-          return Buffer.from(JSON.stringify(n), 'latin1');
-        });
-        enums.push(texts);
-        body.push(
-          `x = h.enums[${enums.length - 1}][${src.index}];`,
-          'if (x === undefined) return -1;',
-          'p += x.copy(out, p);',
-        );
-        room += Math.max(0, ...texts.map((b) => b?.length ?? 0));
+          }
+        }
+        // One unrolled literal per name: no copy call for a few bytes.
+        const cases = src.names
+          .map((n, i) => (n === '' ? '' : `case ${i}: ${literal(JSON.stringify(n))} break;`))
+          .join('\n');
+        body.push(`switch (${src.index}) {\n${cases}\ndefault: return -1;\n}`);
+        room += Math.max(0, ...src.names.map((n) => JSON.stringify(n).length));
         break;
       }
       case 'bool':
@@ -213,7 +210,7 @@ export function compileFused<E>(type: RecordType, plan: FusedPlan): FusedEncoder
     }
   }
   body.push(literal('}\n'), 'return p;');
-  const h = { int: writeInt, u64: writeU64, add: addU64, sum: new Uint32Array(2), enums };
+  const h = { int: writeInt, u64: writeU64, add: addU64, sum: new Uint32Array(2) };
   // The source is built from the schema and the caller's plan (code, never input).
   const write = new Function(
     'h',

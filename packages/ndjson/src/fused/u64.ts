@@ -48,6 +48,18 @@ export function writeUint(out: Uint8Array, p: number, n: number): number {
     out[p] = 48 + n;
     return p + 1;
   }
+  if (n <= 0x7fffffff) {
+    // Small integer arithmetic (most members: pids, ids, flags, fds).
+    let digits = 2;
+    for (let m = (n / 100) | 0; m > 0; m = (m / 10) | 0) digits++;
+    let at = p + digits;
+    for (let m = n; at > p; ) {
+      const q = (m / 10) | 0;
+      out[--at] = 48 + m - q * 10;
+      m = q;
+    }
+    return p + digits;
+  }
   let digits = 1;
   for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
   let at = p + digits;
