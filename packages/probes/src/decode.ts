@@ -53,19 +53,29 @@ function fail(what: string, r: Buffer, kind: number | undefined, expected?: numb
   );
 }
 
-function decodeFileOpen(r: Buffer, kind: number): FileOpenEvent {
-  if (r.length < FILE_OPEN_BASE)
-    fail('file_open record shorter than its fixed part', r, kind, FILE_OPEN_BASE);
-  const pathLen = r.readUInt32LE(F.path_len[0]);
-  if (r.length !== FILE_OPEN_BASE + pathLen) {
-    fail(`file_open record with path_len ${pathLen}`, r, kind, FILE_OPEN_BASE + pathLen);
+/**
+ * Check the file-open record data[start, end) (lengths and enum values):
+ * throws DecodeError as {@link decodeEvent} documents, else returns the path length.
+ */
+function checkFileOpen(data: Buffer, start: number, end: number, kind: number): number {
+  const bad = (what: string, expected?: number): never =>
+    fail(what, data.subarray(start, end), kind, expected);
+  if (end - start < FILE_OPEN_BASE) bad('file_open record shorter than its fixed part', FILE_OPEN_BASE);
+  const pathLen = data.readUInt32LE(start + F.path_len[0]);
+  if (end - start !== FILE_OPEN_BASE + pathLen) {
+    bad(`file_open record with path_len ${pathLen}`, FILE_OPEN_BASE + pathLen);
   }
-  const sc = r.readUInt16LE(F.syscall[0]);
-  const res = r.readUInt8(F.resolution[0]);
-  const syscall = SYSCALLS[sc];
-  const resolution = RESOLUTIONS[res];
-  if (!syscall) fail(`file_open record with unknown syscall ${sc}`, r, kind);
-  if (!resolution) fail(`file_open record with unknown resolution ${res}`, r, kind);
+  const sc = data.readUInt16LE(start + F.syscall[0]);
+  const res = data[start + F.resolution[0]]!;
+  if (!SYSCALLS[sc]) bad(`file_open record with unknown syscall ${sc}`);
+  if (!RESOLUTIONS[res]) bad(`file_open record with unknown resolution ${res}`);
+  return pathLen;
+}
+
+function decodeFileOpen(r: Buffer, kind: number): FileOpenEvent {
+  const pathLen = checkFileOpen(r, 0, r.length, kind);
+  const syscall = SYSCALLS[r.readUInt16LE(F.syscall[0])] as OpenSyscall;
+  const resolution = RESOLUTIONS[r[F.resolution[0]]!] as PathResolution;
   const pflags = r.readUInt8(F.path_flags[0]);
   // One literal per kind, header fields first in a fixed order: one hidden class per kind.
   return {
@@ -215,17 +225,7 @@ export class FileOpenView implements FileOpenEvent {
   #cgroupId: bigint | undefined;
 
   constructor(data: Buffer, start: number, end: number) {
-    const len = end - start;
-    if (len < FILE_OPEN_BASE)
-      failView('file_open record shorter than its fixed part', data, start, end, FILE_OPEN_BASE);
-    const pathLen = data.readUInt32LE(start + F.path_len[0]);
-    if (len !== FILE_OPEN_BASE + pathLen) {
-      failView(`file_open record with path_len ${pathLen}`, data, start, end, FILE_OPEN_BASE + pathLen);
-    }
-    const sc = data.readUInt16LE(start + F.syscall[0]);
-    const res = data[start + F.resolution[0]]!;
-    if (!SYSCALLS[sc]) failView(`file_open record with unknown syscall ${sc}`, data, start, end);
-    if (!RESOLUTIONS[res]) failView(`file_open record with unknown resolution ${res}`, data, start, end);
+    checkFileOpen(data, start, end, end - start >= HEADER_SIZE ? data.readUInt32LE(start + H.kind[0]) : 0);
     this.data = data;
     this.start = start;
     this.end = end;
@@ -315,11 +315,6 @@ export class FileOpenView implements FileOpenEvent {
   toJSON(): FileOpenEvent {
     return decodeEvent(this.data.subarray(this.start, this.end)) as FileOpenEvent;
   }
-}
-
-function failView(what: string, data: Buffer, start: number, end: number, expected?: number): never {
-  const r = data.subarray(start, end);
-  return fail(what, r, r.length >= HEADER_SIZE ? r.readUInt32LE(H.kind[0]) : undefined, expected);
 }
 
 /**
