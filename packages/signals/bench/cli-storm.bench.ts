@@ -20,13 +20,14 @@
  * workload); the path allowlist keeps other activity on the machine out.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
+import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPair } from '@stellaops/evidence-chain';
 import {
+  benchDir,
   buildFsops,
   cpuS,
+  loadAverage,
   mem,
   mib,
   nodeFlags,
@@ -46,13 +47,8 @@ const VERIFY = process.env.BENCH_VERIFY !== '0';
 
 requireRootAndCli('cli-storm');
 
-const work = mkdtempSync(join(tmpdir(), 'stella-cli-storm-'));
-const data = join(work, 'f');
-mkdirSync(data);
-for (let i = 0; i < DISTINCT; i++) writeFileSync(join(data, `x${i}`), '');
+const { work, data, key, pub } = benchDir('cli-storm', DISTINCT);
 const fsops = buildFsops(work);
-const key = join(work, 'key.pem');
-generateKeyPair(key, join(work, 'key.pub.pem'));
 
 /** One storm: `OPS` open+close over `DISTINCT` files; ops/s by the workload's own clock. */
 function storm(): Promise<number> {
@@ -107,7 +103,7 @@ async function traced(dedup: boolean, n: number): Promise<Traced> {
   if (code !== 0) throw new Error(`stella exited ${code}: ${stella.log().slice(-2000)}`);
   // Read the chain back: file_open records of the workload, and the final status.
   const chain = readChain(dir);
-  const verified = VERIFY ? verifyChain(dir, join(work, 'key.pub.pem')) : 'skipped';
+  const verified = VERIFY ? verifyChain(dir, pub) : 'skipped';
   rmSync(dir, { recursive: true, force: true });
   return {
     opsPerSec,
@@ -122,9 +118,7 @@ async function traced(dedup: boolean, n: number): Promise<Traced> {
 
 console.log(
   `machine: ${cpus().length} CPU (${cpus()[0]?.model ?? '?'}), kernel ${release()}, Node ${process.version}; ` +
-    `fsops storm ${OPS} open+close over ${DISTINCT} files, ${ROUNDS} round(s); load average ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
+    `fsops storm ${OPS} open+close over ${DISTINCT} files, ${ROUNDS} round(s); load average ${loadAverage()}`,
 );
 console.log(
   '| round | mode | workload ops/s | ratio | file_open in chain / opens | final status seen / dedup / emitted / lost | balanced | idle RSS | peak RSS | collector CPU (cores) | verify-chain | collector heap flags |',
@@ -148,11 +142,7 @@ try {
       );
     }
   }
-  console.log(
-    `load average after: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
+  console.log(`load average after: ${loadAverage()}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

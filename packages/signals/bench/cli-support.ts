@@ -5,15 +5,41 @@
  * and reading a sealed chain back.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { generateKeyPair } from '@stellaops/evidence-chain';
 
 export const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 export const STELLA = join(ROOT, 'packages/cli/bin/stella.js');
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const mib = (bytes: number) => bytes / 2 ** 20;
+
+/** The 1, 5 and 15 minute load averages, as printed with every bench's numbers. */
+export const loadAverage = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+
+/**
+ * A temporary directory for one bench run: `files` empty files `x0..` in
+ * `data` for the workload to open, and a signing key pair.
+ */
+export function benchDir(
+  name: string,
+  files: number,
+): { work: string; data: string; key: string; pub: string } {
+  const work = mkdtempSync(join(tmpdir(), `stella-${name}-`));
+  const data = join(work, 'f');
+  mkdirSync(data);
+  for (let i = 0; i < files; i++) writeFileSync(join(data, `x${i}`), '');
+  const key = join(work, 'key.pem');
+  const pub = join(work, 'key.pub.pem');
+  generateKeyPair(key, pub);
+  return { work, data, key, pub };
+}
 
 /** Exit unless this runs as root with a built CLI. */
 export function requireRootAndCli(bench: string): void {

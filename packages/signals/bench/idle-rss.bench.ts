@@ -15,11 +15,18 @@
  * the machine matches (the collector sees no workload); `all` is every
  * default probe and no filter (it sees the machine's own activity).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
+import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPair } from '@stellaops/evidence-chain';
-import { mib, nodeFlags, requireRootAndCli, sleep, startStella } from './cli-support.js';
+import {
+  benchDir,
+  loadAverage,
+  mib,
+  nodeFlags,
+  requireRootAndCli,
+  sleep,
+  startStella,
+} from './cli-support.js';
 
 const CONFIGS = (process.env.BENCH_CONFIGS ?? 'file,all').split(',');
 const IDLE_S = Number(process.env.BENCH_IDLE_S ?? 10);
@@ -27,9 +34,7 @@ const REPS = Number(process.env.BENCH_REPS ?? 3);
 
 requireRootAndCli('idle-rss');
 
-const work = mkdtempSync(join(tmpdir(), 'stella-idle-rss-'));
-const key = join(work, 'key.pem');
-generateKeyPair(key, join(work, 'key.pub.pem'));
+const { work, key } = benchDir('idle-rss', 0);
 
 /** RSS of a process summed by what is mapped, bytes. */
 function breakdown(pid: number): Record<'total' | 'node' | 'ring' | 'malloc' | 'anon' | 'other', number> {
@@ -62,9 +67,7 @@ function breakdown(pid: number): Record<'total' | 'node' | 'ring' | 'malloc' | '
 
 console.log(
   `machine: ${cpus().length} CPU (${cpus()[0]?.model ?? '?'}), kernel ${release()}, Node ${process.version}; ` +
-    `idle ${IDLE_S} s after start-up, ${REPS} rep(s); load average ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
+    `idle ${IDLE_S} s after start-up, ${REPS} rep(s); load average ${loadAverage()}`,
 );
 console.log(
   '| config | rep | heap flags | RSS | node binary (file) | BPF rings | malloc [heap] | anonymous (V8 heap, arenas) | other |',
@@ -89,11 +92,7 @@ try {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  console.log(
-    `load average after: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
+  console.log(`load average after: ${loadAverage()}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -16,11 +16,12 @@
  * final file_open status (seen / dedup / emitted / lost), whether every
  * probe's final status balances, and verify-chain.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { closeSync, openSync, rmSync } from 'node:fs';
+import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPair } from '@stellaops/evidence-chain';
 import {
+  benchDir,
+  loadAverage,
   mem,
   mib,
   nodeFlags,
@@ -41,12 +42,7 @@ const VERIFY = process.env.BENCH_VERIFY !== '0';
 
 requireRootAndCli('rss-curve');
 
-const work = mkdtempSync(join(tmpdir(), 'stella-rss-curve-'));
-const data = join(work, 'f');
-mkdirSync(data);
-for (let i = 0; i < DISTINCT; i++) writeFileSync(join(data, `x${i}`), '');
-const key = join(work, 'key.pem');
-generateKeyPair(key, join(work, 'key.pub.pem'));
+const { work, data, key, pub } = benchDir('rss-curve', DISTINCT);
 
 /** Least-squares slope of y over x. */
 function slope(xs: number[], ys: number[]): number {
@@ -75,9 +71,7 @@ interface Curve {
 console.log(
   `machine: ${cpus().length} CPU (${cpus()[0]?.model ?? '?'}), kernel ${release()}, Node ${process.version}; ` +
     `${RATE} opens/s over ${DISTINCT} files for ${SECONDS} s, RSS every ${SAMPLE_S} s, collectors: ${MODES.join(', ')}; ` +
-    `load average ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
+    `load average ${loadAverage()}`,
 );
 const curves: Curve[] = [];
 try {
@@ -137,14 +131,10 @@ try {
       ) * 600;
     const f = (x: number) => x.toFixed(1);
     console.log(
-      `| ${c.mode === 'dedup' ? 'dedup on' : 'every event'} | ${c.flags} | ${f(mib(c.idle))} MiB | ${f(c.rss[0]!)} / ${f(Math.min(...c.rss))} / ${f(Math.max(...c.rss))} / ${f(c.rss.at(-1)!)} MiB | ${perTenMin >= 0 ? '+' : ''}${perTenMin.toFixed(1)} MiB per 10 min | ${f(hwm)} MiB | ${code} | ${st.seen} / ${st.deduplicated} / ${st.emitted} / ${st.lost} | ${chain.balanced ? 'yes' : 'NO'} | ${VERIFY ? verifyChain(c.dir, join(work, 'key.pub.pem')) : 'skipped'} |`,
+      `| ${c.mode === 'dedup' ? 'dedup on' : 'every event'} | ${c.flags} | ${f(mib(c.idle))} MiB | ${f(c.rss[0]!)} / ${f(Math.min(...c.rss))} / ${f(Math.max(...c.rss))} / ${f(c.rss.at(-1)!)} MiB | ${perTenMin >= 0 ? '+' : ''}${perTenMin.toFixed(1)} MiB per 10 min | ${f(hwm)} MiB | ${code} | ${st.seen} / ${st.deduplicated} / ${st.emitted} / ${st.lost} | ${chain.balanced ? 'yes' : 'NO'} | ${VERIFY ? verifyChain(c.dir, pub) : 'skipped'} |`,
     );
   }
-  console.log(
-    `opens made: ${opens.toLocaleString('en')}; load average after: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
+  console.log(`opens made: ${opens.toLocaleString('en')}; load average after: ${loadAverage()}`);
 } finally {
   for (const c of curves) if (c.stella.child.exitCode === null) c.stella.child.kill('SIGKILL');
   rmSync(work, { recursive: true, force: true });
