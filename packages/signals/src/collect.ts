@@ -122,16 +122,16 @@ export interface CollectOptions {
   host?: HostIdentity;
   /** Path of the loader's native binding, when not in a default place. */
   bindingPath?: string;
-  /** First sequence number of the stream (default 0). */
-  firstSeq?: bigint;
-  /**
-   * How long close() waits for the rings to empty into the stream, ms
   /**
    * Kernel BTF file for kernels without /sys/kernel/btf/vmlinux (libbpf's
    * btf_custom_path; from BTFHub or `pahole --btf_encode_detached`, for the
    * exact kernel build). See docs/deployment-guide.md#kernel-requirements.
    */
   btfCustomPath?: string;
+  /** First sequence number of the stream (default 0). */
+  firstSeq?: bigint;
+  /**
+   * How long close() waits for the rings to empty into the stream, ms
    * (default 5000; `close({ fast: true })` skips the wait). Part of the stop
    * budget in docs/operator-runbook.md.
    */
@@ -405,6 +405,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
     const common = {
       ...(o.ringBufferBytes !== undefined ? { ringBufferBytes: o.ringBufferBytes } : {}),
       ...(o.drainLatencyMs !== undefined ? { drainLatencyMs: o.drainLatencyMs } : {}),
+      ...(o.btfCustomPath !== undefined ? { btfCustomPath: o.btfCustomPath } : {}),
     };
     if (o.enrich !== false) {
       try {
@@ -442,7 +443,6 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
           },
           dedup: { enabled: o.dedup?.enabled ?? true, maxEntries: o.dedup?.maxEntries ?? 65536 },
           ...common,
-      ...(o.btfCustomPath !== undefined ? { btfCustomPath: o.btfCustomPath } : {}),
           ...(o.bindingPath ? { bindingPath: o.bindingPath } : {}),
         });
       }
