@@ -40,6 +40,7 @@ interface PackageRow {
   name: string;
   purl?: string;
   status: 'observed' | 'not_observed' | 'unknown';
+  reason?: 'no_files' | 'unattributed_records';
 }
 interface Report {
   image: { manifest_digest: string };
@@ -50,8 +51,11 @@ interface Report {
     source: string;
     probes: unknown[];
     lost: string;
+    unattributed_records: string;
+    unattributed_containers: { id?: string; cgroup_path?: string; status: string; records: string }[];
     final_status: boolean;
   };
+  summary: { unknown: number; unattributed: number };
   packages: PackageRow[];
 }
 
@@ -203,7 +207,15 @@ describe.runIf(canRun)('stella signals reachability on evidence of real images',
     );
     expect(report.window.probes.length).toBeGreaterThan(0);
     expect(report.window.lost).toMatch(/^\d+$/);
+    // Records no image could be tied to are a condition of the window too, and each package
+    // they made unknown says so.
+    expect(report.window.unattributed_records).toMatch(/^\d+$/);
+    expect(Array.isArray(report.window.unattributed_containers)).toBe(true);
   }
+
+  /** Why statuses differ from what the workload did: containers whose records no image was tied to. */
+  const unattributed = (report: Report) =>
+    `unattributed containers: ${JSON.stringify(report.window.unattributed_containers)}`;
 
   it('the workloads ran', () => {
     expect(outputs.debian).toContain('reach');
@@ -213,7 +225,7 @@ describe.runIf(canRun)('stella signals reachability on evidence of real images',
   it("Debian image, inventory from the image's dpkg database in containerd's content store", () => {
     const report = reachability(images.debian);
     expect(report.inventory.source.kind).toBe('image');
-    expect(statuses(report, 'deb')).toEqual(expected(DEBIAN));
+    expect(statuses(report, 'deb'), unattributed(report)).toEqual(expected(DEBIAN));
     expectWindow(report);
   });
 
@@ -233,7 +245,7 @@ describe.runIf(canRun)('stella signals reachability on evidence of real images',
     );
     const report = reachability(images.debian, ['--sbom', spdx]);
     expect(report.inventory.source.kind).toBe('spdx');
-    expect(statuses(report, 'deb')).toEqual(expected(DEBIAN));
+    expect(statuses(report, 'deb'), unattributed(report)).toEqual(expected(DEBIAN));
     expectWindow(report);
   });
 
@@ -242,18 +254,23 @@ describe.runIf(canRun)('stella signals reachability on evidence of real images',
     expect(report.inventory.source.kind).toBe('cyclonedx');
     const s = statuses(report, 'deb');
     const binaries = Object.fromEntries(Object.keys(expected(DEBIAN)).map((n) => [n, s[n]]));
-    expect(binaries).toEqual(expected(DEBIAN));
+    expect(binaries, unattributed(report)).toEqual(expected(DEBIAN));
     // cdxgen also lists each source package (glibc, readline, vim, ...) with no files of its own.
     const sources = Object.entries(s).filter(([n]) => !(n in binaries));
     expect(sources.length).toBeGreaterThan(0);
     expect(sources.filter(([, st]) => st !== 'unknown')).toEqual([]);
+    // ... and says why: no files, not records of unattributed containers.
+    const reasons = new Set(
+      report.packages.filter((p) => sources.some(([n]) => n === p.name)).map((p) => p.reason),
+    );
+    expect([...reasons]).toEqual(['no_files']);
     expectWindow(report);
   });
 
   it("Node image, inventory from the image's dpkg database and node_modules", () => {
     const report = reachability(images.node);
-    expect(statuses(report, 'deb')).toEqual(expected(NODE_DEBS));
-    expect(statuses(report, 'npm')).toEqual(expected(NODE_NPM));
+    expect(statuses(report, 'deb'), unattributed(report)).toEqual(expected(NODE_DEBS));
+    expect(statuses(report, 'npm'), unattributed(report)).toEqual(expected(NODE_NPM));
     expectWindow(report);
   });
 
@@ -265,7 +282,7 @@ describe.runIf(canRun)('stella signals reachability on evidence of real images',
       '/app',
     ]);
     expect(report.inventory.source.kind).toBe('cyclonedx');
-    expect(statuses(report, 'npm')).toEqual(expected(NODE_NPM));
+    expect(statuses(report, 'npm'), unattributed(report)).toEqual(expected(NODE_NPM));
   });
 
   it('--out: the signed statement verifies with the collector public key (library and plain node:crypto)', () => {

@@ -58,7 +58,7 @@ describe('analyze', () => {
       tzdata: 'not_observed',
       zlib1g: 'not_observed',
     });
-    expect(r.summary).toEqual({ observed: 4, not_observed: 6, unknown: 1 });
+    expect(r.summary).toEqual({ observed: 4, not_observed: 6, unknown: 1, unattributed: 0 });
     const dash = pkg(r, 'dash').observed;
     expect(dash?.counts).toEqual({ executed: '1', loaded: '0', opened: '0' });
     // Both the symlink the caller named and the real file are dash's: each is reported.

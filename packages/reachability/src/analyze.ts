@@ -17,6 +17,7 @@ import type {
   EvidenceSummary,
   FileObservation,
   ObservationWindow,
+  PackageEvidence,
   PackageReport,
   ReachabilityReport,
   UnownedPath,
@@ -25,6 +26,7 @@ import type {
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 const ACCESS_ORDER: Access[] = ['executed', 'loaded', 'opened'];
 const MAX_UNOWNED = 1000;
+const MAX_UNATTRIBUTED_CONTAINERS = 100;
 /** Kernel filesystems, not the image's files. */
 const NOT_IMAGE = /^\/(?:proc|sys|dev)(?:\/|$)/;
 /** O_ACCMODE bits of open(2) flags; 0 is O_RDONLY. */
@@ -109,7 +111,7 @@ function windowOf(
   runs: Map<string, Run>,
   first: bigint | undefined,
   last: bigint | undefined,
-): ObservationWindow {
+): Omit<ObservationWindow, 'unattributed_records' | 'unattributed_containers'> {
   if (runs.size === 0) {
     return {
       start_wall_ns: first?.toString() ?? null,
@@ -181,6 +183,150 @@ function windowOf(
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
 
+/** A record's container, as the evidence carries it. */
+type RecordContainer = NonNullable<ProcessRecord['container']>;
+
+/**
+ * True when the collector could not tie the record's container to an image:
+ * its status is not "resolved", or it has no image manifest digest.
+ */
+function isUnattributed(c: RecordContainer): boolean {
+  return !c.image_manifest_digest || (c.status !== undefined && c.status !== 'resolved');
+}
+
+interface ContainerAcc {
+  id?: string;
+  cgroupPath?: string;
+  status: string;
+  records: bigint;
+  first: bigint;
+  last: bigint;
+}
+
+function noteUnattributed(m: Map<string, ContainerAcc>, c: RecordContainer, wall: bigint): void {
+  const cgroupPath = typeof c.cgroup_path === 'string' ? c.cgroup_path : undefined;
+  const acc = getOrAdd(m, `${c.id ?? ''}\0${c.id ? '' : (cgroupPath ?? '')}`, () => ({
+    ...(c.id ? { id: c.id } : {}),
+    ...(cgroupPath !== undefined ? { cgroupPath } : {}),
+    status: c.status ?? 'resolved',
+    records: 0n,
+    first: wall,
+    last: wall,
+  }));
+  acc.records++;
+  acc.first = min(acc.first, wall);
+  acc.last = max(acc.last, wall);
+}
+
+function unattributedOf(
+  m: Map<string, ContainerAcc>,
+): Pick<ObservationWindow, 'unattributed_records' | 'unattributed_containers'> {
+  let records = 0n;
+  for (const c of m.values()) records += c.records;
+  const list = [...m.values()]
+    .sort(
+      (a, b) =>
+        (a.records > b.records ? -1 : a.records < b.records ? 1 : 0) ||
+        cmp(a.id ?? '', b.id ?? '') ||
+        cmp(a.cgroupPath ?? '', b.cgroupPath ?? ''),
+    )
+    .slice(0, MAX_UNATTRIBUTED_CONTAINERS);
+  return {
+    unattributed_records: records.toString(),
+    unattributed_containers: list.map((c) => ({
+      ...(c.id !== undefined ? { id: c.id } : {}),
+      ...(c.cgroupPath !== undefined ? { cgroup_path: c.cgroupPath } : {}),
+      status: c.status,
+      records: c.records.toString(),
+      first_seen_wall_ns: c.first.toString(),
+      last_seen_wall_ns: c.last.toString(),
+    })),
+  };
+}
+
+type Owners = Map<string, { owner: Owner; by: Set<'path' | 'digest'> }>;
+
+/** The package files a record's paths and digest name, in the image's view. */
+function ownersOf(matcher: Matcher, touched: { paths: string[]; digest?: string }): Owners {
+  const owners: Owners = new Map();
+  const note = (list: Owner[], by: 'path' | 'digest') => {
+    for (const owner of list) {
+      const k = `${owner.pkg}\0${owner.path}`;
+      const e = owners.get(k);
+      if (e) e.by.add(by);
+      else owners.set(k, { owner, by: new Set([by]) });
+    }
+  };
+  for (const p of touched.paths) note(matcher.byPath(p), 'path');
+  if (touched.digest) note(matcher.byDigest(touched.digest), 'digest');
+  return owners;
+}
+
+/** Per package, what a set of records (the image's, or the unattributed ones) did to its files. */
+class Touches {
+  readonly #files = new Map<number, Map<string, FileAcc>>();
+  readonly #counts = new Map<number, Record<Access, bigint>>();
+  constructor(readonly maxPointers: number) {}
+
+  add(owners: Owners, access: Access, wall: bigint, pointer: EvidencePointer): void {
+    // Package counts are records: one record naming two files of a package (a symlink and its target) counts once.
+    for (const pkg of new Set([...owners.values()].map((x) => x.owner.pkg))) {
+      getOrAdd(this.#counts, pkg, () => ({ executed: 0n, loaded: 0n, opened: 0n }))[access]++;
+    }
+    for (const { owner, by } of owners.values()) {
+      const files = getOrAdd(this.#files, owner.pkg, () => new Map<string, FileAcc>());
+      const f = getOrAdd(files, owner.path, () => ({
+        path: owner.path,
+        access: new Set<Access>(),
+        matchedBy: new Set<'path' | 'digest'>(),
+        count: 0n,
+        first: wall,
+        last: wall,
+        evidence: [],
+      }));
+      f.access.add(access);
+      for (const b of by) f.matchedBy.add(b);
+      f.count++;
+      f.first = min(f.first, wall);
+      f.last = max(f.last, wall);
+      if (f.evidence.length < this.maxPointers) f.evidence.push(pointer);
+    }
+  }
+
+  /** What the records did to package `pkg`'s files; undefined when they touched none. */
+  evidenceOf(pkg: number): PackageEvidence | undefined {
+    const files = this.#files.get(pkg);
+    if (!files || files.size === 0) return undefined;
+    const counts = this.#counts.get(pkg) ?? { executed: 0n, loaded: 0n, opened: 0n };
+    let first: bigint | undefined;
+    let last: bigint | undefined;
+    const out: FileObservation[] = [];
+    for (const f of [...files.values()].sort((a, b) => cmp(a.path, b.path))) {
+      first = first === undefined ? f.first : min(first, f.first);
+      last = last === undefined ? f.last : max(last, f.last);
+      out.push({
+        path: f.path,
+        access: ACCESS_ORDER.filter((a) => f.access.has(a)),
+        matched_by: (['path', 'digest'] as const).filter((m) => f.matchedBy.has(m)),
+        count: f.count.toString(),
+        first_seen_wall_ns: f.first.toString(),
+        last_seen_wall_ns: f.last.toString(),
+        evidence: f.evidence,
+      });
+    }
+    return {
+      counts: {
+        executed: counts.executed.toString(),
+        loaded: counts.loaded.toString(),
+        opened: counts.opened.toString(),
+      },
+      first_seen_wall_ns: (first as bigint).toString(),
+      last_seen_wall_ns: (last as bigint).toString(),
+      files: out,
+    };
+  }
+}
+
 /**
  * Match the evidence of one image against its inventory. Only process
  * records whose `container.image_manifest_digest` is `imageDigest` count;
@@ -190,8 +336,12 @@ const max = (a: bigint, b: bigint) => (a > b ? a : b);
  *
  * Per package: `observed` when a record executed, loaded (read-only open of a
  * shared object) or opened one of its files, by path in the image's view or
- * by SHA-256; `not_observed` when it has files and none was touched in the
- * window; `unknown` when the inventory lists no file for it.
+ * by SHA-256; `unknown` when the inventory lists no file for it (reason
+ * `no_files`), or when none of the image's records but a record of a
+ * container not tied to any image (`container.status` not "resolved", or no
+ * image digest) touched one of its files, matched the same way (reason
+ * `unattributed_records`, with pointers to those records); else
+ * `not_observed`. The window counts the unattributed records per container.
  * @throws ReachabilityError INVALID_OPTION, CHAIN_UNVERIFIED, IO_ERROR
  */
 export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
@@ -204,9 +354,10 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
     ? chainRecords(chain)
     : givenRecords(o.records as Iterable<EvidenceRecord>);
 
-  const perPkg = new Map<number, Map<string, FileAcc>>();
-  const pkgCounts = new Map<number, Record<Access, bigint>>();
+  const image = new Touches(maxPointers);
+  const others = new Touches(maxPointers);
   const unowned = new Map<string, { access: Set<Access>; count: bigint }>();
+  const unattributed = new Map<string, ContainerAcc>();
   const runs = new Map<string, Run>();
   const containers = new Set<string>();
   let total = 0n;
@@ -228,27 +379,27 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
       }
       continue;
     }
-    if (r.container?.image_manifest_digest !== o.imageDigest) continue;
+    const c = r.container;
+    if (c === undefined) continue;
+    const mine = c.image_manifest_digest === o.imageDigest;
+    // Not tied to any image: it may have been this image's (attribution failed under load, say).
+    if (!mine && !isUnattributed(c)) continue;
     if ('runtime_setup' in r && r.runtime_setup === true) {
-      setup++;
+      if (mine) setup++;
       continue;
     }
-    imageRecords++;
-    if (r.container.id) containers.add(r.container.id);
+    const pointer: EvidencePointer = { ...(chunk ? { chunk } : {}), seq: r.seq, type: r.type };
+    if (mine) {
+      imageRecords++;
+      if (c.id) containers.add(c.id);
+    } else {
+      noteUnattributed(unattributed, c, wall);
+    }
     const touched = pathsOf(r);
     if (!touched) continue;
-    const owners = new Map<string, { owner: Owner; by: Set<'path' | 'digest'> }>();
-    const note = (list: Owner[], by: 'path' | 'digest') => {
-      for (const owner of list) {
-        const k = `${owner.pkg}\0${owner.path}`;
-        const e = owners.get(k);
-        if (e) e.by.add(by);
-        else owners.set(k, { owner, by: new Set([by]) });
-      }
-    };
-    for (const p of touched.paths) note(matcher.byPath(p), 'path');
-    if (touched.digest) note(matcher.byDigest(touched.digest), 'digest');
-    if (owners.size === 0) {
+    const owners = ownersOf(matcher, touched);
+    if (owners.size > 0) (mine ? image : others).add(owners, touched.access, wall, pointer);
+    else if (mine) {
       const p = touched.paths[0];
       if (p !== undefined && !NOT_IMAGE.test(p)) {
         const real = matcher.real(p);
@@ -257,34 +408,6 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
         u.count++;
         unowned.set(real, u);
       }
-      continue;
-    }
-    // Package counts are records: one record naming two files of a package (a symlink and its target) counts once.
-    for (const pkg of new Set([...owners.values()].map((x) => x.owner.pkg))) {
-      getOrAdd(pkgCounts, pkg, () => ({ executed: 0n, loaded: 0n, opened: 0n }))[touched.access]++;
-    }
-    for (const { owner, by } of owners.values()) {
-      const files = getOrAdd(perPkg, owner.pkg, () => new Map<string, FileAcc>());
-      let f = files.get(owner.path);
-      if (!f) {
-        f = {
-          path: owner.path,
-          access: new Set(),
-          matchedBy: new Set(),
-          count: 0n,
-          first: wall,
-          last: wall,
-          evidence: [],
-        };
-        files.set(owner.path, f);
-      }
-      f.access.add(touched.access);
-      for (const b of by) f.matchedBy.add(b);
-      f.count++;
-      f.first = min(f.first, wall);
-      f.last = max(f.last, wall);
-      if (f.evidence.length < maxPointers)
-        f.evidence.push({ ...(chunk ? { chunk } : {}), seq: r.seq, type: r.type });
     }
   }
 
@@ -297,11 +420,20 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
       ecosystem: p.ecosystem,
       file_count: p.files.length,
     };
-    const files = perPkg.get(i);
-    if (files && files.size > 0)
-      return { ...base, status: 'observed' as const, observed: observedOf(files, pkgCounts.get(i)) };
+    const observed = image.evidenceOf(i);
+    if (observed) return { ...base, status: 'observed' as const, observed };
     const known = p.files.length > 0 || (p.directories?.length ?? 0) > 0;
-    return { ...base, status: known ? ('not_observed' as const) : ('unknown' as const) };
+    if (!known) return { ...base, status: 'unknown' as const, reason: 'no_files' as const };
+    const other = others.evidenceOf(i);
+    if (other) {
+      return {
+        ...base,
+        status: 'unknown' as const,
+        reason: 'unattributed_records' as const,
+        unattributed: other,
+      };
+    }
+    return { ...base, status: 'not_observed' as const };
   });
   packages.sort((a, b) => cmp(a.name, b.name) || cmp(a.version ?? '', b.version ?? '') || cmp(a.ref, b.ref));
   const evidence: EvidenceSummary = {
@@ -317,11 +449,12 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
     image: { manifest_digest: o.imageDigest },
     inventory: { source: o.inventory.source, packages: o.inventory.packages.length },
     evidence,
-    window: windowOf(runs, first, last),
+    window: { ...windowOf(runs, first, last), ...unattributedOf(unattributed) },
     summary: {
       observed: packages.filter((p) => p.status === 'observed').length,
       not_observed: packages.filter((p) => p.status === 'not_observed').length,
       unknown: packages.filter((p) => p.status === 'unknown').length,
+      unattributed: packages.filter((p) => p.reason === 'unattributed_records').length,
     },
     packages,
     unowned_paths: unownedList(unowned),
@@ -330,38 +463,6 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function observedOf(
-  files: Map<string, FileAcc>,
-  counts: Record<Access, bigint> = { executed: 0n, loaded: 0n, opened: 0n },
-): NonNullable<PackageReport['observed']> {
-  let first: bigint | undefined;
-  let last: bigint | undefined;
-  const out: FileObservation[] = [];
-  for (const f of [...files.values()].sort((a, b) => cmp(a.path, b.path))) {
-    first = first === undefined ? f.first : min(first, f.first);
-    last = last === undefined ? f.last : max(last, f.last);
-    out.push({
-      path: f.path,
-      access: ACCESS_ORDER.filter((a) => f.access.has(a)),
-      matched_by: (['path', 'digest'] as const).filter((m) => f.matchedBy.has(m)),
-      count: f.count.toString(),
-      first_seen_wall_ns: f.first.toString(),
-      last_seen_wall_ns: f.last.toString(),
-      evidence: f.evidence,
-    });
-  }
-  return {
-    counts: {
-      executed: counts.executed.toString(),
-      loaded: counts.loaded.toString(),
-      opened: counts.opened.toString(),
-    },
-    first_seen_wall_ns: (first as bigint).toString(),
-    last_seen_wall_ns: (last as bigint).toString(),
-    files: out,
-  };
 }
 
 function unownedList(m: Map<string, { access: Set<Access>; count: bigint }>): UnownedPath[] {

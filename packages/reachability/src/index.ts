@@ -35,10 +35,13 @@ export type {
   InventoryPackage,
   InventorySource,
   ObservationWindow,
+  PackageEvidence,
   PackageReport,
   PackageStatus,
   ProbeWindow,
   ReachabilityReport,
   SymlinkMap,
+  UnattributedContainer,
+  UnknownReason,
   UnownedPath,
 } from './types.js';

@@ -83,6 +83,18 @@ const fileObservation = closed(
   ['path', 'access', 'matched_by', 'count', 'first_seen_wall_ns', 'last_seen_wall_ns', 'evidence'],
 );
 
+const packageEvidence = closed(
+  {
+    counts: closed({ executed: u64, loaded: u64, opened: u64 }, ['executed', 'loaded', 'opened']),
+    first_seen_wall_ns: wallNs,
+    last_seen_wall_ns: wallNs,
+    files: { type: 'array', items: fileObservation, minItems: 1 },
+  },
+  ['counts', 'first_seen_wall_ns', 'last_seen_wall_ns', 'files'],
+);
+
+const absent = (name: string) => ({ not: { properties: { [name]: true }, required: [name] } });
+
 const packageReport = {
   ...closed(
     {
@@ -92,28 +104,56 @@ const packageReport = {
       purl: { type: 'string', pattern: '^pkg:' },
       ecosystem,
       status: { enum: ['observed', 'not_observed', 'unknown'] },
+      reason: { enum: ['no_files', 'unattributed_records'] },
       file_count: { type: 'integer', minimum: 0 },
-      observed: closed(
-        {
-          counts: closed({ executed: u64, loaded: u64, opened: u64 }, ['executed', 'loaded', 'opened']),
-          first_seen_wall_ns: wallNs,
-          last_seen_wall_ns: wallNs,
-          files: { type: 'array', items: fileObservation, minItems: 1 },
-        },
-        ['counts', 'first_seen_wall_ns', 'last_seen_wall_ns', 'files'],
-      ),
+      observed: { ...packageEvidence, description: "what the image's records did to the package's files" },
+      unattributed: {
+        ...packageEvidence,
+        description: "what records of containers not tied to any image did to the package's files",
+      },
     },
     ['ref', 'name', 'ecosystem', 'status', 'file_count'],
   ),
-  // `observed` is present exactly when status is "observed".
+  // `observed` exactly when status is "observed"; `reason` exactly when "unknown";
+  // `unattributed` exactly when the reason is "unattributed_records".
   oneOf: [
-    { properties: { status: { const: 'observed' }, observed: true }, required: ['observed'] },
     {
-      properties: { status: { enum: ['not_observed', 'unknown'] } },
-      not: { properties: { observed: true }, required: ['observed'] },
+      properties: { status: { const: 'observed' }, observed: true },
+      required: ['observed'],
+      allOf: [absent('reason'), absent('unattributed')],
+    },
+    {
+      properties: { status: { const: 'not_observed' } },
+      allOf: [absent('observed'), absent('reason'), absent('unattributed')],
+    },
+    {
+      properties: { status: { const: 'unknown' }, reason: { const: 'no_files' } },
+      required: ['reason'],
+      allOf: [absent('observed'), absent('unattributed')],
+    },
+    {
+      properties: {
+        status: { const: 'unknown' },
+        reason: { const: 'unattributed_records' },
+        unattributed: true,
+      },
+      required: ['reason', 'unattributed'],
+      allOf: [absent('observed')],
     },
   ],
 };
+
+const unattributedContainer = closed(
+  {
+    id: { type: 'string' },
+    cgroup_path: { type: 'string' },
+    status: { type: 'string' },
+    records: u64,
+    first_seen_wall_ns: wallNs,
+    last_seen_wall_ns: wallNs,
+  },
+  ['status', 'records', 'first_seen_wall_ns', 'last_seen_wall_ns'],
+);
 
 const window = closed(
   {
@@ -135,6 +175,12 @@ const window = closed(
       ),
     },
     lost: u64,
+    unattributed_records: {
+      ...u64,
+      description:
+        "records in the window of containers not tied to any image (runtime set-up records set aside): any may have been this image's",
+    },
+    unattributed_containers: { type: 'array', maxItems: 100, items: unattributedContainer },
     final_status: { type: 'boolean' },
     runs: {
       type: 'array',
@@ -149,8 +195,18 @@ const window = closed(
       ),
     },
   },
-  ['start_wall_ns', 'end_wall_ns', 'source', 'probes', 'lost', 'final_status', 'runs'],
-  'the conditions of every not_observed: the watched time, the probes attached in it and the events lost in it',
+  [
+    'start_wall_ns',
+    'end_wall_ns',
+    'source',
+    'probes',
+    'lost',
+    'unattributed_records',
+    'unattributed_containers',
+    'final_status',
+    'runs',
+  ],
+  'the conditions of every not_observed: the watched time, the probes attached in it, the events lost in it and the records no image could be tied to',
 );
 
 /** JSON Schema of the predicate of `https://stellaops.dev/attestations/reachability/v1`. */
@@ -159,7 +215,7 @@ export const REACHABILITY_PREDICATE_SCHEMA = {
   $id: 'https://stellaops.dev/attestations/reachability/v1/schema.json',
   title: 'StellaOps reachability predicate v1',
   description:
-    'Which packages of a container image the runtime evidence shows executed, loaded or opened during the observation window. "not_observed" states the window, the probes and the lost counts, never that a package is not affected.',
+    'Which packages of a container image the runtime evidence shows executed, loaded or opened during the observation window. "not_observed" states the window, the probes, the lost events and the records no image could be tied to, never that a package is not affected.',
   ...closed(
     {
       report_version: { const: 1 },
@@ -183,8 +239,9 @@ export const REACHABILITY_PREDICATE_SCHEMA = {
           observed: { type: 'integer', minimum: 0 },
           not_observed: { type: 'integer', minimum: 0 },
           unknown: { type: 'integer', minimum: 0 },
+          unattributed: { type: 'integer', minimum: 0 },
         },
-        ['observed', 'not_observed', 'unknown'],
+        ['observed', 'not_observed', 'unknown', 'unattributed'],
       ),
       packages: { type: 'array', items: packageReport },
       unowned_paths: {

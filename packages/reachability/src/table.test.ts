@@ -30,6 +30,7 @@ describe('formatTable', () => {
     );
     expect(t).toContain('probes    file_open, process_exec');
     expect(t).toContain('lost      3 events');
+    expect(t).toContain('unattrib  0 records of containers not tied to an image');
     expect(t).toContain('not a verdict');
     const header = lines.findIndex((l) => l.startsWith('STATUS'));
     expect(lines[header + 1]).toMatch(/^observed\s+dash\s+0\.5\.12-2\s+deb\s+exec 1: \/bin\/dash \+1 more$/);
@@ -39,6 +40,31 @@ describe('formatTable', () => {
     expect(lines.find((l) => /^not observed\s+zlib1g/.test(l))).toMatch(/2 files, none touched$/);
     expect(lines.find((l) => /^unknown\s+no-list/.test(l))).toMatch(/no files known/);
     expect(t).toContain('2 observed, 8 not observed, 1 unknown');
+  });
+
+  it('states records no image could be tied to next to the losses, and the packages they touched as unknown', async () => {
+    const lost = { cgroup_path: '/k8s/pod-1/web', status: 'unknown' as const };
+    const t = formatTable(
+      await analyze({
+        imageDigest: IMAGE,
+        inventory,
+        records: [
+          status(0, 0),
+          open(5, '/etc/hostname'),
+          exec(10, '/usr/bin/ls', { exe_path: '/usr/bin/ls', container: lost }),
+          open(11, '/etc/passwd', { container: lost }),
+          status(0, 20, { final: true }),
+        ],
+      }),
+    );
+    expect(t).toContain(
+      "unattrib  2 records of containers not tied to an image (/k8s/pod-1/web 2): any may have been this image's",
+    );
+    expect(t).toContain('nor did any of the 2 records no image could be tied to');
+    expect(t.split('\n').find((l) => /^unknown\s+coreutils/.test(l))).toMatch(
+      /unattributed records: exec 1: \/bin\/ls$/,
+    );
+    expect(t).toContain('0 observed, 9 not observed, 2 unknown (1 touched by unattributed records)');
   });
 
   it('says so when the evidence has no collector_status: probes and losses cannot be stated', async () => {

@@ -2,7 +2,7 @@
  * The human table of a report: the window and its conditions first (they
  * qualify every "not observed"), then one line per package.
  */
-import type { PackageReport, ReachabilityReport } from './types.js';
+import type { PackageEvidence, PackageReport, ReachabilityReport } from './types.js';
 
 function iso(ns: string | null): string {
   if (ns === null) return '-';
@@ -30,19 +30,33 @@ function pad(rows: string[][]): string[] {
   );
 }
 
-function evidenceOf(p: PackageReport): string {
-  if (p.status === 'unknown') return 'no files known for this package';
-  if (!p.observed) return `${p.file_count} files, none touched`;
-  const c = p.observed.counts;
+/** "exec 1, load 2: /usr/bin/jq +1 more" */
+function touchesOf(e: PackageEvidence): string {
+  const c = e.counts;
   const parts = [
     c.executed !== '0' ? `exec ${c.executed}` : '',
     c.loaded !== '0' ? `load ${c.loaded}` : '',
     c.opened !== '0' ? `open ${c.opened}` : '',
   ].filter(Boolean);
-  const f = p.observed.files;
-  const firstFile = f[0]?.path ?? '';
-  const more = f.length > 1 ? ` +${f.length - 1} more` : '';
-  return `${parts.join(', ')}: ${firstFile}${more}`;
+  const more = e.files.length > 1 ? ` +${e.files.length - 1} more` : '';
+  return `${parts.join(', ')}: ${e.files[0]?.path ?? ''}${more}`;
+}
+
+function evidenceOf(p: PackageReport): string {
+  if (p.unattributed) return `unattributed records: ${touchesOf(p.unattributed)}`;
+  if (p.status === 'unknown') return 'no files known for this package';
+  if (!p.observed) return `${p.file_count} files, none touched`;
+  return touchesOf(p.observed);
+}
+
+/** The unattributed containers, for the window's condition line. */
+function unattributedLine(w: ReachabilityReport['window']): string {
+  if (w.unattributed_records === '0') return '0 records of containers not tied to an image';
+  const shown = w.unattributed_containers
+    .slice(0, 3)
+    .map((c) => `${c.id ?? c.cgroup_path ?? '(no id or cgroup)'} ${c.records}`);
+  const more = w.unattributed_containers.length > 3 ? `, +${w.unattributed_containers.length - 3} more` : '';
+  return `${w.unattributed_records} records of containers not tied to an image (${shown.join(', ')}${more}): any may have been this image's`;
 }
 
 const STATUS_LABEL = { observed: 'observed', not_observed: 'not observed', unknown: 'unknown' } as const;
@@ -77,10 +91,15 @@ export function formatTable(report: ReachabilityReport): string {
       'probes    unknown: no collector_status records in the evidence, attachment and losses cannot be stated',
     );
   }
+  lines.push(`unattrib  ${unattributedLine(w)}`);
   const gaps =
     w.runs.length > 1 ? `; ${w.runs.length} collector runs, time between them was not watched` : '';
+  const unattributed =
+    w.unattributed_records !== '0'
+      ? `, nor did any of the ${w.unattributed_records} records no image could be tied to`
+      : '';
   lines.push(
-    `"not observed" means: no record of this image touched the package's files in the window above${gaps}.`,
+    `"not observed" means: no record of this image touched the package's files in the window above${unattributed}${gaps}.`,
   );
   lines.push('It is not a verdict that the package is unused or not affected by a vulnerability.');
   lines.push('');
@@ -92,7 +111,8 @@ export function formatTable(report: ReachabilityReport): string {
   lines.push(...pad(rows));
   lines.push('');
   const s = report.summary;
-  lines.push(`${s.observed} observed, ${s.not_observed} not observed, ${s.unknown} unknown`);
+  const byUnattributed = s.unattributed > 0 ? ` (${s.unattributed} touched by unattributed records)` : '';
+  lines.push(`${s.observed} observed, ${s.not_observed} not observed, ${s.unknown} unknown${byUnattributed}`);
   if (report.unowned_paths.length > 0) {
     lines.push(
       `${report.unowned_paths.length} touched paths belong to no package of the inventory (see unowned_paths)`,

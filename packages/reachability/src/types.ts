@@ -110,6 +110,23 @@ export interface AccessCounts {
 /** Reachability of one package. */
 export type PackageStatus = 'observed' | 'not_observed' | 'unknown';
 
+/**
+ * Why a package is `unknown`: the inventory lists no file for it
+ * (`no_files`), or records whose container the collector could not tie to an
+ * image touched its files (`unattributed_records`): they may have been this
+ * image's, so "not observed" cannot be claimed.
+ */
+export type UnknownReason = 'no_files' | 'unattributed_records';
+
+/** What a set of records did to a package's files: per-access counts, first and last seen, the files. */
+export interface PackageEvidence {
+  counts: AccessCounts;
+  first_seen_wall_ns: string;
+  last_seen_wall_ns: string;
+  /** The package's files the records touched, sorted by path. */
+  files: FileObservation[];
+}
+
 /** One package's entry in the report. */
 export interface PackageReport {
   ref: string;
@@ -120,14 +137,34 @@ export interface PackageReport {
   status: PackageStatus;
   /** How many files the inventory lists for the package. */
   file_count: number;
-  /** Present when `status` is "observed". */
-  observed?: {
-    counts: AccessCounts;
-    first_seen_wall_ns: string;
-    last_seen_wall_ns: string;
-    /** The package's files the evidence touched, sorted by path. */
-    files: FileObservation[];
-  };
+  /** Present when `status` is "unknown". */
+  reason?: UnknownReason;
+  /** Present when `status` is "observed": what the image's records did to the package's files. */
+  observed?: PackageEvidence;
+  /**
+   * Present when `reason` is "unattributed_records": what the records of
+   * unattributed containers did to the package's files, matched in the
+   * image's view as the image's own records are, with pointers to them.
+   */
+  unattributed?: PackageEvidence;
+}
+
+/**
+ * Records of one container (or cgroup) the collector could not tie to an
+ * image: `container.status` other than "resolved", or no
+ * `container.image_manifest_digest`.
+ */
+export interface UnattributedContainer {
+  /** Container ID, when the record carries one. */
+  id?: string;
+  /** cgroup v2 path of the records, when they carry one. */
+  cgroup_path?: string;
+  /** `container.status` of the records ("unknown", or "resolved" without an image digest). */
+  status: string;
+  /** Its records in the window (runtime set-up records set aside), decimal string. */
+  records: string;
+  first_seen_wall_ns: string;
+  last_seen_wall_ns: string;
 }
 
 /** One probe's state over the observation window (summed over the window's collector_status records). */
@@ -160,6 +197,17 @@ export interface ObservationWindow {
   probes: ProbeWindow[];
   /** Events lost over all probes in the window (a non-zero value weakens every "not_observed"). */
   lost: string;
+  /**
+   * Records in the window of containers whose image could not be resolved
+   * (runtime set-up records set aside): any of them may have been this
+   * image's. A package whose files they touched is `unknown` with reason
+   * `unattributed_records`; a non-zero value weakens every other
+   * "not_observed" as `lost` does (a record may name a file by a path the
+   * inventory does not).
+   */
+  unattributed_records: string;
+  /** Those records per container ID (else cgroup path): the most records first, at most 100. */
+  unattributed_containers: UnattributedContainer[];
   /** True when the run's final collector_status (`final: true`) is inside the evidence. */
   final_status: boolean;
   /**
@@ -202,7 +250,8 @@ export interface ReachabilityReport {
   inventory: { source: InventorySource; packages: number };
   evidence: EvidenceSummary;
   window: ObservationWindow;
-  summary: { observed: number; not_observed: number; unknown: number };
+  /** Package counts per status; `unattributed` is how many of the `unknown` have reason `unattributed_records`. */
+  summary: { observed: number; not_observed: number; unknown: number; unattributed: number };
   /** Sorted by name, then version, then ref. */
   packages: PackageReport[];
   /** Paths touched that no package owns (at most 1000, most-touched first), for inventory gaps. */

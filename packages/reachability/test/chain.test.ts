@@ -10,8 +10,9 @@ import {
   toStatement,
   verifyStatement,
 } from '@stellaops/reachability';
+import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, buildRootfs, exec, IMAGE, open, sha256, status } from './support/fixtures.js';
+import { BIN, buildRootfs, exec, IMAGE, OTHER_IMAGE, open, sha256, status } from './support/fixtures.js';
 
 // Evidence from a real signed chain (the chunk writer of @stellaops/evidence-chain), analysed
 // through the package's public surface only, as a service would.
@@ -128,5 +129,117 @@ describe('analyze over a signed evidence chain', () => {
       code: 'CHAIN_UNVERIFIED',
       message: expect.stringContaining('no sealed chunk'),
     });
+  });
+});
+
+/** The record as a host process makes it: no container. */
+function hostRecord<T extends { container?: unknown }>(r: T): T {
+  const { container: _c, ...host } = r;
+  return host as T;
+}
+
+describe('records of a container no image could be tied to (attribution failed under load)', () => {
+  // The shape of a real run: the image's first container got `container.status: "unknown"` on
+  // every record but one (its jq exec and library opens among them), so no record of the image
+  // touched the packages it used. Those packages must not be signed "not_observed".
+  const cgroup = '/stella-reach-1/reach-debian-1';
+  const lost = { cgroup_path: cgroup, status: 'unknown' as const };
+  const records = [
+    status(0, 0),
+    // runc's set-up, unattributed too: the host's libc, set aside as for the image's own records.
+    open(1, '/lib/x86_64-linux-gnu/libc.so.6', { container: lost, runtime_setup: true }),
+    exec(2, '/bin/sh', { exe_path: '/usr/bin/dash', container: lost }),
+    open(3, '/lib/x86_64-linux-gnu/libc.so.6', { container: lost }),
+    open(4, '/usr/lib/x86_64-linux-gnu/libz.so.1', { container: lost, ret: -2 }),
+    open(5, '/etc/hostname', { container: lost }),
+    // One record of the container did resolve: the image has evidence.
+    open(6, '/etc/passwd'),
+    // A container resolved without an image digest is not tied to an image either.
+    open(7, '/app/node_modules/express/index.js', {
+      container: { id: 'c9', runtime: 'docker', status: 'resolved' },
+    }),
+    // Another image's records and host records (no container) are not this image's, and not unattributed.
+    exec(8, '/usr/bin/ls', { exe_path: '/usr/bin/ls', image: OTHER_IMAGE }),
+    hostRecord(open(9, '/app/node_modules/left-pad/index.js')),
+    status(0, 20, { final: true }),
+  ];
+  const chain = writeChain(records, 3);
+  const schema = JSON.parse(
+    readFileSync(new URL('../schema/reachability-v1.schema.json', import.meta.url), 'utf8'),
+  );
+
+  it('reports the packages they touched unknown (unattributed_records) with pointers, and counts them in the window', async () => {
+    const { dir, publicKeyPem } = await chain;
+    const r = await analyze({ imageDigest: IMAGE, inventory, chainDir: dir, publicKeys: [publicKeyPem] });
+    const st = Object.fromEntries(r.packages.map((p) => [p.name, [p.status, p.reason ?? null]]));
+    expect(st).toEqual({
+      '@types/node': ['not_observed', null],
+      coreutils: ['not_observed', null],
+      dash: ['unknown', 'unattributed_records'],
+      debug: ['not_observed', null],
+      express: ['unknown', 'unattributed_records'],
+      'left-pad': ['not_observed', null],
+      libc6: ['unknown', 'unattributed_records'],
+      'no-list': ['unknown', 'no_files'],
+      six: ['not_observed', null],
+      tzdata: ['not_observed', null],
+      zlib1g: ['not_observed', null],
+    });
+    expect(r.summary).toEqual({ observed: 0, not_observed: 7, unknown: 4, unattributed: 3 });
+    const libc = r.packages.find((p) => p.name === 'libc6');
+    expect(libc?.unattributed?.files).toEqual([
+      {
+        path: '/lib/x86_64-linux-gnu/libc.so.6',
+        access: ['loaded'],
+        matched_by: ['path'],
+        count: '1',
+        first_seen_wall_ns: records[3]?.wall_ns,
+        last_seen_wall_ns: records[3]?.wall_ns,
+        evidence: [{ chunk: 'chunk-000000.ndjson', seq: records[3]?.seq, type: 'file_open' }],
+      },
+    ]);
+    expect(r.packages.find((p) => p.name === 'dash')?.unattributed?.counts).toEqual({
+      executed: '1',
+      loaded: '0',
+      opened: '0',
+    });
+    expect(r.window.unattributed_records).toBe('5');
+    expect(r.window.unattributed_containers).toEqual([
+      {
+        cgroup_path: cgroup,
+        status: 'unknown',
+        records: '4',
+        first_seen_wall_ns: records[2]?.wall_ns,
+        last_seen_wall_ns: records[5]?.wall_ns,
+      },
+      {
+        id: 'c9',
+        status: 'resolved',
+        records: '1',
+        first_seen_wall_ns: records[7]?.wall_ns,
+        last_seen_wall_ns: records[7]?.wall_ns,
+      },
+    ]);
+    // Unattributed paths no package owns are not the image's unowned paths.
+    expect(r.unowned_paths).toEqual([{ path: '/etc/passwd', access: ['opened'], count: '1' }]);
+  });
+
+  it('signs a statement that carries the condition and validates against the published JSON Schema', async () => {
+    const { dir, publicKeyPem, signer } = await chain;
+    const r = await analyze({ imageDigest: IMAGE, inventory, chainDir: dir, publicKeys: [publicKeyPem] });
+    const predicate = verifyStatement(
+      JSON.stringify(await signStatement(toStatement(r), signer)),
+      publicKeyPem,
+    ).predicate;
+    const validate = new Ajv2020({ strict: true, allErrors: true }).compile(schema);
+    expect(validate(predicate), JSON.stringify(validate.errors)).toBe(true);
+    expect(predicate.window.unattributed_records).toBe('5');
+    // The schema holds the claim: such a package cannot be turned "not_observed" and still validate.
+    const forged = structuredClone(predicate);
+    const libc = forged.packages.find((p) => p.name === 'libc6') as { status: string };
+    libc.status = 'not_observed';
+    expect(validate(forged)).toBe(false);
+    const { unattributed_records: _u, ...noCondition } = forged.window;
+    expect(validate({ ...structuredClone(predicate), window: noCondition })).toBe(false);
   });
 });

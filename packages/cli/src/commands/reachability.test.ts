@@ -80,6 +80,40 @@ describe('stella signals reachability', () => {
     expect(table.out).toMatch(/used/);
   });
 
+  it('records no image could be tied to: the package they touched is unknown, not "not observed"; a warning, exit 0', async () => {
+    // A real run: the image's container went unattributed (`status: "unknown"`) but for one record.
+    const c = await openTestChain('stella-reach-unattr-');
+    c.append(fileOpenRecord('/etc/hostname', 0));
+    c.append({
+      ...fileOpenRecord('/usr/bin/used', 1),
+      container: { cgroup_path: '/ns/reach-debian-1', status: 'unknown' },
+    });
+    await c.writer.close();
+    const args = [DIGEST, '--target', c.dir, '--key', c.publicKeyPath, '--content-store', emptyStore];
+    const out = join(mkdtempSync(join(tmpdir(), 'stella-reach-out-')), 'r.bundle.json');
+    const r = await run([...args, '--sbom', sbom, '--json', '--out', out, '--signing-key', c.keyPath]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toContain(
+      'warning: 1 records in the window belong to containers no image could be tied to (/ns/reach-debian-1: 1)',
+    );
+    expect(r.err).toContain('1 package(s) whose files they touched are reported unknown');
+    const report = JSON.parse(r.out);
+    const used = report.packages.find((p: { name: string }) => p.name === 'used');
+    expect([used.status, used.reason]).toEqual(['unknown', 'unattributed_records']);
+    expect(report.window.unattributed_records).toBe('1');
+    // The signed statement carries the same condition.
+    const signed = verifyStatement(readFileSync(out, 'utf8'), c.publicKeyPem).predicate;
+    expect(signed.window.unattributed_containers).toEqual([
+      expect.objectContaining({ cgroup_path: '/ns/reach-debian-1', status: 'unknown', records: '1' }),
+    ]);
+    // The table says it next to the losses.
+    const table = await run([...args, '--sbom', sbom]);
+    expect(table.out).toMatch(/^unknown\s+used\s.*unattributed records: open 1: \/usr\/bin\/used$/m);
+    // No warning when every record was tied to an image.
+    const clean = await run([DIGEST, ...base, '--sbom', sbom]);
+    expect(clean.err).not.toContain('warning');
+  });
+
   it('--out writes a statement signed with the chain key that verifies with its public key only', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'stella-reach-out-')), 'r.bundle.json');
     const r = await run([DIGEST, ...base, '--sbom', sbom, '--out', out, '--signing-key', chain.keyPath]);

@@ -68,7 +68,7 @@ export const reachabilitySpec: CommandSpec = {
     'stella signals reachability sha256:3f1c...e9 --sbom sbom.spdx.json --out reachability.bundle.json',
   ],
   exitCodes: [
-    '0  report made (and written with --out)',
+    '0  report made (and written with --out); a warning on stderr when the window holds records of containers no image could be tied to',
     '1  the chain does not verify with the key(s), or no verified evidence of the image',
     '2  bad digest, flags, config, key, SBOM, or the image is not in the content store (give --sbom)',
     '3  the content store or an image layer cannot be read',
@@ -166,6 +166,31 @@ async function inventoryOf(
   }
 }
 
+/**
+ * The warning for records no image could be tied to: how many, of which
+ * containers, and which packages they made `unknown` instead of
+ * `not_observed`. Undefined when there are none. The report (and the signed
+ * statement) carries the same as a condition of its window, so the exit
+ * status stays 0: a host running other unattributed containers would
+ * otherwise fail every run.
+ */
+function unattributedWarning(report: ReachabilityReport): string | undefined {
+  const w = report.window;
+  if (w.unattributed_records === '0') return undefined;
+  const where = w.unattributed_containers
+    .slice(0, 3)
+    .map((c) => `${c.id ?? c.cgroup_path ?? '(no id or cgroup)'}: ${c.records}`)
+    .join(', ');
+  const more = w.unattributed_containers.length > 3 ? `, +${w.unattributed_containers.length - 3} more` : '';
+  const pkgs = report.packages.filter((p) => p.reason === 'unattributed_records').map((p) => p.name);
+  const shownPkgs = pkgs.slice(0, 10).join(', ') + (pkgs.length > 10 ? `, +${pkgs.length - 10} more` : '');
+  const effect =
+    pkgs.length > 0
+      ? `${pkgs.length} package(s) whose files they touched are reported unknown (reason unattributed_records), not "not observed": ${shownPkgs}`
+      : 'they touched no file of the inventory, but may have named one by a path it does not list';
+  return `stella: warning: ${w.unattributed_records} records in the window belong to containers no image could be tied to (${where}${more}); any may have been this image's. ${effect}. The report carries them in window.unattributed_records / unattributed_containers.\n`;
+}
+
 /** `stella signals reachability`: the report of one image from verified evidence, as a table, JSON or a signed statement. */
 export async function reachabilityCommand(p: Parsed, io: Io): Promise<number> {
   const digest = p.positionals.image!;
@@ -204,9 +229,13 @@ export async function reachabilityCommand(p: Parsed, io: Io): Promise<number> {
   );
   if (note) io.err(`stella: note: ${note}\n`);
   io.out(p.values.json ? `${JSON.stringify(report, null, 2)}\n` : formatTable(report));
+  const unattributed = unattributedWarning(report);
+  if (unattributed) io.err(unattributed);
   if (report.evidence.image_records === '0') {
     throw new CliError('NO_EVIDENCE', `no verified evidence in ${dir} for image ${digest}`, {
-      hint: "the image's containers did not run while the collector did; 'stella signals inspect --list-images' lists the images it saw",
+      hint: unattributed
+        ? "records of containers no image could be tied to are in the window (see the warning): they may be this image's"
+        : "the image's containers did not run while the collector did; 'stella signals inspect --list-images' lists the images it saw",
     });
   }
   if (typeof p.values.out === 'string') {
