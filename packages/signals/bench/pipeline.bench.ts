@@ -96,8 +96,8 @@ console.log(
   `${cpus().length} CPUs (${cpus()[0]?.model}), Node ${process.version}, ${FILES} files x ${ROUNDS} rounds (${WORKLOAD}), dedup off, load average ${loadavg()[0]!.toFixed(2)}`,
 );
 try {
-  await run(false);
-  await run(true);
+  // BENCH_ENRICH: which runs, "off,on" by default.
+  for (const mode of (process.env.BENCH_ENRICH ?? 'off,on').split(',')) await run(mode === 'on');
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
