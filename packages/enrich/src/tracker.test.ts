@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { gate } from '@stellaops/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { defaultCgroupRoot } from './cgroup.js';
+import { EnrichError } from './errors.js';
 import type { RuntimeClient, RuntimeContainer } from './external/types.js';
 import { ContainerTracker } from './tracker.js';
 
@@ -265,5 +266,113 @@ describe('ContainerTracker on cgroups learnt at creation (short-lived containers
     } finally {
       t.close();
     }
+  });
+});
+
+/**
+ * A containerd stand-in for a loaded host: `answers` says, per inspect call
+ * in order, whether it fails (the runtime timed out), answers without the
+ * image digests (timed out inside the lookup), or answers in full; the last
+ * entry repeats. Events are pushed by the test.
+ */
+function slowContainerd(answers: ('fail' | 'incomplete' | 'full')[]) {
+  let push: ((e: import('./external/types.js').RuntimeEvent) => void) | undefined;
+  const calls = { inspect: 0 };
+  const client: RuntimeClient = {
+    runtime: 'containerd',
+    socket: '(stand-in)',
+    async inspect(id, namespace) {
+      const answer = answers[Math.min(calls.inspect++, answers.length - 1)];
+      if (answer === 'fail') {
+        throw new EnrichError('RUNTIME_UNAVAILABLE', 'containerd at (stand-in): Deadline exceeded');
+      }
+      const base = {
+        id,
+        runtime: 'containerd' as const,
+        namespace: namespace ?? 'shop',
+        imageRef: 'x:1',
+        labels: {},
+      };
+      if (answer === 'incomplete') {
+        const why = 'containerd at (stand-in): Deadline exceeded';
+        return {
+          ...base,
+          missing: [`image_manifest_digest: ${why}`, `image_config_digest: ${why}`],
+          incomplete: true,
+        };
+      }
+      return { ...base, imageManifestDigest: 'sha256:m', imageConfigDigest: 'sha256:c', missing: [] };
+    },
+    async listNamespaces() {
+      return ['shop'];
+    },
+    async list(): Promise<RuntimeContainer[]> {
+      return [];
+    },
+    subscribe(onEvent) {
+      push = onEvent;
+      return () => {};
+    },
+    close() {},
+  };
+  return { client, calls, push: (e: import('./external/types.js').RuntimeEvent) => push?.(e) };
+}
+
+describe('ContainerTracker when the runtime is slow to answer (the first container after start, loaded host)', () => {
+  it("attributes a live container's later records once the runtime answers, after its first lookups failed", async () => {
+    const rt = slowContainerd(['fail', 'fail', 'full']);
+    const t = await ContainerTracker.create({ clients: [rt.client], lateEventWaitMs: 0 });
+    try {
+      t.learnCgroup(900_400n, '/shop/web-1');
+      rt.push({ runtime: 'containerd', kind: 'create', id: 'web-1', namespace: 'shop', imageRef: 'x:1' });
+      // The first record's lookup: containerd did not answer; that record goes out unknown.
+      const first = await t.resolveDetailed(900_400n);
+      expect(first).toMatchObject({ status: 'unknown', cgroupPath: '/shop/web-1' });
+      expect(first.status === 'unknown' && first.reason).toMatch(/Deadline exceeded/);
+      // No event, no new lookup: the container's later records find it in the cache.
+      await vi.waitFor(() => expect(t.peek(900_400n)?.status).toBe('resolved'), { timeout: 15_000 });
+      expect(t.lookup(900_400n)).toMatchObject({ id: 'web-1', imageManifestDigest: 'sha256:m' });
+    } finally {
+      t.close();
+    }
+  });
+
+  it('fills in the image of a container whose first answer timed out inside the image lookup', async () => {
+    const rt = slowContainerd(['incomplete', 'full']);
+    const t = await ContainerTracker.create({ clients: [rt.client], lateEventWaitMs: 0 });
+    try {
+      t.learnCgroup(900_500n, '/shop/web-2');
+      const first = await t.resolve(900_500n);
+      expect(first).toMatchObject({ id: 'web-2', imageRef: 'x:1' });
+      expect(first?.imageManifestDigest).toBeUndefined();
+      await vi.waitFor(() => expect(t.lookup(900_500n)?.imageManifestDigest).toBe('sha256:m'), {
+        timeout: 15_000,
+      });
+      expect(t.lookup(900_500n)).toMatchObject({ imageConfigDigest: 'sha256:c' });
+      expect(t.lookup(900_500n)?.missing).toBeUndefined();
+    } finally {
+      t.close();
+    }
+  });
+
+  it('stops asking once the runtime answered in full, and when closed', async () => {
+    const rt = slowContainerd(['fail', 'full']);
+    const t = await ContainerTracker.create({ clients: [rt.client], lateEventWaitMs: 0 });
+    t.learnCgroup(900_600n, '/shop/web-3');
+    rt.push({ runtime: 'containerd', kind: 'create', id: 'web-3', namespace: 'shop' });
+    await vi.waitFor(() => expect(t.peek(900_600n)?.status).toBe('resolved'), { timeout: 15_000 });
+    const asked = rt.calls.inspect;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(rt.calls.inspect).toBe(asked);
+    t.close();
+
+    const failing = slowContainerd(['fail']);
+    const t2 = await ContainerTracker.create({ clients: [failing.client], lateEventWaitMs: 0 });
+    failing.push({ runtime: 'containerd', kind: 'create', id: 'web-4', namespace: 'shop' });
+    await vi.waitFor(() => expect(failing.calls.inspect).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
+    t2.close();
+    const atClose = failing.calls.inspect;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(failing.calls.inspect).toBe(atClose);
   });
 });

@@ -114,6 +114,15 @@ export interface TrackerStats {
 }
 
 const HOST_TTL_MS = 5000;
+/**
+ * A lookup of a live container that failed or came back incomplete (the
+ * runtime timed out under load) is asked again after this, doubling up to
+ * {@link RETRY_MAX_MS}, for {@link RETRY_FOR_MS} at most: its later records
+ * get the answer without waiting for a new record to ask.
+ */
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 4000;
+const RETRY_FOR_MS = 60_000;
 /** How long a root-cgroup process's answer is reused by pid (pid reuse within it is the risk). */
 const ROOT_PID_TTL_MS = 2000;
 
@@ -161,6 +170,8 @@ export class ContainerTracker {
    */
   readonly #rootByPid: LruCache<number, Resolution>;
   readonly #inflight = new Map<string, Promise<RuntimeContainer | undefined>>();
+  /** Containers whose lookup is to be asked again (see {@link #retryLater}), by container key. */
+  readonly #retries: LruCache<string, { delayMs: number; readonly until: number; scheduled: boolean }>;
   readonly #lateEventWaitMs: number;
   /** What events said about each container (image reference), kept the TTL after it is gone. */
   readonly #facts: LruCache<string, EventFacts>;
@@ -195,6 +206,7 @@ export class ContainerTracker {
     this.#lateEventWaitMs = validateMs('lateEventWaitMs', options.lateEventWaitMs, 700);
     this.#byCgroup = new LruCache(maxEntries * 4);
     this.#rootByPid = new LruCache(maxEntries * 4);
+    this.#retries = new LruCache(maxEntries);
     for (const c of clients) this.#status.set(c, { listed: false, containers: 0 });
   }
 
@@ -422,20 +434,77 @@ export class ContainerTracker {
     this.#runtimeCalls++;
     const p = c
       .inspect(id, namespace)
-      .then(async (rc) => {
-        if (rc) {
-          this.#store(rc);
-          if (rc.pid !== undefined) this.#rememberCgroupOf(rc.pid);
-          return rc;
-        }
-        return this.#tombstone(c, id, namespace);
-      })
+      .then(
+        async (rc) => {
+          if (rc) {
+            this.#refresh(rc);
+            if (rc.pid !== undefined) this.#rememberCgroupOf(rc.pid);
+            if (rc.incomplete) this.#retryLater(c, id, namespace);
+            else this.#retries.delete(key);
+            return rc;
+          }
+          this.#retries.delete(key);
+          return this.#tombstone(c, id, namespace);
+        },
+        (err: unknown) => {
+          this.#retryLater(c, id, namespace);
+          throw err;
+        },
+      )
       .finally(() => {
         this.#inflight.delete(key);
         this.#wake(id);
       });
     this.#inflight.set(key, p);
     return p;
+  }
+
+  /**
+   * Store a runtime's answer. A cgroup already answered without it (unknown,
+   * or from an earlier incomplete answer) is answered afresh from it.
+   */
+  #refresh(rc: RuntimeContainer): void {
+    const before = this.#containers.peek(containerKey(rc.runtime, rc.id, rc.namespace));
+    this.#store(rc);
+    if (before !== undefined && !before.incomplete) return;
+    for (const [id, r] of this.#byCgroup.entries()) {
+      const named =
+        r.status === 'resolved'
+          ? r.container.id === rc.id
+          : r.cgroupPath !== undefined && matchCgroupPath(r.cgroupPath)?.id === rc.id;
+      if (named) this.#byCgroup.delete(id);
+    }
+  }
+
+  /**
+   * The runtime failed to answer about a container, or answered only in part
+   * (timed out under load): ask again, with a delay that doubles, so a live
+   * container is never left unknown or without its image for the rest of its
+   * life. Ends on a full answer, on "not known" (gone: a tombstone then),
+   * after {@link RETRY_FOR_MS}, or at close.
+   */
+  #retryLater(c: RuntimeClient, id: string, namespace: string | undefined): void {
+    if (this.#closed) return;
+    const key = containerKey(c.runtime, id, namespace);
+    const now = Date.now();
+    let state = this.#retries.get(key, now);
+    if (state === undefined) {
+      state = { delayMs: RETRY_FIRST_MS, until: now + RETRY_FOR_MS, scheduled: false };
+      // Kept past its end, so a container that keeps failing is not retried anew at once.
+      this.#retries.set(key, state, state.until + RETRY_FOR_MS);
+    }
+    if (state.scheduled || now >= state.until) return;
+    const retry = state;
+    retry.scheduled = true;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      retry.scheduled = false;
+      if (this.#closed || this.#retries.peek(key) !== retry) return;
+      retry.delayMs = Math.min(retry.delayMs * 2, RETRY_MAX_MS);
+      void this.#fetch(c, id, namespace).catch(() => undefined);
+    }, retry.delayMs);
+    timer.unref();
+    this.#timers.add(timer);
   }
 
   /**

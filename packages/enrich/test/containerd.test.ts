@@ -1,7 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
+  CONTAINERD_SOCKET,
+  ContainerdClient,
   type ContainerInfo,
   ContainerTracker,
   containerField,
@@ -245,6 +247,31 @@ describe.runIf(gate('containerd (ctr) container attribution', ctrUnavailableReas
       expect(readFileSync(join(cgroupV2Root(), c.cgroupPath, 'cgroup.procs'), 'utf8')).toContain(
         String(c.pid),
       );
+    });
+
+    it("looks up the first container after start on the start-up listing's connection, opening none", async () => {
+      // Under load each new connection made inside a container's first lookup
+      // kept its records unknown longer (the first container after start).
+      const sockets = () =>
+        readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
+          } catch {
+            return false; // closed meanwhile
+          }
+        }).length;
+      const before = sockets();
+      const client = new ContainerdClient(CONTAINERD_SOCKET, 10_000);
+      try {
+        await client.list();
+        const listed = sockets();
+        expect(listed - before).toBe(1);
+        const c = await client.describeFromImage('not-made', image.ref, ns);
+        expect(c).toMatchObject({ imageManifestDigest: image.manifestDigest, missing: [] });
+        expect(sockets()).toBe(listed);
+      } finally {
+        client.close();
+      }
     });
 
     it('reports an explicit socket that does not exist as a typed error with the fix', async () => {

@@ -145,9 +145,9 @@ export class ContainerdClient implements RuntimeClient {
 
   #connect(): Services {
     const s = services();
+    const g = lib();
     const target = `unix://${this.socket}`;
-    const creds = lib().credentials.createInsecure();
-    // Every service shares one channel: grpc-js pools subchannels per target and options.
+    const creds = g.credentials.createInsecure();
     // A restarted containerd is back within a second: retry the socket at most that far apart.
     const opt = {
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
@@ -157,13 +157,23 @@ export class ContainerdClient implements RuntimeClient {
       // connection grpc-js would otherwise share from its global pool.
       'grpc.use_local_subchannel_pool': 1,
     };
+    // Every service on one channel, so one connection: the one the start-up listing and the
+    // event stream opened. With a channel each (local subchannel pools share nothing), the
+    // first container after start paid two more connects, images and content, inside its
+    // lookup, and under load its records went out unknown meanwhile.
+    const shared = { channelOverride: new g.Channel(target, creds, opt) };
     return {
-      containers: new s.containers.v1.Containers(target, creds, opt),
-      images: new s.images.v1.Images(target, creds, opt),
-      namespaces: new s.namespaces.v1.Namespaces(target, creds, opt),
-      content: new s.content.v1.Content(target, creds, opt),
-      events: new s.events.v1.Events(target, creds, opt),
+      containers: new s.containers.v1.Containers(target, creds, shared),
+      images: new s.images.v1.Images(target, creds, shared),
+      namespaces: new s.namespaces.v1.Namespaces(target, creds, shared),
+      content: new s.content.v1.Content(target, creds, shared),
+      events: new s.events.v1.Events(target, creds, shared),
     };
+  }
+
+  /** The channel every service of `svc` shares (see {@link #connect}). */
+  static #channelOf(svc: Services): grpc.ChannelInterface {
+    return svc.containers.getChannel();
   }
 
   #md(ns: string): grpc.Metadata {
@@ -192,9 +202,7 @@ export class ContainerdClient implements RuntimeClient {
         this.#resetAt = Date.now();
         this.#svc = this.#connect();
         // Calls still running on the old channel finish or time out first.
-        setTimeout(() => {
-          for (const c of Object.values(svc)) (c as grpc.Client).close();
-        }, 2 * this.timeoutMs).unref();
+        setTimeout(() => ContainerdClient.#channelOf(svc).close(), 2 * this.timeoutMs).unref();
       }
       // containerd may still be starting: keep trying (each try waits for the connection) for one timeout.
       const end = Date.now() + this.timeoutMs;
@@ -278,6 +286,7 @@ export class ContainerdClient implements RuntimeClient {
     const missing: string[] = [];
     const imageRef = c.image || undefined;
     let digests: { manifest: string; config: string } | undefined;
+    let incomplete = false;
     if (imageRef === undefined) {
       missing.push('image_ref: containerd records no image for this container');
     } else {
@@ -290,6 +299,7 @@ export class ContainerdClient implements RuntimeClient {
       } catch (err) {
         const why = err instanceof Error ? err.message : String(err);
         missing.push(`image_manifest_digest: ${why}`, `image_config_digest: ${why}`);
+        incomplete = err instanceof EnrichError && err.code === 'RUNTIME_UNAVAILABLE';
       }
     }
     return {
@@ -300,6 +310,7 @@ export class ContainerdClient implements RuntimeClient {
       ...(digests && { imageManifestDigest: digests.manifest, imageConfigDigest: digests.config }),
       labels: { ...c.labels },
       missing,
+      ...(incomplete && { incomplete }),
     };
   }
 
@@ -387,7 +398,7 @@ export class ContainerdClient implements RuntimeClient {
   }
 
   close(): void {
-    for (const c of Object.values(this.#svc)) (c as grpc.Client).close();
+    ContainerdClient.#channelOf(this.#svc).close();
   }
 }
 

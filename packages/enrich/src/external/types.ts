@@ -20,6 +20,13 @@ export interface RuntimeContainer {
   readonly exited?: boolean;
   /** What the runtime could not give, each as `<field>: <why>`. */
   readonly missing: readonly string[];
+  /**
+   * True when something is missing only because the runtime did not answer
+   * in time (a timeout, a lost connection): asking again may fill it, so the
+   * tracker does, with backoff, instead of keeping this answer for the
+   * container's life.
+   */
+  readonly incomplete?: boolean;
 }
 
 /** A container lifecycle change pushed by a runtime. */
