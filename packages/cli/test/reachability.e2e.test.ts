@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REACHABILITY_PREDICATE_TYPE, verifyStatement } from '@stellaops/reachability';
 import { canRunBpf, gate } from '@stellaops/testing';
+import Ajv2020 from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type BuiltImage,
@@ -321,5 +322,11 @@ describe.runIf(canRun)('stella signals reachability on evidence of real images',
     const st = JSON.parse(payload.toString('utf8'));
     expect(st.predicateType).toBe(REACHABILITY_PREDICATE_TYPE);
     expect(statuses(st.predicate as Report, 'npm')).toEqual(expected(NODE_NPM));
+    // The predicate of real evidence matches the JSON Schema the package publishes.
+    const schema = JSON.parse(
+      readFileSync(join(root, 'packages/reachability/schema/reachability-v1.schema.json'), 'utf8'),
+    );
+    const validate = new Ajv2020({ strict: true, allErrors: true }).compile(schema);
+    expect(validate(st.predicate), JSON.stringify(validate.errors)).toBe(true);
   });
 });
