@@ -155,7 +155,9 @@ describe('inventoryFromImage', () => {
     const zstd = (await import('node:zlib')) as unknown as { zstdCompressSync?: (b: Buffer) => Buffer };
     if (!zstd.zstdCompressSync) throw new Error('this Node has no zstd: the package needs Node >= 22.15');
     const z = store.image([zstd.zstdCompressSync(tarOf(root, 'pax', false))]);
-    expect(byName(await inventoryFromImage({ manifestDigest: z, contentStore: store.root })).has('dash')).toBe(true);
+    expect(
+      byName(await inventoryFromImage({ manifestDigest: z, contentStore: store.root })).has('dash'),
+    ).toBe(true);
   });
 
   it('picks the platform manifest of an image index', async () => {
