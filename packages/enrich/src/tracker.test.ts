@@ -171,6 +171,33 @@ function containerdStandIn(namespaces: string[]) {
   return { client, calls };
 }
 
+type RuntimeEvent = import('./external/types.js').RuntimeEvent;
+
+/** A containerd stand-in whose events the test pushes; `parts` answer the lookups. */
+function eventedContainerd(
+  namespaces: string[],
+  parts: Pick<RuntimeClient, 'inspect'> & Partial<Pick<RuntimeClient, 'describeFromImage'>>,
+) {
+  let push: ((e: RuntimeEvent) => void) | undefined;
+  const client: RuntimeClient = {
+    runtime: 'containerd',
+    socket: '(stand-in)',
+    ...parts,
+    async listNamespaces() {
+      return namespaces;
+    },
+    async list(): Promise<RuntimeContainer[]> {
+      return [];
+    },
+    subscribe(onEvent) {
+      push = onEvent;
+      return () => {};
+    },
+    close() {},
+  };
+  return { client, push: (e: RuntimeEvent) => push?.(e) };
+}
+
 describe('ContainerTracker on cgroups learnt at creation (short-lived containers)', () => {
   it('never calls a cgroup laid out like a container host when the runtime does not know it: unknown, saying why', async () => {
     const { client } = containerdStandIn(['default', 'shop']);
@@ -216,10 +243,7 @@ describe('ContainerTracker on cgroups learnt at creation (short-lived containers
   });
 
   it('attributes a container gone before it was inspected from the image its create event named', async () => {
-    let push: ((e: import('./external/types.js').RuntimeEvent) => void) | undefined;
-    const client: RuntimeClient = {
-      runtime: 'containerd',
-      socket: '(stand-in)',
+    const { client, push } = eventedContainerd(['default'], {
       async inspect() {
         return undefined;
       },
@@ -235,25 +259,14 @@ describe('ContainerTracker on cgroups learnt at creation (short-lived containers
           missing: [],
         };
       },
-      async listNamespaces() {
-        return ['default'];
-      },
-      async list(): Promise<RuntimeContainer[]> {
-        return [];
-      },
-      subscribe(onEvent) {
-        push = onEvent;
-        return () => {};
-      },
-      close() {},
-    };
+    });
     const t = await ContainerTracker.create({ clients: [client] });
     try {
       t.learnCgroup(900_200n, '/default/gone-1');
       const pending = t.resolveDetailed(900_200n);
       // The events come after the record (the container lived 5 ms): create names the image.
-      push?.({ runtime: 'containerd', kind: 'create', id: 'gone-1', namespace: 'default', imageRef: 'x:1' });
-      push?.({ runtime: 'containerd', kind: 'delete', id: 'gone-1', namespace: 'default' });
+      push({ runtime: 'containerd', kind: 'create', id: 'gone-1', namespace: 'default', imageRef: 'x:1' });
+      push({ runtime: 'containerd', kind: 'delete', id: 'gone-1', namespace: 'default' });
       expect(await pending).toMatchObject({
         status: 'resolved',
         container: {
@@ -276,46 +289,27 @@ describe('ContainerTracker on cgroups learnt at creation (short-lived containers
  * entry repeats. Events are pushed by the test.
  */
 function slowContainerd(answers: ('fail' | 'incomplete' | 'full')[]) {
-  let push: ((e: import('./external/types.js').RuntimeEvent) => void) | undefined;
   const calls = { inspect: 0 };
-  const client: RuntimeClient = {
-    runtime: 'containerd',
-    socket: '(stand-in)',
+  const { client, push } = eventedContainerd(['shop'], {
     async inspect(id, namespace) {
       const answer = answers[Math.min(calls.inspect++, answers.length - 1)];
-      if (answer === 'fail') {
-        throw new EnrichError('RUNTIME_UNAVAILABLE', 'containerd at (stand-in): Deadline exceeded');
-      }
-      const base = {
-        id,
-        runtime: 'containerd' as const,
-        namespace: namespace ?? 'shop',
-        imageRef: 'x:1',
-        labels: {},
-      };
+      const why = 'containerd at (stand-in): Deadline exceeded';
+      if (answer === 'fail') throw new EnrichError('RUNTIME_UNAVAILABLE', why);
+      const base = { id, runtime: 'containerd' as const, namespace: namespace ?? 'shop', imageRef: 'x:1' };
       if (answer === 'incomplete') {
-        const why = 'containerd at (stand-in): Deadline exceeded';
-        return {
-          ...base,
-          missing: [`image_manifest_digest: ${why}`, `image_config_digest: ${why}`],
-          incomplete: true,
-        };
+        const missing = [`image_manifest_digest: ${why}`, `image_config_digest: ${why}`];
+        return { ...base, labels: {}, missing, incomplete: true };
       }
-      return { ...base, imageManifestDigest: 'sha256:m', imageConfigDigest: 'sha256:c', missing: [] };
+      return {
+        ...base,
+        imageManifestDigest: 'sha256:m',
+        imageConfigDigest: 'sha256:c',
+        labels: {},
+        missing: [],
+      };
     },
-    async listNamespaces() {
-      return ['shop'];
-    },
-    async list(): Promise<RuntimeContainer[]> {
-      return [];
-    },
-    subscribe(onEvent) {
-      push = onEvent;
-      return () => {};
-    },
-    close() {},
-  };
-  return { client, calls, push: (e: import('./external/types.js').RuntimeEvent) => push?.(e) };
+  });
+  return { client, calls, push };
 }
 
 describe('ContainerTracker when the runtime is slow to answer (the first container after start, loaded host)', () => {

@@ -1,11 +1,8 @@
-import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { ContainerdClient } from '@stellaops/enrich';
 import { canRunBpf, gate } from '@stellaops/testing';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { type BuiltImage, ctrUnavailableReason, importImage } from '../../../tools/oci-image/ctr.js';
-import { Harness, run, runAsync, testImage } from './short-lived-harness.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { ctrUnavailableReason } from '../../../tools/oci-image/ctr.js';
+import { Harness, run, runAsync, useCtrImage } from './short-lived-harness.js';
 
 // The first container after the collector starts (seen once on a loaded
 // machine: all its records `unknown`, the image never attached, while later
@@ -13,27 +10,13 @@ import { Harness, run, runAsync, testImage } from './short-lived-harness.js';
 // bounded wait when containerd is slow; its later ones must name it.
 const what = 'the first container after start is attributed (probes + enrich, ctr)';
 
-let image: BuiltImage;
 describe.runIf(canRunBpf(what) && gate(what, ctrUnavailableReason()))('first container after start', () => {
   const h = new Harness();
   const ns = `stella-first-${run}`;
-  beforeAll(() => {
-    image = testImage();
-    importImage(image, ns);
-  }, 120_000);
-  afterAll(async () => {
-    await h.stop();
-    if (image) {
-      spawnSync('ctr', ['-n', ns, 'image', 'rm', image.ref], { stdio: 'ignore' });
-      rmSync(dirname(image.tar), { recursive: true, force: true });
-    }
-    for (let i = 0; i < 30; i++) {
-      if (spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' }).status === 0) break;
-      spawnSync('sleep', ['0.2']);
-    }
-  }, 60_000);
+  const ctrImage = useCtrImage(ns, h);
 
   it("names the container and its image digests in its later records, whatever its first lookup's luck", async () => {
+    const image = ctrImage();
     await h.start({
       containerd: { socket: '/run/containerd/containerd.sock' },
       docker: false,

@@ -1,20 +1,15 @@
-import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { canRunBpf, gate } from '@stellaops/testing';
-import { afterAll, beforeAll, describe, it } from 'vitest';
-import { type BuiltImage, ctrUnavailableReason, importImage } from '../../../tools/oci-image/ctr.js';
-import { Harness, matrix, report, run, runAsync, script, testImage, what } from './short-lived-harness.js';
+import { beforeAll, describe, it } from 'vitest';
+import { ctrUnavailableReason } from '../../../tools/oci-image/ctr.js';
+import { Harness, matrix, report, run, runAsync, script, useCtrImage, what } from './short-lived-harness.js';
 
 // Containers of `ctr run --rm` living 5 ms to 1 s (short-lived-harness.ts says what is checked).
 
-let image: BuiltImage;
 describe.runIf(canRunBpf(what) && gate(`${what}: ctr`, ctrUnavailableReason()))('ctr run --rm', () => {
   const h = new Harness();
   const ns = `stella-short-${run}`;
+  const ctrImage = useCtrImage(ns, h);
   beforeAll(async () => {
-    image = testImage();
-    importImage(image, ns);
     await h.start({
       containerd: { socket: '/run/containerd/containerd.sock' },
       docker: false,
@@ -22,19 +17,9 @@ describe.runIf(canRunBpf(what) && gate(`${what}: ctr`, ctrUnavailableReason()))(
       crio: false,
     });
   }, 120_000);
-  afterAll(async () => {
-    await h.stop();
-    if (image) {
-      spawnSync('ctr', ['-n', ns, 'image', 'rm', image.ref], { stdio: 'ignore' });
-      rmSync(dirname(image.tar), { recursive: true, force: true });
-    }
-    for (let i = 0; i < 30; i++) {
-      if (spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' }).status === 0) break;
-      spawnSync('sleep', ['0.2']);
-    }
-  }, 60_000);
 
   it('attributes every container, however short, with its id and digests; host records stay host', async () => {
+    const image = ctrImage();
     await matrix(async (tag, s) => {
       const id = `short-${tag}`;
       h.expected.set(tag, {

@@ -17,10 +17,10 @@
  * make it bigger. docs/probe-reference.md ("Short-lived containers") has the
  * numbers measured.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   ContainerTracker,
   type ContainerTrackerOptions,
@@ -28,8 +28,8 @@ import {
   EnrichmentStage,
 } from '@stellaops/enrich';
 import { openProbeSet, type ProbeEvent } from '@stellaops/probes';
-import { expect } from 'vitest';
-import { type BuiltImage, buildImage } from '../../../tools/oci-image/ctr.js';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { type BuiltImage, buildImage, importImage } from '../../../tools/oci-image/ctr.js';
 import { waitFor } from './helpers.js';
 
 /** Containers per runtime and lifetime (STELLA_SHORT_LIVED_PER_CELL, default 3). */
@@ -200,4 +200,32 @@ export function report(name: string, h: Harness): void {
 /** Build the test image (busybox, tools/oci-image); the caller removes `dirname(image.tar)`. */
 export function testImage(): BuiltImage {
   return buildImage();
+}
+
+/**
+ * For a file of ctr tests: the test image imported into containerd
+ * namespace `ns` before its tests; after them the harness stops and the
+ * image, its archive and the namespace are removed. Returns the image getter.
+ */
+export function useCtrImage(ns: string, h: Harness): () => BuiltImage {
+  let image: BuiltImage | undefined;
+  beforeAll(() => {
+    image = testImage();
+    importImage(image, ns);
+  }, 120_000);
+  afterAll(async () => {
+    await h.stop();
+    if (image) {
+      spawnSync('ctr', ['-n', ns, 'image', 'rm', image.ref], { stdio: 'ignore' });
+      rmSync(dirname(image.tar), { recursive: true, force: true });
+    }
+    for (let i = 0; i < 30; i++) {
+      if (spawnSync('ctr', ['namespaces', 'rm', ns], { stdio: 'ignore' }).status === 0) break;
+      spawnSync('sleep', ['0.2']);
+    }
+  }, 60_000);
+  return () => {
+    if (image === undefined) throw new Error('the ctr test image is made in beforeAll');
+    return image;
+  };
 }
