@@ -33,6 +33,7 @@ describe('public surface of @stellaops/evidence-chain', () => {
         'mergeMaterial',
         'openChunkWriter',
         'planDirectories',
+        'signInTotoPayload',
         'recoverDirectory',
         'verifyChain',
       ].sort(),

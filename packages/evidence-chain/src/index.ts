@@ -5,7 +5,7 @@
  */
 
 export type { BundleJson } from './bundle.js';
-export { BUNDLE_MEDIA_TYPE, pae as dssePae } from './bundle.js';
+export { BUNDLE_MEDIA_TYPE, pae as dssePae, signPayload as signInTotoPayload } from './bundle.js';
 export type { EvidenceChainErrorCode } from './errors.js';
 export { EvidenceChainError } from './errors.js';
 export type { DirectoryPlan, EvidenceDirReport } from './fsx.js';

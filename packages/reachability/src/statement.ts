@@ -14,6 +14,7 @@ import {
   keyHintFromPublicKey,
   type Signer,
   type Statement,
+  signInTotoPayload,
 } from '@stellaops/evidence-chain';
 import { canonicalize } from '@stellaops/ndjson';
 import { ReachabilityError } from './errors.js';
@@ -64,46 +65,14 @@ export function statementBytes(statement: ReachabilityStatement): Buffer {
  * @throws ReachabilityError SIGNATURE_INVALID when the signer fails or returns a signature that does not verify
  */
 export async function signStatement(statement: ReachabilityStatement, signer: Signer): Promise<BundleJson> {
-  const payload = statementBytes(statement);
-  const data = dssePae(IN_TOTO_PAYLOAD_TYPE, payload);
-  let signature: Buffer;
-  let certificatePem: string | undefined;
   try {
-    const r = signer.signWithMaterial
-      ? await signer.signWithMaterial(data)
-      : { signature: await signer.sign(data) };
-    signature = r.signature;
-    certificatePem = 'certificatePem' in r ? r.certificatePem : undefined;
+    return await signInTotoPayload(statementBytes(statement), signer);
   } catch (err) {
-    throw new ReachabilityError('SIGNATURE_INVALID', `the signer failed: ${(err as Error).message}`, {
+    throw new ReachabilityError('SIGNATURE_INVALID', (err as Error).message, {
       cause: err,
+      hint: 'check the key and algorithm (ECDSA P-256, SHA-256)',
     });
   }
-  const check = certificatePem ?? signer.publicKeyPem;
-  if (check !== undefined && !verifies(data, signature, publicKeyOf(check))) {
-    throw new ReachabilityError(
-      'SIGNATURE_INVALID',
-      'the signer returned a signature that does not verify with its own public key',
-      {
-        hint: 'check the key and algorithm (ECDSA P-256, SHA-256)',
-      },
-    );
-  }
-  return {
-    mediaType: BUNDLE_MEDIA_TYPE,
-    verificationMaterial: {
-      ...(certificatePem
-        ? { certificate: { rawBytes: new X509Certificate(certificatePem).raw.toString('base64') } }
-        : { publicKey: { hint: signer.keyHint } }),
-      tlogEntries: [],
-      timestampVerificationData: { rfc3161Timestamps: [] },
-    },
-    dsseEnvelope: {
-      payload: payload.toString('base64'),
-      payloadType: IN_TOTO_PAYLOAD_TYPE,
-      signatures: [{ sig: signature.toString('base64'), keyid: '' }],
-    },
-  };
 }
 
 function publicKeyOf(pem: string): KeyObject {
