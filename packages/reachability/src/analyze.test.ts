@@ -1,4 +1,5 @@
 import { rmSync } from 'node:fs';
+import type { EvidenceRecord } from '@stellaops/ndjson';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   BIN,
@@ -217,5 +218,60 @@ describe('analyze', () => {
     }
     const r = await analyze({ imageDigest: IMAGE, inventory, records: gen() });
     expect(pkg(r, 'coreutils').status).toBe('observed');
+  });
+});
+
+describe('unattributed records: only container records that could have made a package observed', () => {
+  const unknown = { status: 'unknown' as const };
+  const inCgroup = { cgroup_path: '/kubepods/pod1/c2', status: 'unknown' as const };
+  // As the collector writes them on a busy host: TCP state changes in softirq context (cgroup 0,
+  // a container of status unknown with no id or cgroup), and exits, which name no file.
+  const tcp = {
+    ...exec(1, '/x'),
+    type: 'tcp_state',
+    cgroup_id: '0',
+    container: unknown,
+    event: 'state_change',
+    old_state: 'ESTABLISHED',
+    new_state: 'CLOSE_WAIT',
+  } as unknown as EvidenceRecord;
+  const exit = {
+    ...exec(2, '/x'),
+    type: 'process_exit',
+    container: inCgroup,
+    exit_code: 0,
+  } as unknown as EvidenceRecord;
+
+  it('does not count host records, exits or failed opens, and warns of none', async () => {
+    const r = await analyze({
+      imageDigest: IMAGE,
+      inventory,
+      records: [
+        status(0, 0),
+        exec(1, '/usr/bin/ls', { exe_path: '/usr/bin/ls' }),
+        tcp,
+        exit,
+        open(3, '/usr/lib/x86_64-linux-gnu/libz.so.1', { container: inCgroup, ret: -2 }),
+        // A host process in cgroup 0 opening a package file is not a container's record.
+        open(4, '/usr/lib/x86_64-linux-gnu/libz.so.1', { container: unknown, cgroup_id: '0' }),
+        open(5, '/usr/lib/x86_64-linux-gnu/libz.so.1', { container: unknown }),
+        status(0, 10, { final: true }),
+      ],
+    });
+    expect(r.window.unattributed_records).toBe('0');
+    expect(r.window.unattributed_containers).toEqual([]);
+    expect(pkg(r, 'zlib1g').status).toBe('not_observed');
+  });
+
+  it('counts a container record that names a path, touched package or not', async () => {
+    const r = await analyze({
+      imageDigest: IMAGE,
+      inventory,
+      records: [exec(1, '/usr/bin/ls'), tcp, exit, open(3, '/etc/hostname', { container: inCgroup })],
+    });
+    expect(r.window.unattributed_records).toBe('1');
+    expect(r.window.unattributed_containers).toMatchObject([
+      { cgroup_path: '/kubepods/pod1/c2', records: '1' },
+    ]);
   });
 });

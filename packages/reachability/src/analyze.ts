@@ -194,6 +194,16 @@ function isUnattributed(c: RecordContainer): boolean {
   return !c.image_manifest_digest || (c.status !== undefined && c.status !== 'resolved');
 }
 
+/**
+ * False for a record of no cgroup: cgroup_id 0 (interrupt or softirq
+ * context, e.g. tcp_state), or neither a container id nor a cgroup path.
+ * Such a record is the host's, not a container's.
+ */
+function inContainer(r: ProcessRecord): boolean {
+  const c = r.container;
+  return r.cgroup_id !== '0' && (Boolean(c?.id) || typeof c?.cgroup_path === 'string');
+}
+
 interface ContainerAcc {
   id?: string;
   cgroupPath?: string;
@@ -389,13 +399,14 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
       continue;
     }
     const pointer: EvidencePointer = { ...(chunk ? { chunk } : {}), seq: r.seq, type: r.type };
+    const touched = pathsOf(r);
     if (mine) {
       imageRecords++;
       if (c.id) containers.add(c.id);
-    } else {
+    } else if (touched && inContainer(r) && (touched.paths.length > 0 || touched.digest)) {
+      // Only a record that could have made a package observed weakens "not observed".
       noteUnattributed(unattributed, c, wall);
-    }
-    const touched = pathsOf(r);
+    } else continue;
     if (!touched) continue;
     const owners = ownersOf(matcher, touched);
     if (owners.size > 0) (mine ? image : others).add(owners, touched.access, wall, pointer);

@@ -178,7 +178,7 @@ const window = closed(
     unattributed_records: {
       ...u64,
       description:
-        "records in the window of containers not tied to any image (runtime set-up records set aside): any may have been this image's",
+        "successful execs and opens naming a path or digest, in the window, of containers not tied to any image (host records of no cgroup and runtime set-up records set aside): any may have been this image's",
     },
     unattributed_containers: { type: 'array', maxItems: 100, items: unattributedContainer },
     final_status: { type: 'boolean' },
