@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseCycloneDx, parseSbom, parseSpdx } from './sbom.js';
+import { MAX_COMPONENT_DEPTH, parseCycloneDx, parseSbom, parseSpdx } from './sbom.js';
 import type { Inventory, InventoryPackage } from './types.js';
 
 // Real generator output (see test/fixtures/sboms/README.md), plus small documents for what they do not show.
@@ -155,5 +155,69 @@ describe('parseCycloneDx on documents of other generators', () => {
   it('parseSbom tells the formats apart', () => {
     expect(parseSbom(fixture('reach-debian.spdx.json')).source.kind).toBe('spdx');
     expect(parseSbom(Buffer.from(fixture('reach-node-app.cdx.json'))).source.kind).toBe('cyclonedx');
+  });
+});
+
+describe('malformed SBOMs are refused with the JSON path of the bad member, never read as empty', () => {
+  const cdx = (components: unknown) => ({ bomFormat: 'CycloneDX', specVersion: '1.6', components });
+  const spdx = (packages: unknown, spdxVersion = 'SPDX-2.3') => ({ spdxVersion, packages });
+  const pkg = { type: 'library', name: 'a', purl: 'pkg:npm/a@1' };
+  const refusal = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      return e as { code: string; message: string; hint?: string };
+    }
+    throw new Error('not refused');
+  };
+
+  it.each([
+    ['components an object', cdx({ a: 1 }), 'components: expected an array, found an object'],
+    ['a null component', cdx([null]), 'components[0]: expected an object, found null'],
+    ['a component with no name', cdx([pkg, pkg, pkg, { type: 'library' }]), 'components[3].name: missing'],
+    [
+      'a nested component with no name',
+      cdx([{ ...pkg, components: [{ type: 'file', name: 7 }] }]),
+      'components[0].components[0].name: expected a non-empty string, found a number',
+    ],
+    ['packages a string', spdx('nope'), 'packages: expected an array, found a string'],
+    ['a package with no SPDXID', spdx([{ name: 'x' }]), 'packages[0].SPDXID: missing'],
+  ])('%s', (_what, doc, message) => {
+    const e = refusal(() => parseSbom(doc));
+    expect(e.code).toBe('SBOM_INVALID');
+    expect(e.message).toBe(message);
+    expect(e.hint).toMatch(/fix or regenerate the SBOM/);
+  });
+
+  it('refuses an SBOM that lists no package', () => {
+    expect(refusal(() => parseSbom(cdx([]))).message).toBe('the CycloneDX SBOM lists no package');
+    expect(refusal(() => parseSbom(spdx([]))).message).toBe('the SPDX SBOM lists no package');
+  });
+
+  it('reads a document that starts with a UTF-8 byte order mark', () => {
+    const text = `\uFEFF${JSON.stringify(cdx([pkg]))}`;
+    expect(parseSbom(text).packages.map((p) => p.name)).toEqual(['a']);
+    expect(parseSbom(Buffer.from(text, 'utf8')).packages.map((p) => p.name)).toEqual(['a']);
+  });
+
+  it('reads SPDX 2.2 and 2.3, refuses others and says which it reads', () => {
+    const p = [{ SPDXID: 'SPDXRef-a', name: 'a' }];
+    expect(parseSpdx(spdx(p, 'SPDX-2.2')).source).toMatchObject({ spdxVersion: 'SPDX-2.2' });
+    expect(parseSpdx(spdx(p, 'SPDX-2.3')).source).toMatchObject({ spdxVersion: 'SPDX-2.3' });
+    expect(refusal(() => parseSpdx(spdx(p, 'SPDX-2.1'))).message).toMatch(
+      /not an SPDX 2\.2 or 2\.3 JSON document .*found "SPDX-2\.1"/,
+    );
+  });
+
+  it('reads deeply nested components without exhausting the stack, and refuses past the documented depth', () => {
+    const nest = (depth: number) => {
+      let c: Record<string, unknown> = { type: 'library', name: `p${depth}` };
+      for (let i = depth - 1; i >= 1; i--) c = { type: 'library', name: `p${i}`, components: [c] };
+      return cdx([c]);
+    };
+    expect(parseCycloneDx(nest(MAX_COMPONENT_DEPTH)).packages).toHaveLength(MAX_COMPONENT_DEPTH);
+    const e = refusal(() => parseCycloneDx(nest(5000)));
+    expect(e.code).toBe('SBOM_INVALID');
+    expect(e.message).toMatch(/nested deeper than 256 levels/);
   });
 });

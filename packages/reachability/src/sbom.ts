@@ -1,6 +1,9 @@
 /**
  * Package inventories from SBOMs as generators write them: CycloneDX
- * 1.4–1.6 JSON and SPDX 2.3 JSON. Only locations that name a package's own
+ * 1.4–1.6 JSON and SPDX 2.2/2.3 JSON. A member the parser reads that is not
+ * of the shape the spec requires (a component without a name, `components`
+ * not an array) is refused with its JSON path, never skipped: a silently
+ * dropped package would be signed as absent. Only locations that name a package's own
  * content count: where a generator points at the database it read the
  * package from (`/var/lib/dpkg/status`, `lib/apk/db/installed`, a
  * `dist-info/METADATA`, a lockfile), that is not a file of the package.
@@ -26,7 +29,8 @@ function parseDoc(doc: unknown, what: string): Record<string, unknown> {
   let v = doc;
   if (typeof v === 'string' || Buffer.isBuffer(v)) {
     try {
-      v = JSON.parse(v.toString());
+      // A UTF-8 byte order mark (some Windows tools write one) is not part of the JSON.
+      v = JSON.parse(v.toString().replace(/^\uFEFF/, ''));
     } catch (err) {
       throw new ReachabilityError('SBOM_INVALID', `${what}: not JSON (${(err as Error).message})`, {
         cause: err,
@@ -38,6 +42,57 @@ function parseDoc(doc: unknown, what: string): Record<string, unknown> {
   }
   return v as Record<string, unknown>;
 }
+
+/** Refusal of one SBOM member, named by its JSON path. */
+function badMember(path: string, problem: string, hint: string): ReachabilityError {
+  return new ReachabilityError('SBOM_INVALID', `${path}: ${problem}`, { hint });
+}
+
+const typeName = (v: unknown) =>
+  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+
+/** A JSON path short enough for a message: its head and tail. */
+const shortPath = (path: string) => (path.length <= 120 ? path : `${path.slice(0, 50)}…${path.slice(-50)}`);
+
+/** `d[key]` as an array of objects, [] when absent; refuses any other shape with its JSON path. */
+function objects(v: unknown, path: string, hint: string): Record<string, unknown>[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw badMember(path, `expected an array, found ${typeName(v)}`, hint);
+  return v.map((x, i) => {
+    if (typeof x !== 'object' || x === null || Array.isArray(x))
+      throw badMember(`${path}[${i}]`, `expected an object, found ${typeName(x)}`, hint);
+    return x as Record<string, unknown>;
+  });
+}
+
+/** A required non-empty string member; refuses a missing or empty one with its JSON path. */
+function required(o: Record<string, unknown>, key: string, path: string, hint: string): string {
+  const v = o[key];
+  if (typeof v === 'string' && v !== '') return v;
+  throw badMember(
+    `${path}.${key}`,
+    v === undefined ? 'missing' : `expected a non-empty string, found ${typeName(v)}`,
+    hint,
+  );
+}
+
+/** An inventory from an SBOM must list packages: an empty one would sign every package as absent. */
+function nonEmpty(inv: Inventory, what: string): Inventory {
+  if (inv.packages.length > 0) return inv;
+  throw new ReachabilityError('SBOM_INVALID', `the ${what} lists no package`, {
+    hint: 'generate the SBOM from the image (e.g. syft IMAGE -o cyclonedx-json, or cdxgen -t os), not from an empty directory',
+  });
+}
+
+const CDX_HINT =
+  'every CycloneDX component is an object with a "name" (CycloneDX 1.6 schema): fix or regenerate the SBOM';
+const SPDX_HINT =
+  'every SPDX package is an object with an "SPDXID" and a "name" (SPDX 2.3 spec): fix or regenerate the SBOM';
+const SPDX_SHAPE_HINT =
+  'SPDX 2.3 JSON holds files[] and relationships[] as arrays of objects: fix or regenerate the SBOM';
+
+/** Nesting of CycloneDX components deeper than this is refused (generators nest a few levels). */
+export const MAX_COMPONENT_DEPTH = 256;
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
@@ -149,7 +204,10 @@ function toolName(tools: unknown): string | undefined {
  * nested components of type `file` (with their SHA-256 hashes). An npm
  * package's directory (or package.json) makes it own the files under that
  * directory (nested node_modules excluded).
- * @throws ReachabilityError SBOM_INVALID when it is not CycloneDX JSON 1.4–1.6
+ * @throws ReachabilityError SBOM_INVALID when it is not CycloneDX JSON 1.4–1.6, a
+ * component is not an object with a name (the message names its JSON path,
+ * e.g. `components[3].name: missing`), components nest deeper than
+ * MAX_COMPONENT_DEPTH, or it lists no package
  */
 export function parseCycloneDx(doc: unknown, options: SbomOptions = {}): Inventory {
   const d = parseDoc(doc, 'CycloneDX SBOM');
@@ -173,49 +231,62 @@ export function parseCycloneDx(doc: unknown, options: SbomOptions = {}): Invento
   const found: { owned: Owned; pkg: Omit<InventoryPackage, 'files' | 'digests' | 'directories'> }[] = [];
   const byBomRef = new Map<string, Owned>();
   const fileByBomRef = new Map<string, { path: string; sha256?: string }>();
-  const walk = (components: unknown, parent: Owned | undefined) => {
-    for (const c of arr(components)) {
-      const o = obj(c);
-      if (o.type === 'file') {
-        const path = cdxFilePath(o);
-        const sha256 = cdxSha256(o.hashes);
-        // A file component inside a package component is one of its files;
-        // elsewhere, `dependencies[].provides` may name its package.
-        if (parent && path) {
-          parent.location(path);
-          parent.digest(path, sha256);
-        }
-        const bomRef = str(o['bom-ref']);
-        if (bomRef && path) fileByBomRef.set(bomRef, { path, ...(sha256 ? { sha256 } : {}) });
-        walk(o.components, parent);
-        continue;
-      }
-      const name = str(o.name);
-      const purl = str(o.purl);
-      const owned = new Owned(root, ecosystemOfPurl(purl));
-      for (const occ of arr(obj(o.evidence).occurrences)) owned.location(str(obj(occ).location));
-      for (const p of arr(o.properties)) {
-        const po = obj(p);
-        const n = str(po.name);
-        if (n && LOCATION_PROPERTY.test(n)) owned.location(str(po.value), n === 'cdx:npm:package:path');
-      }
-      walk(o.components, owned);
-      if (!name) continue;
-      const bomRef = str(o['bom-ref']);
-      if (bomRef) byBomRef.set(bomRef, owned);
-      found.push({
-        owned,
-        pkg: {
-          ref: purl ?? bomRef ?? `${name}@${str(o.version) ?? ''}`,
-          name: str(o.group) && owned.ecosystem === 'npm' ? `${o.group}/${name}` : name,
-          ...(str(o.version) ? { version: str(o.version) } : {}),
-          ...(purl ? { purl } : {}),
-          ecosystem: owned.ecosystem,
-        },
-      });
+  // Depth-first in document order with an explicit stack: a deeply nested document must not
+  // exhaust the call stack.
+  type Item = { o: Record<string, unknown>; path: string; parent: Owned | undefined; depth: number };
+  const stack: Item[] = [];
+  const push = (components: unknown, path: string, parent: Owned | undefined, depth: number) => {
+    const list = objects(components, path, CDX_HINT);
+    if (list.length > 0 && depth > MAX_COMPONENT_DEPTH) {
+      throw badMember(
+        shortPath(path),
+        `components nested deeper than ${MAX_COMPONENT_DEPTH} levels`,
+        'flatten the SBOM: no generator nests packages that deep',
+      );
     }
+    for (let i = list.length - 1; i >= 0; i--)
+      stack.push({ o: list[i] as Record<string, unknown>, path: `${path}[${i}]`, parent, depth });
   };
-  walk(d.components, undefined);
+  push(d.components, 'components', undefined, 1);
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const { o, path: at, parent, depth } = item;
+    const name = required(o, 'name', at, CDX_HINT);
+    if (o.type === 'file') {
+      const path = cdxFilePath(o);
+      const sha256 = cdxSha256(o.hashes);
+      // A file component inside a package component is one of its files;
+      // elsewhere, `dependencies[].provides` may name its package.
+      if (parent && path) {
+        parent.location(path);
+        parent.digest(path, sha256);
+      }
+      const bomRef = str(o['bom-ref']);
+      if (bomRef && path) fileByBomRef.set(bomRef, { path, ...(sha256 ? { sha256 } : {}) });
+      push(o.components, `${at}.components`, parent, depth + 1);
+      continue;
+    }
+    const purl = str(o.purl);
+    const owned = new Owned(root, ecosystemOfPurl(purl));
+    for (const occ of arr(obj(o.evidence).occurrences)) owned.location(str(obj(occ).location));
+    for (const p of arr(o.properties)) {
+      const po = obj(p);
+      const n = str(po.name);
+      if (n && LOCATION_PROPERTY.test(n)) owned.location(str(po.value), n === 'cdx:npm:package:path');
+    }
+    push(o.components, `${at}.components`, owned, depth + 1);
+    const bomRef = str(o['bom-ref']);
+    if (bomRef) byBomRef.set(bomRef, owned);
+    found.push({
+      owned,
+      pkg: {
+        ref: purl ?? bomRef ?? `${name}@${str(o.version) ?? ''}`,
+        name: str(o.group) && owned.ecosystem === 'npm' ? `${o.group}/${name}` : name,
+        ...(str(o.version) ? { version: str(o.version) } : {}),
+        ...(purl ? { purl } : {}),
+        ecosystem: owned.ecosystem,
+      },
+    });
+  }
   // CycloneDX 1.6: a package `provides` the file components it installs (cdxgen writes this).
   for (const dep of arr(d.dependencies)) {
     const o = obj(dep);
@@ -231,15 +302,18 @@ export function parseCycloneDx(doc: unknown, options: SbomOptions = {}): Invento
   const packages = found.map((f) => f.owned.finish(f.pkg));
   const meta = obj(d.metadata);
   const tool = toolName(meta.tools);
-  return {
-    source: {
-      kind: 'cyclonedx',
-      specVersion,
-      ...(tool ? { tool } : {}),
-      ...(str(d.serialNumber) ? { serialNumber: str(d.serialNumber) } : {}),
+  return nonEmpty(
+    {
+      source: {
+        kind: 'cyclonedx',
+        specVersion,
+        ...(tool ? { tool } : {}),
+        ...(str(d.serialNumber) ? { serialNumber: str(d.serialNumber) } : {}),
+      },
+      packages: uniqueRefs(packages),
     },
-    packages: uniqueRefs(packages),
-  };
+    'CycloneDX SBOM',
+  );
 }
 
 /** Refs must be unique in a report: a duplicate gets `#2`, `#3`, ... */
@@ -254,19 +328,21 @@ function uniqueRefs(packages: InventoryPackage[]): InventoryPackage[] {
 }
 
 /**
- * Inventory from an SPDX 2.3 JSON document (text or parsed). Packages are
+ * Inventory from an SPDX 2.2 or 2.3 JSON document (text or parsed). Packages are
  * `packages[]` (purl from `externalRefs`); their files are the `files[]`
  * named by `hasFiles` and by `CONTAINS` (or reverse `CONTAINED_BY`)
  * relationships, with their SHA-256 checksums.
- * @throws ReachabilityError SBOM_INVALID when it is not SPDX 2.x JSON
+ * @throws ReachabilityError SBOM_INVALID when it is not SPDX 2.2/2.3 JSON, a
+ * package is not an object with an SPDXID and a name (named by its JSON
+ * path, e.g. `packages[2].SPDXID: missing`), or it lists no package
  */
 export function parseSpdx(doc: unknown, options: SbomOptions = {}): Inventory {
   const d = parseDoc(doc, 'SPDX SBOM');
   const spdxVersion = str(d.spdxVersion);
-  if (!spdxVersion?.startsWith('SPDX-2.')) {
+  if (spdxVersion !== 'SPDX-2.2' && spdxVersion !== 'SPDX-2.3') {
     throw new ReachabilityError(
       'SBOM_INVALID',
-      'not an SPDX 2.x JSON document (spdxVersion "SPDX-2.3" expected)',
+      `not an SPDX 2.2 or 2.3 JSON document (spdxVersion "SPDX-2.2" or "SPDX-2.3" expected, found ${JSON.stringify(d.spdxVersion)})`,
       {
         hint: 'SPDX 3 JSON-LD and tag-value documents are not read: ask the generator for SPDX 2.3 JSON',
       },
@@ -274,8 +350,7 @@ export function parseSpdx(doc: unknown, options: SbomOptions = {}): Inventory {
   }
   const root = normalizePath(options.root ?? '/');
   const files = new Map<string, { name: string; sha256?: string }>();
-  for (const f of arr(d.files)) {
-    const o = obj(f);
+  for (const o of objects(d.files, 'files', SPDX_SHAPE_HINT)) {
     const id = str(o.SPDXID);
     const name = str(o.fileName);
     if (!id || !name) continue;
@@ -290,8 +365,7 @@ export function parseSpdx(doc: unknown, options: SbomOptions = {}): Inventory {
   const link = (pkg: string, file: string) => {
     getOrAdd(contains, pkg, () => new Set<string>()).add(file);
   };
-  for (const r of arr(d.relationships)) {
-    const o = obj(r);
+  for (const o of objects(d.relationships, 'relationships', SPDX_SHAPE_HINT)) {
     const a = str(o.spdxElementId);
     const b = str(o.relatedSpdxElement);
     if (!a || !b) continue;
@@ -299,11 +373,9 @@ export function parseSpdx(doc: unknown, options: SbomOptions = {}): Inventory {
     else if (o.relationshipType === 'CONTAINED_BY') link(b, a);
   }
   const packages: InventoryPackage[] = [];
-  for (const p of arr(d.packages)) {
-    const o = obj(p);
-    const id = str(o.SPDXID);
-    const name = str(o.name);
-    if (!id || !name) continue;
+  for (const [i, o] of objects(d.packages, 'packages', SPDX_HINT).entries()) {
+    const id = required(o, 'SPDXID', `packages[${i}]`, SPDX_HINT);
+    const name = required(o, 'name', `packages[${i}]`, SPDX_HINT);
     const purl = arr(o.externalRefs)
       .map(obj)
       .find((r) => r.referenceType === 'purl')?.referenceLocator as string | undefined;
@@ -327,15 +399,18 @@ export function parseSpdx(doc: unknown, options: SbomOptions = {}): Inventory {
   const creators = arr(obj(d.creationInfo).creators)
     .filter((c): c is string => typeof c === 'string' && c.startsWith('Tool:'))
     .map((c) => c.slice(5).trim());
-  return {
-    source: {
-      kind: 'spdx',
-      spdxVersion,
-      ...(creators.length > 0 ? { tool: creators.join(', ') } : {}),
-      ...(str(d.documentNamespace) ? { documentNamespace: str(d.documentNamespace) } : {}),
+  return nonEmpty(
+    {
+      source: {
+        kind: 'spdx',
+        spdxVersion,
+        ...(creators.length > 0 ? { tool: creators.join(', ') } : {}),
+        ...(str(d.documentNamespace) ? { documentNamespace: str(d.documentNamespace) } : {}),
+      },
+      packages: uniqueRefs(packages),
     },
-    packages: uniqueRefs(packages),
-  };
+    'SPDX SBOM',
+  );
 }
 
 /**
@@ -350,6 +425,6 @@ export function parseSbom(doc: unknown, options: SbomOptions = {}): Inventory {
   throw new ReachabilityError(
     'SBOM_INVALID',
     'the SBOM is neither CycloneDX JSON (bomFormat) nor SPDX JSON (spdxVersion)',
-    { hint: 'give a CycloneDX 1.4-1.6 or SPDX 2.3 document in JSON' },
+    { hint: 'give a CycloneDX 1.4-1.6 or SPDX 2.2/2.3 document in JSON' },
   );
 }
