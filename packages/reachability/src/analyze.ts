@@ -359,7 +359,9 @@ export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {
   const maxPointers = o.maxEvidencePerFile ?? 5;
   const matcher = new Matcher(o.inventory, o.symlinks);
   const chain =
-    o.chainDir !== undefined ? verifiedChain(o.chainDir, o.publicKeys as string[], o.trustedRoot) : undefined;
+    o.chainDir !== undefined
+      ? verifiedChain(o.chainDir, o.publicKeys as string[], o.trustedRoot, o.requireEnd === true)
+      : undefined;
   const source: Iterable<SourcedRecord> | AsyncIterable<SourcedRecord> = chain
     ? chainRecords(chain)
     : givenRecords(o.records as Iterable<EvidenceRecord>);

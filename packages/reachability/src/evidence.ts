@@ -25,11 +25,17 @@ export interface VerifiedChain {
 
 /**
  * Verify an evidence directory with pinned keys; refuse it unless every check
- * passes. Unsealed chunks at the tail (a running collector) are left out:
- * their lines are not signed yet.
+ * passes (with `requireEnd`, also an open chain: no end-of-stream statement).
+ * Unsealed chunks at the tail (a running collector) are left out: their
+ * lines are not signed yet.
  * @throws ReachabilityError CHAIN_UNVERIFIED, IO_ERROR, INVALID_OPTION
  */
-export function verifiedChain(dir: string, publicKeys: string[], trustedRoot?: string): VerifiedChain {
+export function verifiedChain(
+  dir: string,
+  publicKeys: string[],
+  trustedRoot?: string,
+  requireEnd = false,
+): VerifiedChain {
   let keyHints: string[];
   try {
     keyHints = publicKeys.map((k) => keyHintFromPublicKey(k));
@@ -45,7 +51,7 @@ export function verifiedChain(dir: string, publicKeys: string[], trustedRoot?: s
   }
   let report: ChainReport;
   try {
-    report = verifyChain(dir, { keys: publicKeys, ...(trustedRoot ? { trustedRoot } : {}) });
+    report = verifyChain(dir, { keys: publicKeys, requireEnd, ...(trustedRoot ? { trustedRoot } : {}) });
   } catch (err) {
     throw new ReachabilityError('IO_ERROR', `evidence directory ${dir}: ${(err as Error).message}`, {
       path: dir,

@@ -271,6 +271,12 @@ export interface AnalyzeOptions {
   publicKeys?: string[];
   /** Sigstore `trusted_root.json` for keyless (Fulcio) chains. */
   trustedRoot?: string;
+  /**
+   * Refuse an open chain (no end-of-stream statement: the collector is still
+   * running, or its later chunks were deleted), as `verify-chain` does
+   * without `--allow-open`. Default false: an open chain's sealed chunks are read.
+   */
+  requireEnd?: boolean;
   /** Symlinks of the image, when the inventory (an SBOM) has none: e.g. `(await inventoryFromImage(...)).symlinks`. */
   symlinks?: SymlinkMap;
   /** Evidence pointers kept per file (default 5). */

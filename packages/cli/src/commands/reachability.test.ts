@@ -169,7 +169,45 @@ describe('stella signals reachability', () => {
     expect(r.err).toContain('--sbom FILE');
   });
 
+  it('an open chain (no end-of-stream statement) is refused as verify-chain refuses it, unless --allow-open', async () => {
+    const c = await openTestChain('stella-reach-open-');
+    c.append(fileOpenRecord('/usr/bin/used', 0));
+    await c.writer.rotate(); // chunk 0 sealed; the collector is still running
+    const args = [DIGEST, '--target', c.dir, '--key', c.publicKeyPath, '--sbom', sbom, '--json'];
+    const refused = await run(args);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('end-of-stream');
+    expect(refused.err).toContain('--allow-open');
+    expect(refused.out).toBe('');
+    const allowed = await run([...args, '--allow-open']);
+    expect(allowed.code, allowed.err).toBe(0);
+    expect(allowed.err).toContain('--allow-open: the evidence has no final collector status');
+    expect(JSON.parse(allowed.out).window.final_status).toBe(false);
+    await c.writer.close();
+  });
+
+  it('a malformed SBOM is refused naming the bad member, never reported as empty; exit 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stella-reach-badsbom-'));
+    const cases: Array<[unknown, string]> = [
+      [{ bomFormat: 'CycloneDX', specVersion: '1.6', components: { a: 1 } }, 'components: expected an array'],
+      [{ ...SPDX, packages: [...SPDX.packages, { name: 'x' }] }, 'packages[2].SPDXID: missing'],
+      [{ ...SPDX, packages: [] }, 'the SPDX SBOM lists no package'],
+    ];
+    for (const [doc, text] of cases) {
+      const f = join(dir, 'sbom.json');
+      writeFileSync(f, JSON.stringify(doc));
+      const r = await run([DIGEST, ...base, '--sbom', f, '--json']);
+      expect(r.code, r.err).toBe(2);
+      expect(r.err).toContain(`--sbom ${f}: ${text}`);
+      expect(r.err).toContain('hint:');
+      expect(r.out).toBe('');
+    }
+  });
+
   it('argument errors are usage errors (exit 2) that say what to fix', async () => {
+    // Armoured like a public key, but no key inside.
+    const garbageKey = join(emptyStore, 'garbage.pub.pem');
+    writeFileSync(garbageKey, '-----BEGIN PUBLIC KEY-----\ngarbage\n-----END PUBLIC KEY-----\n');
     const cases: Array<[string[], string]> = [
       [['sha256:abc', ...base], "'sha256:abc' is not an image manifest digest"],
       [[], 'missing IMAGE'],
@@ -178,6 +216,39 @@ describe('stella signals reachability', () => {
       [[DIGEST, ...base, '--sbom', join(emptyStore, 'absent.json')], 'no such file'],
       [[DIGEST, ...base, '--sbom', chain.publicKeyPath], `--sbom ${chain.publicKeyPath}:`],
       [[DIGEST, '--target', join(emptyStore, 'absent'), '--sbom', sbom], 'does not exist'],
+      [[DIGEST, ...base, '--sbom', sbom, '--sbom-root', 'app'], "--sbom-root 'app' is not an absolute path"],
+      [
+        [
+          DIGEST,
+          '--target',
+          chain.dir,
+          '--key',
+          chain.publicKeyPath,
+          '--sbom',
+          sbom,
+          '--content-store',
+          '/nonexistent',
+        ],
+        '--content-store /nonexistent: the directory does not exist',
+      ],
+      [
+        [
+          DIGEST,
+          '--target',
+          chain.dir,
+          '--key',
+          chain.publicKeyPath,
+          '--sbom',
+          sbom,
+          '--content-store',
+          sbom,
+        ],
+        `--content-store ${sbom} is not a directory`,
+      ],
+      [
+        [DIGEST, '--target', chain.dir, '--key', garbageKey, '--sbom', sbom],
+        `--key ${garbageKey}: not a PEM public key`,
+      ],
     ];
     for (const [args, text] of cases) {
       const r = await run(args);

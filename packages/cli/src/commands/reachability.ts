@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import {
   analyze,
   DEFAULT_CONTENT_STORE,
@@ -20,26 +21,28 @@ import type { Io } from '../io.js';
 import { inspectSpec, trustedKeys } from './inspect.js';
 import { CONFIG_FILE_OPTION, configFileInputs, configFlags } from './shared.js';
 import { makeSigner } from './start.js';
+import { verifySpec } from './verify.js';
 
 export const reachabilitySpec: CommandSpec = {
   name: 'reachability',
   summary:
     'Which packages of an image the verified evidence saw used (observed), not used within the window (not_observed), or cannot tell (unknown); optionally a signed in-toto statement.',
   usage:
-    'stella signals reachability sha256:DIGEST [--target DIR] [--config FILE] [--key PUBLIC.pem]... [--sbom FILE [--sbom-root DIR]] [--content-store DIR] [--json] [--out FILE [--signing-key PEM]]',
+    'stella signals reachability sha256:DIGEST [--target DIR] [--config FILE] [--key PUBLIC.pem]... [--allow-open] [--sbom FILE [--sbom-root DIR]] [--content-store DIR] [--json] [--out FILE [--signing-key PEM]]',
   options: {
     target: inspectSpec.options.target!,
     config: CONFIG_FILE_OPTION,
     key: inspectSpec.options.key!,
+    'allow-open': verifySpec.options['allow-open']!,
     sbom: {
       type: 'string',
       value: 'FILE',
-      help: "the image's packages from a CycloneDX 1.4-1.6 or SPDX 2.3 JSON SBOM; default: read the image's package databases (dpkg, apk, npm, Python) from containerd's content store",
+      help: "the image's packages from a CycloneDX 1.4-1.6 or SPDX 2.2/2.3 JSON SBOM; default: read the image's package databases (dpkg, apk, npm, Python) from containerd's content store",
     },
     'sbom-root': {
       type: 'string',
       value: 'DIR',
-      help: "where the SBOM's relative paths live in the image (e.g. /app for cyclonedx-npm's node_modules/...); default /",
+      help: "where the SBOM's relative paths live in the image, an absolute in-image path (e.g. /app for cyclonedx-npm's node_modules/...); default /",
     },
     'content-store': {
       type: 'string',
@@ -69,7 +72,7 @@ export const reachabilitySpec: CommandSpec = {
   ],
   exitCodes: [
     '0  report made (and written with --out); a warning on stderr when the window holds records of containers no image could be tied to',
-    '1  the chain does not verify with the key(s), or no verified evidence of the image',
+    '1  the chain does not verify with the key(s), is open (no end-of-stream statement) without --allow-open, or holds no verified evidence of the image',
     '2  bad digest, flags, config, key, SBOM, or the image is not in the content store (give --sbom)',
     '3  the content store or an image layer cannot be read',
   ],
@@ -119,7 +122,7 @@ function readSbom(path: string, root: string | undefined): Inventory {
   } catch (e) {
     if (e instanceof ReachabilityError) {
       throw new CliError('USAGE', `--sbom ${path}: ${e.message}`, {
-        hint: e.hint ?? 'give a CycloneDX 1.4-1.6 or SPDX 2.3 JSON document',
+        hint: e.hint ?? 'give a CycloneDX 1.4-1.6 or SPDX 2.2/2.3 JSON document',
         cause: e,
       });
     }
@@ -191,6 +194,48 @@ function unattributedWarning(report: ReachabilityReport): string | undefined {
   return `stella: warning: ${w.unattributed_records} records in the window belong to containers no image could be tied to (${where}${more}); any may have been this image's. ${effect}. The report carries them in window.unattributed_records / unattributed_containers.\n`;
 }
 
+/**
+ * The public keys the chain must verify with; a file that holds no PEM
+ * public key is named with its flag, not left to fail inside the analysis.
+ */
+function publicKeys(p: Parsed, cfg: ReturnType<typeof loadConfig>): string[] {
+  const keys = trustedKeys(p, cfg, 'reachability');
+  const given = (p.values.key as string[] | undefined) ?? [];
+  keys.forEach((pem, i) => {
+    try {
+      createPublicKey(pem);
+    } catch (e) {
+      const where = given[i] !== undefined ? `--key ${given[i]}` : 'the collector public key';
+      throw new CliError('KEY', `${where}: not a PEM public key (${(e as Error).message})`, {
+        hint: 'give the collector public key PEM (stella signals keygen writes <name>.pub.pem beside the private key)',
+        cause: e,
+      });
+    }
+  });
+  return keys;
+}
+
+/** An explicit --content-store must be a directory: said before any image is looked up in it. */
+function checkContentStore(p: Parsed): void {
+  const store = p.values['content-store'];
+  if (typeof store !== 'string') return;
+  const hint = `give containerd's content store directory (default ${DEFAULT_CONTENT_STORE}), or leave --content-store out`;
+  let isDir: boolean;
+  try {
+    isDir = statSync(store).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new CliError(
+      'USAGE',
+      code === 'ENOENT' || code === 'ENOTDIR'
+        ? `--content-store ${store}: the directory does not exist`
+        : `--content-store ${store}: ${(e as Error).message}`,
+      { hint },
+    );
+  }
+  if (!isDir) throw new CliError('USAGE', `--content-store ${store} is not a directory`, { hint });
+}
+
 /** `stella signals reachability`: the report of one image from verified evidence, as a table, JSON or a signed statement. */
 export async function reachabilityCommand(p: Parsed, io: Io): Promise<number> {
   const digest = p.positionals.image!;
@@ -201,6 +246,12 @@ export async function reachabilityCommand(p: Parsed, io: Io): Promise<number> {
   }
   if (p.values['sbom-root'] !== undefined && p.values.sbom === undefined) {
     throw new CliError('USAGE', '--sbom-root needs --sbom', { hint: `usage: ${reachabilitySpec.usage}` });
+  }
+  const sbomRoot = p.values['sbom-root'];
+  if (typeof sbomRoot === 'string' && !sbomRoot.startsWith('/')) {
+    throw new CliError('USAGE', `--sbom-root '${sbomRoot}' is not an absolute path`, {
+      hint: `it is where the SBOM's relative paths live inside the image, e.g. --sbom-root /${sbomRoot.replace(/^\.?\/*/, '')}`,
+    });
   }
   if (p.values['signing-key'] !== undefined && p.values.out === undefined) {
     throw new CliError('USAGE', '--signing-key needs --out (it signs the statement written there)', {
@@ -216,18 +267,34 @@ export async function reachabilityCommand(p: Parsed, io: Io): Promise<number> {
   if (!existsSync(dir)) {
     throw new CliError('TARGET', `evidence directory ${dir} does not exist`, { hint: 'pass --target DIR' });
   }
-  const keys = trustedKeys(p, cfg, 'reachability');
+  const keys = publicKeys(p, cfg);
+  checkContentStore(p);
   const { inventory, symlinks, note } = await inventoryOf(p, digest);
+  const allowOpen = p.values['allow-open'] === true;
   const report: ReachabilityReport = await withCliErrors(() =>
     analyze({
       imageDigest: digest,
       inventory,
       chainDir: dir,
       publicKeys: keys,
+      requireEnd: !allowOpen,
       ...(symlinks ? { symlinks } : {}),
     }),
-  );
+  ).catch((e: unknown) => {
+    if (e instanceof CliError && e.code === 'VERIFY_FAILED' && /end-of-stream|requireEnd/.test(e.message)) {
+      throw new CliError('VERIFY_FAILED', e.message, {
+        hint: 'the chain is open (the collector is still running, or its later chunks were deleted): stop the collector, or pass --allow-open to report on its sealed chunks',
+        cause: e,
+      });
+    }
+    throw e;
+  });
   if (note) io.err(`stella: note: ${note}\n`);
+  if (allowOpen && !report.window.final_status) {
+    io.err(
+      'stella: note: --allow-open: the evidence has no final collector status (the chain may be open); events after its last sealed chunk are not in the report, which says so with window.final_status false\n',
+    );
+  }
   io.out(p.values.json ? `${JSON.stringify(report, null, 2)}\n` : formatTable(report));
   const unattributed = unattributedWarning(report);
   if (unattributed) io.err(unattributed);
