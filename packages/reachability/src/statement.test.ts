@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BIN, buildRootfs, exec, IMAGE, open, sha256, status } from '../test/support/fixtures.js';
 import { analyze } from './analyze.js';
 import { inventoryFromRootfs } from './image.js';
+import { schemaIssues } from './jsonschema.js';
 import { parseSbom } from './sbom.js';
 import { schemaFileText } from './schema.js';
 import {
@@ -130,6 +131,60 @@ describe('the reachability statement', () => {
     expect(() => verifyStatement(bundle, s.publicKeyPem)).toThrow(
       expect.objectContaining({ code: 'STATEMENT_INVALID' }),
     );
+  });
+
+  it('refuses a signed predicate that breaks the published JSON Schema, naming where', async () => {
+    const s = signer();
+    const r = (await all)[0] as ReachabilityReport;
+    const cases: Array<[(p: Record<string, unknown>) => void, RegExp]> = [
+      [
+        (p) => {
+          (p.packages as { status: string }[])[0]!.status = 'not_affected';
+        },
+        /\/predicate\/packages\/0/,
+      ],
+      [
+        (p) => {
+          delete p.window;
+        },
+        /\/predicate: missing window/,
+      ],
+    ];
+    for (const [edit, where] of cases) {
+      const st = structuredClone(toStatement(r));
+      edit(st.predicate as unknown as Record<string, unknown>);
+      const bundle = await signStatement(st, s);
+      expect(() => verifyStatement(bundle, s.publicKeyPem)).toThrow(
+        expect.objectContaining({
+          code: 'STATEMENT_INVALID',
+          message: expect.stringMatching(where),
+        }),
+      );
+    }
+  });
+
+  it('the schema checker verifyStatement uses agrees with Ajv on valid and broken predicates', async () => {
+    const validate = new Ajv2020({ strict: true, allErrors: true }).compile(REACHABILITY_PREDICATE_SCHEMA);
+    const predicates: unknown[] = [];
+    for (const r of await all) {
+      predicates.push(JSON.parse(statementBytes(toStatement(r)).toString()).predicate);
+      // A status that does not fit its members: oneOf fails.
+      predicates.push({
+        ...r,
+        packages: r.packages.map((x) => ({ ...x, status: x.status === 'observed' ? 'unknown' : 'observed' })),
+      });
+      predicates.push({ ...r, extra: 1 });
+      predicates.push({ ...r, window: { ...r.window, lost: '-1' } });
+      predicates.push({ ...r, unowned_paths: [{ path: 'rel', access: [], count: '1' }] });
+      predicates.push({ ...r, inventory: { ...r.inventory, source: { kind: 'spdx' } } });
+    }
+    for (const p of predicates) {
+      expect(
+        schemaIssues(REACHABILITY_PREDICATE_SCHEMA, p).length === 0,
+        JSON.stringify(validate.errors),
+      ).toBe(validate(p));
+    }
+    expect(predicates.filter((p) => validate(p))).toHaveLength(3);
   });
 
   it('refuses a signer whose signature does not verify with its own key', async () => {

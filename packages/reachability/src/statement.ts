@@ -4,9 +4,8 @@
  * with a DSSE envelope by the same `Signer` the evidence chain uses, so one
  * public key verifies the evidence and the conclusion drawn from it.
  */
-import { createPublicKey, verify as cryptoVerify, type KeyObject, X509Certificate } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import {
-  BUNDLE_MEDIA_TYPE,
   type BundleJson,
   dssePae,
   IN_TOTO_PAYLOAD_TYPE,
@@ -18,9 +17,11 @@ import {
 } from '@stellaops/evidence-chain';
 import { canonicalize } from '@stellaops/ndjson';
 import { ReachabilityError } from './errors.js';
+import { schemaIssues } from './jsonschema.js';
+import { REACHABILITY_PREDICATE_SCHEMA } from './schema.js';
 import type { ReachabilityReport } from './types.js';
 
-export { REACHABILITY_PREDICATE_SCHEMA } from './schema.js';
+export { REACHABILITY_PREDICATE_SCHEMA };
 
 /** Predicate type of a reachability statement (documented in docs/reachability.md). */
 export const REACHABILITY_PREDICATE_TYPE = 'https://stellaops.dev/attestations/reachability/v1';
@@ -75,10 +76,6 @@ export async function signStatement(statement: ReachabilityStatement, signer: Si
   }
 }
 
-function publicKeyOf(pem: string): KeyObject {
-  return pem.includes('CERTIFICATE') ? new X509Certificate(pem).publicKey : createPublicKey(pem);
-}
-
 function verifies(data: Buffer, signature: Buffer, key: KeyObject): boolean {
   try {
     return cryptoVerify('sha256', data, { key, dsaEncoding: 'der' }, signature);
@@ -95,7 +92,8 @@ function invalid(message: string): ReachabilityError {
  * Verify a reachability bundle with pinned PEM public key(s) and return its
  * statement: one DSSE signature by a pinned key over the payload, an
  * in-toto v1 statement of this predicate type in canonical form, whose
- * subject is the report's image manifest digest.
+ * subject is the report's image manifest digest, and whose predicate conforms
+ * to REACHABILITY_PREDICATE_SCHEMA.
  * Keyless (certificate) bundles are not verified here: use a Sigstore
  * verifier with a trusted root (e.g. `cosign verify-blob-attestation`).
  * @throws ReachabilityError SIGNATURE_INVALID, STATEMENT_INVALID, INVALID_OPTION
@@ -181,6 +179,17 @@ export function verifyStatement(
     `sha256:${subject}` !== statement.predicate?.image?.manifest_digest
   ) {
     throw invalid('the subject is not the image manifest digest the report is about');
+  }
+  // Signed is not well-formed: a predicate that breaks the published schema (a status no
+  // consumer knows, a missing window) is refused, not handed on.
+  const issues = schemaIssues(REACHABILITY_PREDICATE_SCHEMA, statement.predicate, '/predicate');
+  if (issues.length > 0) {
+    const more = issues.length > 5 ? ` (+${issues.length - 5} more)` : '';
+    throw new ReachabilityError(
+      'STATEMENT_INVALID',
+      `the predicate does not conform to the reachability v1 JSON Schema: ${issues.slice(0, 5).join('; ')}${more}`,
+      { hint: 'the signer wrote a malformed report: regenerate it with stella signals reachability --out' },
+    );
   }
   return statement;
 }
