@@ -1,6 +1,8 @@
 /** What failed. Callers branch on this, never on message text. */
 export type BpfErrorCode =
   | 'OPEN'
+  /** OpenOptions.btfCustomPath names a file that is not BTF (or is truncated). */
+  | 'BTF_INVALID'
   | 'CONFIGURE'
   | 'LOAD'
   | 'ATTACH'
@@ -37,6 +39,8 @@ function defaultHint(d: BpfErrorDetails): string | undefined {
     case 'OPEN':
       if (d.errno === ENOENT) return 'check the path of the BPF object file';
       return 'the file must be a BPF ELF object built with clang -target bpf -g (BTF is required)';
+    case 'BTF_INVALID':
+      return 'use the BTF of this exact kernel build (BTFHub, or pahole --btf_encode_detached)';
     case 'CONFIGURE':
       if (d.errno === EBUSY) return 'set globals, map sizes and autoload between open() and load()';
       return 'names come from the object: see BpfObject.programs, .maps and .globals';

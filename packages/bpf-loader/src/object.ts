@@ -1,10 +1,10 @@
-import { accessSync, constants, statSync } from 'node:fs';
 import {
   loadBinding,
   type NativeBinding,
   type NativeGlobalInfo,
   type NativeObjectHandle,
 } from './binding.js';
+import { requireBtfFile } from './btf-file.js';
 import { missingCapabilities, readCapabilities } from './caps.js';
 import { BpfError, NotSupportedError } from './errors.js';
 import { encodeGlobal } from './globals.js';
@@ -59,8 +59,10 @@ export interface OpenOptions {
    * one made with `pahole --btf_encode_detached` from its debug vmlinux. Only
    * relocations use it: tp_btf, fentry and LSM programs still need the
    * kernel's own BTF, raw_tp and tracepoint programs do not. Must be a
-   * readable file (BpfError 'OPEN' otherwise); a file that is not BTF fails
-   * load() with 'LOAD'.
+   * readable file (BpfError 'OPEN' otherwise) holding raw BTF, or an ELF
+   * file with a .BTF section, whose header is sound ('BTF_INVALID'
+   * otherwise); both name operation 'btf_custom_path'. BTF with a sound
+   * header but wrong contents still fails load() with 'LOAD'.
    */
   btfCustomPath?: string;
 }
@@ -170,28 +172,6 @@ function unsupportedError(err: unknown, programs: readonly ProgramInfo[]): NotSu
   return undefined;
 }
 
-/** libbpf only reads btf_custom_path at load and then reports a bare errno: say which file, and why, at open. */
-function requireReadableBtf(path: string): void {
-  try {
-    if (!statSync(path).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
-    accessSync(path, constants.R_OK);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new BpfError(
-      `btfCustomPath ${path}: ${code === 'ENOENT' ? 'no such file' : ((e as Error).message ?? code)}`,
-      {
-        code: 'OPEN',
-        operation: 'btf_custom_path',
-        errno: code === 'ENOENT' ? 2 : code === 'EACCES' ? 13 : 21,
-        hint:
-          'name a kernel BTF file for this exact kernel build: from BTFHub (https://github.com/aquasecurity/btfhub-archive), ' +
-          'or made with `pahole --btf_encode_detached=<file> <vmlinux with debug info>`; on kernels with BTF omit it (/sys/kernel/btf/vmlinux is used)',
-        cause: e,
-      },
-    );
-  }
-}
-
 class Link implements BpfLink {
   readonly program: string;
   readonly #id: number;
@@ -283,7 +263,8 @@ export class BpfObject implements Disposable {
 
   /**
    * Opens an object from a file path or an in-memory ELF image. Parses ELF
-   * and BTF; touches no kernel state. Throws BpfError 'OPEN' (or 'BINDING').
+   * and BTF; touches no kernel state. Throws BpfError 'OPEN' (or 'BINDING',
+   * or 'BTF_INVALID' for a btfCustomPath that is not BTF).
    */
   static open(file: string | Buffer, opts?: OpenOptions): BpfObject {
     if (typeof file === 'string') requireString(file, 'file');
@@ -296,7 +277,7 @@ export class BpfObject implements Disposable {
     const name = optional(o, 'name', requireString, 'options');
     const bindingPath = optional(o, 'bindingPath', requireString, 'options');
     const btfPath = optional(o, 'btfCustomPath', requireString, 'options');
-    if (btfPath !== undefined) requireReadableBtf(btfPath);
+    if (btfPath !== undefined) requireBtfFile(btfPath);
     const binding = loadBinding(bindingPath);
     const native = new binding.NativeObject(file, name, btfPath);
     return new BpfObject(binding, native);

@@ -118,6 +118,11 @@ const ERRNO_HINTS: Record<string, [string, string]> = {
   ELOOP: ['too many symbolic links', 'give the real path (realpath)'],
 };
 
+/** `message` without a trailing `; <hint>` (BpfError's form), which the hint line repeats. */
+function withoutHint(message: string, hint: string | undefined): string {
+  return hint && message.endsWith(`; ${hint}`) ? message.slice(0, -(hint.length + 2)) : message;
+}
+
 /** Errors from the libraries that are about the environment or input, as CliErrors. */
 function toCliError(e: unknown): CliError | undefined {
   if (e instanceof CliError) return e;
@@ -127,8 +132,19 @@ function toCliError(e: unknown): CliError | undefined {
   const opts = hint ? { hint, cause: e } : { cause: e };
   switch (any.name) {
     case 'BpfError':
-    case 'NotSupportedError':
-      return new CliError(any.code === 'PRIVILEGE' ? 'PRIVILEGE' : 'KERNEL', any.message ?? String(e), opts);
+    case 'NotSupportedError': {
+      // The loader appends its hint to the message; the CLI prints the hint on its own line.
+      const message = withoutHint(any.message ?? String(e), hint);
+      if ((e as { operation?: unknown }).operation === 'btf_custom_path') {
+        // The loader names its API option (btfCustomPath); users set the config key.
+        return new CliError(
+          'CONFIG_INVALID',
+          `signals.btf_custom_path ${message.replace(/^btfCustomPath /, '')}`,
+          opts,
+        );
+      }
+      return new CliError(any.code === 'PRIVILEGE' ? 'PRIVILEGE' : 'KERNEL', message, opts);
+    }
     case 'PathGlobError':
       return new CliError('CONFIG_INVALID', `filters: ${any.message}`, opts);
     case 'ProbeOptionError':

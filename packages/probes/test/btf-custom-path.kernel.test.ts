@@ -69,9 +69,24 @@ describe.runIf(runs)('probes with an external kernel BTF file (btfCustomPath)', 
     }
   });
 
-  it('a file that is not BTF fails the load (LOAD), so the file is what libbpf relocates against', () => {
+  it('a file that is not BTF is refused at open (BTF_INVALID), naming it', () => {
     const junk = join(dir, 'junk.btf');
     writeFileSync(junk, Buffer.alloc(4096, 0x5a));
+    const e = loadError(() => openProbeSet({ probes: ['file_open'], btfCustomPath: junk }));
+    expect(e.code).toBe('BTF_INVALID');
+    expect(e.message).toContain(junk);
+  });
+
+  it('BTF with a sound header but junk types fails the load (LOAD), so the file is what libbpf relocates against', () => {
+    const junk = join(dir, 'junk-types.btf');
+    const h = Buffer.alloc(24);
+    h.writeUInt16LE(0xeb9f, 0);
+    h.writeUInt8(1, 2);
+    h.writeUInt32LE(24, 4);
+    h.writeUInt32LE(4096, 12); // type_off 0, type_len 4096
+    h.writeUInt32LE(4096, 16); // str_off 4096
+    h.writeUInt32LE(16, 20); // str_len 16
+    writeFileSync(junk, Buffer.concat([h, Buffer.alloc(4096 + 16, 0x5a)]));
     const e = loadError(() => openProbeSet({ probes: ['file_open'], btfCustomPath: junk }));
     expect(e.code).toBe('LOAD');
   });
