@@ -181,9 +181,13 @@ describe('stella signals reachability', () => {
     expect(refused.out).toBe('');
     const allowed = await run([...args, '--allow-open']);
     expect(allowed.code, allowed.err).toBe(0);
-    expect(allowed.err).toContain('--allow-open: the evidence has no final collector status');
+    expect(allowed.err).toContain('--allow-open: the chain is open (no end-of-stream statement');
     expect(JSON.parse(allowed.out).window.final_status).toBe(false);
     await c.writer.close();
+    // Closed now: no note, with or without the flag.
+    const closed = await run([...args, '--allow-open']);
+    expect(closed.code, closed.err).toBe(0);
+    expect(closed.err).not.toContain('the chain is open');
   });
 
   it('a malformed SBOM is refused naming the bad member, never reported as empty; exit 2', async () => {

@@ -1,5 +1,7 @@
 import { createPublicKey } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { endBundleName } from '@stellaops/evidence-chain';
 import {
   analyze,
   DEFAULT_CONTENT_STORE,
@@ -215,6 +217,12 @@ function publicKeys(p: Parsed, cfg: ReturnType<typeof loadConfig>): string[] {
   return keys;
 }
 
+/** True when the chain's last chunk has no end-of-stream statement (what verify-chain calls open). */
+function chainIsOpen(dir: string): boolean {
+  const last = Math.max(-1, ...readdirSync(dir).map((n) => Number(n.match(/^chunk-(\d{6,})\./)?.[1] ?? -1)));
+  return last >= 0 && !existsSync(join(dir, endBundleName(last)));
+}
+
 /** An explicit --content-store must be a directory: said before any image is looked up in it. */
 function checkContentStore(p: Parsed): void {
   const store = p.values['content-store'];
@@ -290,9 +298,9 @@ export async function reachabilityCommand(p: Parsed, io: Io): Promise<number> {
     throw e;
   });
   if (note) io.err(`stella: note: ${note}\n`);
-  if (allowOpen && !report.window.final_status) {
+  if (allowOpen && chainIsOpen(dir)) {
     io.err(
-      'stella: note: --allow-open: the evidence has no final collector status (the chain may be open); events after its last sealed chunk are not in the report, which says so with window.final_status false\n',
+      `stella: note: --allow-open: the chain is open (no end-of-stream statement: the collector is still running, or later chunks were deleted); only its sealed chunks are reported${report.window.final_status ? '' : ', and window.final_status is false'}\n`,
     );
   }
   io.out(p.values.json ? `${JSON.stringify(report, null, 2)}\n` : formatTable(report));
