@@ -33,15 +33,24 @@ mount -t devtmpfs dev $r/dev
 mkdir -p $r/dev/pts $r/dev/shm
 mount -t devpts devpts $r/dev/pts
 mount -t tmpfs tmpfs $r/dev/shm
+# A clean /tmp and /run in the guest; a checkout that lives under one of them (a CI clone in a
+# `mktemp -d` folder) is kept: held aside, then moved back onto the fresh tmpfs.
+repo=$(param stella_repo)
+kept=
+case "$repo" in
+  /tmp/* | /run/*) mkdir -p /scratch/repo && mount -o bind "$r$repo" /scratch/repo && kept=1 ;;
+esac
 mount -t tmpfs -o mode=1777 tmpfs $r/tmp
 mount -t tmpfs -o mode=0755 tmpfs $r/run
+if [ -n "$kept" ]; then
+  mkdir -p "$r$repo" && mount -o move /scratch/repo "$r$repo" || echo "[init] keeping the checkout $repo failed"
+fi
 mount -t cgroup2 cgroup2 $r/sys/fs/cgroup
 mount -t bpf bpf $r/sys/fs/bpf
 mount -t tracefs tracefs $r/sys/kernel/tracing
 mount -t debugfs debugfs $r/sys/kernel/debug
 mkdir -p $r/kvm-out
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out $r/kvm-out
-repo=$(param stella_repo)
 tests=$(param stella_tests)
 echo "[init] $(cat /proc/version)"
 chroot $r /bin/bash "$repo/tools/kernel-vm/guest.sh" "$repo" "$tests"
