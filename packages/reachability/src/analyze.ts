@@ -351,7 +351,10 @@ class Touches {
  * container not tied to any image (`container.status` not "resolved", or no
  * image digest) touched one of its files, matched the same way (reason
  * `unattributed_records`, with pointers to those records); else
- * `not_observed`. The window counts the unattributed records per container.
+ * `not_observed`. The window counts, per container, the unattributed records
+ * that could have made a package observed (successful execs and opens naming
+ * a path or digest); host records (cgroup 0, or neither container id nor
+ * cgroup path), exits and network records are not counted.
  * @throws ReachabilityError INVALID_OPTION, CHAIN_UNVERIFIED, IO_ERROR
  */
 export async function analyze(o: AnalyzeOptions): Promise<ReachabilityReport> {

@@ -212,6 +212,7 @@ describe('stella signals reachability', () => {
     // Armoured like a public key, but no key inside.
     const garbageKey = join(emptyStore, 'garbage.pub.pem');
     writeFileSync(garbageKey, '-----BEGIN PUBLIC KEY-----\ngarbage\n-----END PUBLIC KEY-----\n');
+    const noStore = [DIGEST, '--target', chain.dir, '--key', chain.publicKeyPath, '--sbom', sbom];
     const cases: Array<[string[], string]> = [
       [['sha256:abc', ...base], "'sha256:abc' is not an image manifest digest"],
       [[], 'missing IMAGE'],
@@ -222,33 +223,10 @@ describe('stella signals reachability', () => {
       [[DIGEST, '--target', join(emptyStore, 'absent'), '--sbom', sbom], 'does not exist'],
       [[DIGEST, ...base, '--sbom', sbom, '--sbom-root', 'app'], "--sbom-root 'app' is not an absolute path"],
       [
-        [
-          DIGEST,
-          '--target',
-          chain.dir,
-          '--key',
-          chain.publicKeyPath,
-          '--sbom',
-          sbom,
-          '--content-store',
-          '/nonexistent',
-        ],
+        [...noStore, '--content-store', '/nonexistent'],
         '--content-store /nonexistent: the directory does not exist',
       ],
-      [
-        [
-          DIGEST,
-          '--target',
-          chain.dir,
-          '--key',
-          chain.publicKeyPath,
-          '--sbom',
-          sbom,
-          '--content-store',
-          sbom,
-        ],
-        `--content-store ${sbom} is not a directory`,
-      ],
+      [[...noStore, '--content-store', sbom], `--content-store ${sbom} is not a directory`],
       [
         [DIGEST, '--target', chain.dir, '--key', garbageKey, '--sbom', sbom],
         `--key ${garbageKey}: not a PEM public key`,
