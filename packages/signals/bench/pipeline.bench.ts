@@ -8,6 +8,10 @@
  * core drains, the issue's target; wall-clock rates are bounded by the
  * workload) and peak RSS. Needs root.
  *
+ * BENCH_CPU_PROF=<dir> writes a V8 CPU profile of each run there, started
+ * after the probes are loaded (`node --cpu-prof` cannot be used: its
+ * SIGPROF ticks interrupt the BPF verifier, which then fails with EAGAIN).
+ *
  * The workload is the static `fsops storm` of packages/probes (C, about
  * 5x faster than Python; needs `cc`), or Python with BENCH_WORKLOAD=python
  * (the workload of the first rows in docs/performance.md).
@@ -16,6 +20,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +58,13 @@ async function run(enrich: boolean): Promise<void> {
     rotation: { maxSizeBytes: 64 * 1024 * 1024 },
     statusSocket: false,
   });
+  const profDir = process.env.BENCH_CPU_PROF;
+  const session = profDir ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
   let peakRss = 0;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
@@ -73,6 +85,15 @@ async function run(enrich: boolean): Promise<void> {
   const wallS = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
+  if (session && profDir) {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(profDir, { recursive: true });
+    writeFileSync(
+      join(profDir, `pipeline-${enrich ? 'enrich' : 'plain'}-${Date.now()}.cpuprofile`),
+      JSON.stringify(profile),
+    );
+    session.disconnect();
+  }
   const fo = collector.status().probes.find((p) => p.name === 'file_open');
   const opens = FILES * ROUNDS;
   const emitted = Number(fo?.emitted ?? 0);

@@ -297,6 +297,8 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   #containerTexts = new WeakMap<ContainerField, Buffer>();
   /** Where byte batches are built (reused, grows to the largest batch). */
   #scratch: Buffer = Buffer.allocUnsafe(256 * 1024);
+  /** Byte batches are views of {@link #scratch} (see {@link batches}), not copies. */
+  #reuse = false;
   // Plain numbers (exact to 2^53) on the hot path; bigints only in accounts.
   #userFiltered = new Map<string, number>();
   #unencodable = new Map<string, number>();
@@ -672,7 +674,7 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
   }
 
   #newBatch(bytes: boolean): BatchBuilder {
-    return new BatchBuilder(bytes, this.#scratch, (b) => {
+    return new BatchBuilder(bytes, this.#scratch, this.#reuse, (b) => {
       this.#scratch = b;
     });
   }
@@ -897,8 +899,14 @@ export class Collection extends EventEmitter<CollectionEvents> implements AsyncI
    * contract as iterating the collection (and exclusive with it): the last
    * batch holds the final collector_status, and leaving the loop stops the
    * collection.
+   *
+   * `reuse: true` (what the Collector passes): a batch's `data` is a view of
+   * a buffer the next batch is written into, valid only until the consumer
+   * asks for the next batch (write it out before that); no copy per batch.
+   * By default every batch owns its bytes.
    */
-  batches(): AsyncIterable<EvidenceBatch> {
+  batches(options: { reuse?: boolean } = {}): AsyncIterable<EvidenceBatch> {
+    this.#reuse = options.reuse === true;
     return { [Symbol.asyncIterator]: () => this.#stream(true) };
   }
 
@@ -1296,8 +1304,10 @@ class BatchBuilder {
 
   constructor(
     readonly bytes: boolean,
-    /** Bytes mode: the lines so far (a reused scratch buffer; {@link finish} copies them out). */
+    /** Bytes mode: the lines so far (a reused scratch buffer; {@link finish} copies them out unless `view`). */
     public buf: Buffer,
+    /** {@link finish} hands out a view of {@link buf}: the consumer is done with it before the next batch. */
+    private readonly view: boolean,
     private readonly keep: (buf: Buffer) => void,
   ) {}
 
@@ -1340,9 +1350,14 @@ class BatchBuilder {
 
   finish(): StreamBatch {
     if (!this.bytes) return StreamBatch.ofRecords(this.records, this.lines, this.probes);
-    // An exact copy: the scratch buffer is reused for the next batch.
-    const data = Buffer.allocUnsafe(this.at);
-    this.buf.copy(data, 0, 0, this.at);
+    // The scratch buffer is reused for the next batch: a view only when the
+    // consumer is done with this one first, else an exact copy.
+    let data: Buffer;
+    if (this.view) data = this.buf.subarray(0, this.at);
+    else {
+      data = Buffer.allocUnsafe(this.at);
+      this.buf.copy(data, 0, 0, this.at);
+    }
     return StreamBatch.ofBytes(data, this.ends, this.types, this.probes, this.known);
   }
 }

@@ -187,7 +187,8 @@ export class Collector extends EventEmitter<CollectorEvents> {
   async #run(): Promise<void> {
     let failure: { error: Error } | undefined;
     try {
-      for await (const batch of this.#collection.batches()) {
+      // Each batch is on disk (or counted) before the next is asked for: its bytes need no copy.
+      for await (const batch of this.#collection.batches({ reuse: true })) {
         const types = batch.types;
         for (let i = 0; i < types.length; i++) {
           if (types[i] === 'collector_status') {

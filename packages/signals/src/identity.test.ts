@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileDigests } from '@stellaops/enrich';
-import type { ExecEvent, FileOpenEvent } from '@stellaops/probes';
+import { type ExecEvent, type FileOpenEvent, FileOpenView, KIND, LAYOUT } from '@stellaops/probes';
 import { describe, expect, it } from 'vitest';
 import { digestRequestOf, IdentityStage, isRuntimeSetup } from './identity.js';
 import type { KernelEvent } from './records.js';
@@ -151,6 +151,51 @@ describe('which records get a digest', () => {
     expect(digestRequestOf(open('/lib/libc.so.6', { ret: -2 }))).toBeUndefined();
     expect(digestRequestOf(open('/lib/libc.so.6', { flags: 0o1 }))).toBeUndefined();
     expect(digestRequestOf(open('/lib/libc.so.6', { truncated: true }))).toBe('path_truncated');
+  });
+});
+
+describe('file opens read in place from a ring batch', () => {
+  const H = LAYOUT.stella_event_header.members;
+  const F = LAYOUT.fe_file_open_event.members;
+  /** A file_open ring record at offset 5 of a batch whose next record starts right after it. */
+  function view(path: string, comm: string, ret = 3, flags = 0): KernelEvent {
+    const b = Buffer.alloc(F.path[0] + path.length);
+    b.writeUInt32LE(KIND.FILE_OPEN, H.kind[0]);
+    b.writeUInt32LE(process.pid, H.pid[0]);
+    Buffer.from(comm).copy(b, H.comm[0]);
+    b.writeInt32LE(ret, F.ret[0]);
+    b.writeUInt32LE(flags, F.flags[0]);
+    b.writeUInt32LE(path.length, F.path_len[0]);
+    b.writeUInt16LE(1, F.syscall[0]);
+    Buffer.from(path).copy(b, F.path[0]);
+    const batch = Buffer.concat([Buffer.from('.so.1'), b, Buffer.from('.so\0libc.so.6')]);
+    return { source: 'fileexec', event: new FileOpenView(batch, 5, 5 + b.length) };
+  }
+
+  it('get the same set-up marks and digest requests as decoded ones', () => {
+    const cases: Array<[string, string, number?, number?]> = [
+      ['/lib/libc.so.6', 'sh'],
+      ['/opt/libfoo.so', 'sh'],
+      ['/lib/libc.so.6', 'sh', -2],
+      ['/lib/libc.so.6', 'sh', 3, 1],
+      ['/etc/ld.so.cache', 'sh'],
+      ['/etc/passwd', 'sh'],
+      ['/a.s', 'sh'],
+      ['.so', 'sh'],
+      ['', 'sh'],
+      ['/proc/self/fd', 'runc:[2:INIT]'],
+      ['/proc/self/fd', 'runc'],
+      ['/proc/self/fd', ''],
+    ];
+    for (const [path, comm, ret, flags] of cases) {
+      const k = view(path, comm, ret, flags);
+      const decoded = open(path, { comm: Buffer.from(comm), ret: ret ?? 3, flags: flags ?? 0 });
+      expect(isRuntimeSetup(k), `${comm} ${path}`).toBe(isRuntimeSetup(decoded));
+      expect(digestRequestOf(k), `${comm} ${path}`).toEqual(digestRequestOf(decoded));
+    }
+    // The bytes around the record (another record's ".so") are not the path's.
+    expect(digestRequestOf(view('/etc/passwd', 'sh'))).toBeUndefined();
+    expect(isRuntimeSetup(view('/x', 'runc:[0:PARENT]'))).toBe(true);
   });
 });
 

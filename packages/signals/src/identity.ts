@@ -6,6 +6,7 @@ import {
   releaseInOrder,
   type SettlingBatch,
 } from '@stellaops/enrich';
+import { FileOpenView, LAYOUT } from '@stellaops/probes';
 import { CollectError } from './errors.js';
 import type { KernelEvent } from './records.js';
 
@@ -34,6 +35,27 @@ const SHARED_OBJECT = /\.so(?:\.[0-9]+)*$/;
 /** What every shared object's path holds: a path without it needs no string (most opens). */
 const DOT_SO = Buffer.from('.so');
 const R = 0x72; // every runc stage name starts with "r"
+/** Offset of the task name in a ring record (read in place from a {@link FileOpenView}). */
+const COMM_AT = LAYOUT.stella_event_header.members.comm[0];
+
+/** First byte of the task name (0 when empty), without a view of it. */
+function commFirst(e: Extract<KernelEvent, { source: 'fileexec' }>['event']): number | undefined {
+  return e instanceof FileOpenView ? e.data[e.start + COMM_AT] : e.comm[0];
+}
+
+/**
+ * Whether a file open's path holds ".so" (every shared object's does: most
+ * opens need no string), read in place from a {@link FileOpenView}.
+ */
+function mayBeSharedObject(e: { path: Buffer }): boolean {
+  if (!(e instanceof FileOpenView)) return e.path.indexOf(DOT_SO) >= 0;
+  const d = e.data;
+  const end = e.end;
+  for (let i = end - e.pathLength; i + 2 < end; i++) {
+    if (d[i] === 0x2e && d[i + 1] === 0x73 && d[i + 2] === 0x6f) return true;
+  }
+  return false;
+}
 
 function basename(b: Buffer): string {
   const i = b.lastIndexOf(0x2f);
@@ -52,8 +74,7 @@ function basename(b: Buffer): string {
 export function isRuntimeSetup(k: KernelEvent): boolean {
   if (k.source !== 'fileexec') return false;
   const e = k.event;
-  const comm = e.comm;
-  if (comm[0] === R && RUNC_STAGE.test(comm.toString('latin1'))) return true;
+  if (commFirst(e) === R && RUNC_STAGE.test(e.comm.toString('latin1'))) return true;
   if (e.kind !== 'exec') return false;
   const [argv0, argv1] = e.argv;
   return (
@@ -78,7 +99,7 @@ export function digestRequestOf(k: KernelEvent): DigestRequest | DigestUnavailab
     return { pid: e.pid, path: e.exePath, expect: { dev: e.exeDev, ino: e.exeIno }, fallbackPids: [e.ppid] };
   }
   if (e.kind !== 'file_open' || e.ret < 0 || (e.flags & 3) !== 0) return undefined;
-  if (e.path.indexOf(DOT_SO) < 0 || !SHARED_OBJECT.test(basename(e.path))) return undefined;
+  if (!mayBeSharedObject(e) || !SHARED_OBJECT.test(basename(e.path))) return undefined;
   if (e.truncated || e.pathFault) return 'path_truncated';
   if (e.resolution === 'unresolved') return 'not_found';
   return { pid: e.pid, path: e.path };
@@ -151,7 +172,7 @@ export class IdentityStage {
       } else this.#setupPids.delete(e.pid);
       return own;
     }
-    const inSetup = this.#setupPids.has(e.pid);
+    const inSetup = this.#setupPids.size > 0 && this.#setupPids.has(e.pid);
     if (e.kind === 'exit') this.#setupPids.delete(e.pid);
     return own || inSetup;
   }
