@@ -36,8 +36,8 @@ import {
   buildFsops,
   cpuS,
   loadAverage,
+  ROOT,
   readChain,
-  requireRootAndCli,
   sleep,
   startStella,
 } from './cli-support.js';
@@ -47,6 +47,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DISTINCT = Number(process.env.BENCH_FILES ?? 10_000);
 const MODES = (process.env.BENCH_MODES ?? 'untraced,bpftrace,opensnoop,stella').split(',');
 const TRACEFS = '/sys/kernel/tracing';
+const OPENSNOOP = process.env.BENCH_OPENSNOOP;
 
 /** A binary on PATH (plus the sbin directories root has), or undefined. */
 function which(name: string): string | undefined {
@@ -57,7 +58,8 @@ function which(name: string): string | undefined {
 /** A peer: how to start it on one pid, writing its lines to `out`. */
 interface Peer {
   bin: string | undefined;
-  install: string;
+  /** What to do when `bin` is missing. */
+  missing: string;
   args(pid: number, out: string): string[];
   /** Whether the tool writes `out` itself (`-o`) rather than through its stdout. */
   writesOut: boolean;
@@ -66,7 +68,7 @@ interface Peer {
 const PEERS: Record<string, Peer> = {
   bpftrace: {
     bin: which('bpftrace'),
-    install: 'apt-get install -y bpftrace',
+    missing: 'install it with: apt-get install -y bpftrace',
     writesOut: true,
     args: (pid, out) => [
       '-o',
@@ -76,9 +78,12 @@ const PEERS: Record<string, Peer> = {
     ],
   },
   opensnoop: {
-    // Debian's libbpf-tools installs it as /usr/sbin/opensnoop (bcc's Python one is opensnoop-bpfcc).
-    bin: process.env.BENCH_OPENSNOOP ?? which('opensnoop'),
-    install: 'apt-get install -y libbpf-tools',
+    // Debian's libbpf-tools installs it as /usr/sbin/opensnoop (bcc's Python one is opensnoop-bpfcc);
+    // BENCH_OPENSNOOP names another build.
+    bin: OPENSNOOP ? (existsSync(OPENSNOOP) ? OPENSNOOP : undefined) : which('opensnoop'),
+    missing: OPENSNOOP
+      ? `BENCH_OPENSNOOP=${OPENSNOOP} does not exist: fix or unset it`
+      : 'install it with: apt-get install -y libbpf-tools',
     writesOut: false,
     args: (pid) => ['-p', String(pid)],
   },
@@ -190,13 +195,14 @@ async function underPeer(peer: Peer, work: string, fsops: string, prefix: string
   storm.open();
   const opsPerSec = await storm.opsPerSec;
   const cpuCores = (cpuS(tool.pid!) - c0) / ((performance.now() - t0) / 1000);
-  // Let the tool print what the kernel kept: until its output has not grown for 0.5 s.
-  let size = -1;
+  // Let the tool print what the kernel kept: until neither its output nor
+  // its CPU time has grown for 0.5 s (a descheduled tool writes nothing).
+  let last = '';
   let still = 0;
   await waitFor(`${peer.bin} draining`, () => {
-    const s = statSync(out).size;
-    still = s === size ? still + 1 : 0;
-    size = s;
+    const now = `${statSync(out).size} ${cpuS(tool.pid!)}`;
+    still = now === last ? still + 1 : 0;
+    last = now;
     return still >= 10 || tool.exitCode !== null;
   });
   tool.kill('SIGINT');
@@ -251,16 +257,22 @@ if (process.getuid?.() !== 0) {
   process.stderr.write('peers bench needs root (bpftrace, opensnoop and stella load BPF programs)\n');
   process.exit(1);
 }
-if (MODES.includes('stella')) requireRootAndCli('peers');
+const cliBuilt = existsSync(join(ROOT, 'packages/cli/dist/bin.js'));
 const modes = MODES.filter((m) => {
-  if (m === 'untraced' || m === 'stella') return true;
+  if (m === 'untraced') return true;
+  if (m === 'stella') {
+    if (!cliBuilt)
+      console.log(
+        'stella: the CLI is not built, its column is skipped; build it with: npx nx run @stellaops/cli:build',
+      );
+    return cliBuilt;
+  }
   const peer = PEERS[m];
   if (!peer) {
     process.stderr.write(`BENCH_MODES: unknown mode '${m}' (known: untraced, bpftrace, opensnoop, stella)\n`);
     process.exit(1);
   }
-  if (!peer.bin)
-    console.log(`${m} is not installed, its column is skipped; install it with: ${peer.install}`);
+  if (!peer.bin) console.log(`${m} is missing, its column is skipped; ${peer.missing}`);
   return peer.bin !== undefined;
 });
 if (!existsSync(join(TRACEFS, 'events')) && modes.some((m) => m in PEERS)) {
