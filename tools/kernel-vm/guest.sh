@@ -10,6 +10,9 @@ export PATH="$repo/.toolchain/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:
 export HOME=/tmp TMPDIR=/tmp CI=1 NO_COLOR=1
 # Tests stretch their own child-process deadlines by this (tools/testing/src/time.ts).
 export STELLA_TIME_SCALE=20
+# The summary reporter prints each test as it starts (with the uptime): a console that ends in a
+# hang or a kernel lockup then says which tests were running.
+export STELLA_TEST_PROGRESS=1
 # Tests gate on this: no container runtime runs in the VM.
 export STELLA_KERNEL_VM
 STELLA_KERNEL_VM=$(uname -r)

@@ -17,12 +17,15 @@
 # Ends with one line: `N passed, N failed` over all kernels (a kernel that did
 # not boot or timed out counts as one failure). Exit status 0 only when none
 # failed. Environment:
-#   KERNEL_VM_TIMEOUT  seconds per kernel (default 2400) before qemu is killed
+#   KERNEL_VM_TIMEOUT  seconds per kernel (default 2400, both boots together) before qemu is killed
 #   KERNEL_VM_ACCEL    tcg (default) or kvm
 #   KERNEL_VM_SMP      guest CPUs (default 2), KERNEL_VM_MEM (default 3G)
 #   KERNEL_VM_9P_CACHE how the guest caches the host's root: mmap (default: reads go through, so
 #                      edits made on the host during a run are seen whole) or loose (faster; only
 #                      for a checkout nothing writes to while the VM runs, as in CI)
+#   KERNEL_VM_LOCKUP_RETRIES  1 (default): a guest kernel that locks up or panics is booted once
+#                      more; 0: never. A lockup is never hidden: its report ends the output and
+#                      the summary says the result is from a second boot
 #   KERNEL_VM_TESTS    test paths or filters for vitest (default: the kernel suites, test/, of
 #                      bpf-loader, probes and signals; the pure src/ unit tests run on the host)
 set -euo pipefail
@@ -35,6 +38,7 @@ accel=${KERNEL_VM_ACCEL:-tcg}
 smp=${KERNEL_VM_SMP:-2}
 mem=${KERNEL_VM_MEM:-3G}
 cache_mode=${KERNEL_VM_9P_CACHE:-mmap}
+lockup_retries=${KERNEL_VM_LOCKUP_RETRIES:-1}
 tests=${KERNEL_VM_TESTS:-packages/bpf-loader/test packages/probes/test packages/signals/test}
 
 log() { printf '[kernel-vm] %s\n' "$*" >&2; }
@@ -153,16 +157,21 @@ build_initramfs() {
   log "initramfs: ${order[*]}"
 }
 
+# locked_up <console log>: the guest kernel reported a soft lockup or panicked.
+locked_up() { [ -f "$1" ] && grep -aq 'soft lockup\|Kernel panic' "$1"; }
+
 # boot <version> <dir>: prints the VM's console; leaves results in <dir>/out.
 boot() {
-  local ver=$1 dir=$2 kernel
+  local ver=$1 dir=$2 limit=${3:-$timeout_s} kernel
   kernel=$(ls "$dir"/pkg/boot/vmlinuz-*)
   rm -rf "$dir/out" && mkdir -p "$dir/out"
   local cpu=(-accel tcg -cpu max)
   [ "$accel" = kvm ] && cpu=(-accel kvm -cpu host)
   # lsm=...,bpf turns on BPF LSM where the kernel has CONFIG_BPF_LSM (Debian does).
-  local append="console=ttyS0 panic=-1 quiet loglevel=4 lsm=lockdown,capability,yama,apparmor,bpf stella_9p_cache=$cache_mode stella_repo=$repo stella_tests=${tests// /,}"
-  timeout -k 15 "$timeout_s" qemu-system-x86_64 "${cpu[@]}" -smp "$smp" -m "$mem" \
+  # A soft lockup panics at once (panic=-1 and -no-reboot end qemu) with every CPU's stack on the
+  # console (loglevel 5 lets the traces through), instead of burning the rest of the time limit.
+  local append="console=ttyS0 panic=-1 quiet loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 lsm=lockdown,capability,yama,apparmor,bpf stella_9p_cache=$cache_mode stella_repo=$repo stella_tests=${tests// /,}"
+  timeout -k 15 "$limit" qemu-system-x86_64 "${cpu[@]}" -smp "$smp" -m "$mem" \
     -display none -monitor none -serial stdio -no-reboot \
     -kernel "$kernel" -initrd "$dir/initramfs.gz" -append "$append" \
     -virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap" \
@@ -195,8 +204,19 @@ main() {
     fetch_kernel "$v" "$dir"
     build_initramfs "$dir"
     start=$(date +%s)
+    rm -f "$dir/console.lockup.log"
     log "$v: booting ($accel, ${smp} CPUs, $mem, timeout ${timeout_s}s)"
     boot "$v" "$dir" | tee "$dir/console.log" || rc=$?
+    # A guest kernel that locks up (the soft-lockup watchdog panics it) is booted once more, and
+    # said so: its console is kept as console.lockup.log and its report is printed at the end.
+    # The second boot gets what is left of the kernel's time limit.
+    local left=$((timeout_s - ($(date +%s) - start)))
+    if [ "$lockup_retries" -gt 0 ] && [ "$left" -gt 120 ] && locked_up "$dir/console.log"; then
+      mv "$dir/console.log" "$dir/console.lockup.log"
+      log "$v: the guest kernel locked up after $((timeout_s - left))s (report at the end); booting it once more (${left}s left)"
+      rc=0
+      boot "$v" "$dir" "$left" | tee "$dir/console.log" || rc=$?
+    fi
     local took=$(($(date +%s) - start))
     line=$(grep -ao 'vitest: [0-9]* passed, [0-9]* failed, [0-9]* skipped' "$dir/out/vitest.log" 2>/dev/null | tail -1 || true)
     if [ -n "$line" ]; then
@@ -204,17 +224,31 @@ main() {
       f=$(sed 's/.* \([0-9]*\) failed.*/\1/' <<<"$line")
       passed=$((passed + p))
       failed=$((failed + f))
-      summary+=("$v ($(cat "$dir/out/uname" 2>/dev/null || echo '?')): $line in ${took}s")
+      local note=
+      [ -f "$dir/console.lockup.log" ] && note=" (on a second boot: the first locked up, see its report)"
+      summary+=("$v ($(cat "$dir/out/uname" 2>/dev/null || echo '?')): $line in ${took}s$note")
     else
       failed=$((failed + 1))
       local why="no test summary"
       [ "$rc" = 124 ] && why="timed out after ${timeout_s}s"
+      locked_up "$dir/console.log" && why="the guest kernel locked up or panicked"
       summary+=("$v: $why (qemu exit $rc; console in $dir/console.log) after ${took}s")
     fi
   done
   printf '\n'
   for v in "${versions[@]}"; do
     [ -s "$cache/$v/out/hooks.txt" ] && sed "s/^/[kernel-vm] $v hook: /" "$cache/$v/out/hooks.txt"
+  done
+  # A guest kernel that locked up or panicked: the tests started last and the kernel's report, here
+  # at the end, where a CI log's tail shows them.
+  local con
+  for v in "${versions[@]}"; do
+    for con in "$cache/$v/console.lockup.log" "$cache/$v/console.log"; do
+      locked_up "$con" || continue
+      printf '[kernel-vm] %s: the guest kernel locked up or panicked (%s); the tests started last, then its report:\n' "$v" "$con"
+      { grep -a '^\[test ' "$con" || echo '(no test had started)'; } | tail -4 | cut -c1-200 | sed 's/^/[kernel-vm]   /'
+      { grep -a -A40 -m1 'soft lockup\|Kernel panic' "$con" || true; } | cut -c1-160 | sed 's/^/[kernel-vm]   /'
+    done
   done
   for s in "${summary[@]}"; do printf '[kernel-vm] %s\n' "$s"; done
   printf '%d passed, %d failed\n' "$passed" "$failed"
