@@ -25,7 +25,9 @@
 #                      for a checkout nothing writes to while the VM runs, as in CI)
 #   KERNEL_VM_LOCKUP_RETRIES  1 (default): a guest kernel that locks up or panics is booted once
 #                      more; 0: never. A lockup is never hidden: its report ends the output and
-#                      the summary says the result is from a second boot
+#                      the summary says the result is from a second boot. The second boot has
+#                      KERNEL_VM_LOCKUP_SMP guest CPUs (default 1: the lockups seen in CI held both
+#                      CPUs of a 2-CPU TCG guest, and one CPU takes cross-CPU emulation out of play)
 #   KERNEL_VM_TESTS    test paths or filters for vitest (default: the kernel suites, test/, of
 #                      bpf-loader, probes and signals; the pure src/ unit tests run on the host)
 set -euo pipefail
@@ -39,6 +41,7 @@ smp=${KERNEL_VM_SMP:-2}
 mem=${KERNEL_VM_MEM:-3G}
 cache_mode=${KERNEL_VM_9P_CACHE:-mmap}
 lockup_retries=${KERNEL_VM_LOCKUP_RETRIES:-1}
+lockup_smp=${KERNEL_VM_LOCKUP_SMP:-1}
 tests=${KERNEL_VM_TESTS:-packages/bpf-loader/test packages/probes/test packages/signals/test}
 
 log() { printf '[kernel-vm] %s\n' "$*" >&2; }
@@ -162,7 +165,7 @@ locked_up() { [ -f "$1" ] && grep -aq 'soft lockup\|Kernel panic' "$1"; }
 
 # boot <version> <dir>: prints the VM's console; leaves results in <dir>/out.
 boot() {
-  local ver=$1 dir=$2 limit=${3:-$timeout_s} kernel
+  local ver=$1 dir=$2 limit=${3:-$timeout_s} cpus=${4:-$smp} kernel
   kernel=$(ls "$dir"/pkg/boot/vmlinuz-*)
   rm -rf "$dir/out" && mkdir -p "$dir/out"
   local cpu=(-accel tcg -cpu max)
@@ -171,7 +174,7 @@ boot() {
   # A soft lockup panics at once (panic=-1 and -no-reboot end qemu) with every CPU's stack on the
   # console (loglevel 5 lets the traces through), instead of burning the rest of the time limit.
   local append="console=ttyS0 panic=-1 quiet loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 lsm=lockdown,capability,yama,apparmor,bpf stella_9p_cache=$cache_mode stella_repo=$repo stella_tests=${tests// /,}"
-  timeout -k 15 "$limit" qemu-system-x86_64 "${cpu[@]}" -smp "$smp" -m "$mem" \
+  timeout -k 15 "$limit" qemu-system-x86_64 "${cpu[@]}" -smp "$cpus" -m "$mem" \
     -display none -monitor none -serial stdio -no-reboot \
     -kernel "$kernel" -initrd "$dir/initramfs.gz" -append "$append" \
     -virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap" \
@@ -213,9 +216,9 @@ main() {
     local left=$((timeout_s - ($(date +%s) - start)))
     if [ "$lockup_retries" -gt 0 ] && [ "$left" -gt 120 ] && locked_up "$dir/console.log"; then
       mv "$dir/console.log" "$dir/console.lockup.log"
-      log "$v: the guest kernel locked up after $((timeout_s - left))s (report at the end); booting it once more (${left}s left)"
+      log "$v: the guest kernel locked up after $((timeout_s - left))s (report at the end); booting it once more with $lockup_smp CPU(s) (${left}s left)"
       rc=0
-      boot "$v" "$dir" "$left" | tee "$dir/console.log" || rc=$?
+      boot "$v" "$dir" "$left" "$lockup_smp" | tee "$dir/console.log" || rc=$?
     fi
     local took=$(($(date +%s) - start))
     line=$(grep -ao 'vitest: [0-9]* passed, [0-9]* failed, [0-9]* skipped' "$dir/out/vitest.log" 2>/dev/null | tail -1 || true)
@@ -225,7 +228,7 @@ main() {
       passed=$((passed + p))
       failed=$((failed + f))
       local note=
-      [ -f "$dir/console.lockup.log" ] && note=" (on a second boot: the first locked up, see its report)"
+      [ -f "$dir/console.lockup.log" ] && note=" (on a second boot with $lockup_smp CPU(s): the first locked up, see its report)"
       summary+=("$v ($(cat "$dir/out/uname" 2>/dev/null || echo '?')): $line in ${took}s$note")
     else
       failed=$((failed + 1))
