@@ -53,6 +53,7 @@ mkdir -p $r/kvm-out
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out $r/kvm-out
 tests=$(param stella_tests)
 echo "[init] $(cat /proc/version)"
+echo "[init] clocksource $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null), $(grep -c ^processor /proc/cpuinfo) CPU(s)"
 chroot $r /bin/bash "$repo/tools/kernel-vm/guest.sh" "$repo" "$tests"
 echo "[init] guest exited with $?"
 sync

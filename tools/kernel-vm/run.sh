@@ -171,9 +171,13 @@ boot() {
   local cpu=(-accel tcg -cpu max)
   [ "$accel" = kvm ] && cpu=(-accel kvm -cpu host)
   # lsm=...,bpf turns on BPF LSM where the kernel has CONFIG_BPF_LSM (Debian does).
+  # tsc=unstable clocksource=hpet: the guest's clock as every passing run here had it. Under TCG
+  # the kernel's TSC sync check fails on this host (it marks the TSC unstable and takes hpet) but
+  # may pass on another, and a TCG guest left on the TSC clocksource is known to report soft
+  # lockups; CI's two lockups came on another host of the same kind.
   # A soft lockup panics at once (panic=-1 and -no-reboot end qemu) with every CPU's stack on the
   # console (loglevel 5 lets the traces through), instead of burning the rest of the time limit.
-  local append="console=ttyS0 panic=-1 quiet loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 lsm=lockdown,capability,yama,apparmor,bpf stella_9p_cache=$cache_mode stella_repo=$repo stella_tests=${tests// /,}"
+  local append="console=ttyS0 panic=-1 quiet loglevel=5 tsc=unstable clocksource=hpet softlockup_panic=1 softlockup_all_cpu_backtrace=1 lsm=lockdown,capability,yama,apparmor,bpf stella_9p_cache=$cache_mode stella_repo=$repo stella_tests=${tests// /,}"
   timeout -k 15 "$limit" qemu-system-x86_64 "${cpu[@]}" -smp "$cpus" -m "$mem" \
     -display none -monitor none -serial stdio -no-reboot \
     -kernel "$kernel" -initrd "$dir/initramfs.gz" -append "$append" \
