@@ -57,18 +57,26 @@ function fail(what: string, r: Buffer, kind: number | undefined, expected?: numb
  * Check the file-open record data[start, end) (lengths and enum values):
  * throws DecodeError as {@link decodeEvent} documents, else returns the path length.
  */
+// Called once per file open on the hot path: no closure per call (the error
+// path builds its subarray only when it throws).
 function checkFileOpen(data: Buffer, start: number, end: number, kind: number): number {
-  const bad = (what: string, expected?: number): never =>
-    fail(what, data.subarray(start, end), kind, expected);
-  if (end - start < FILE_OPEN_BASE) bad('file_open record shorter than its fixed part', FILE_OPEN_BASE);
+  if (end - start < FILE_OPEN_BASE) {
+    fail('file_open record shorter than its fixed part', data.subarray(start, end), kind, FILE_OPEN_BASE);
+  }
   const pathLen = data.readUInt32LE(start + F.path_len[0]);
   if (end - start !== FILE_OPEN_BASE + pathLen) {
-    bad(`file_open record with path_len ${pathLen}`, FILE_OPEN_BASE + pathLen);
+    fail(
+      `file_open record with path_len ${pathLen}`,
+      data.subarray(start, end),
+      kind,
+      FILE_OPEN_BASE + pathLen,
+    );
   }
   const sc = data.readUInt16LE(start + F.syscall[0]);
   const res = data[start + F.resolution[0]]!;
-  if (!SYSCALLS[sc]) bad(`file_open record with unknown syscall ${sc}`);
-  if (!RESOLUTIONS[res]) bad(`file_open record with unknown resolution ${res}`);
+  if (!SYSCALLS[sc]) fail(`file_open record with unknown syscall ${sc}`, data.subarray(start, end), kind);
+  if (!RESOLUTIONS[res])
+    fail(`file_open record with unknown resolution ${res}`, data.subarray(start, end), kind);
   return pathLen;
 }
 

@@ -20,6 +20,13 @@ const EDGES = [
   10n ** 19n - 1n,
   10n ** 19n,
   1_764_100_000_000_000_000n,
+  // Either side of a multiple of 1e8 near 2^53 (where the low 8 digits are split off).
+  90_071_991n * 100_000_000n - 1n,
+  90_071_991n * 100_000_000n,
+  2n ** 31n - 1n,
+  2n ** 31n,
+  10n ** 15n - 1n,
+  10n ** 15n,
   2n ** 64n - 2n,
   2n ** 64n - 1n,
 ];
@@ -70,6 +77,15 @@ describe('u64 from two u32 halves', () => {
     expect(u64Halves(2n ** 32n)).toEqual([1, 0]);
     expect(() => u64Halves(-1n)).toThrow(/outside \[0, 2\^64-1\]/);
     expect(() => u64Halves(2n ** 64n)).toThrow(RangeError);
+  });
+
+  it('writes every integer below 2^53 as JSON does, on both sides of each 1e8 boundary', () => {
+    const check = (n: number) => {
+      const out = Buffer.alloc(24);
+      expect(out.toString('latin1', 0, writeInt(out, 0, n))).toBe(JSON.stringify(n));
+    };
+    for (let k = 21; k <= 90_071_992; k = k * 3 + 1) for (const d of [-1, 0, 1]) check(k * 100_000_000 + d);
+    fc.assert(fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), check), { numRuns: 5000 });
   });
 
   it('writes i32 values as JSON does', () => {

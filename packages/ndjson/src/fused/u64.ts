@@ -42,29 +42,52 @@ function divLimb(hi: number, lo: number, rem: Float64Array): number {
 
 const scratch = new Float64Array(1);
 
-/** Decimal digits of a non-negative integer below 2^53 into `out` at `p`; returns the position after them. */
-export function writeUint(out: Uint8Array, p: number, n: number): number {
+/** Decimal digits of an integer in [0, 2^31) into `out` at `p` (small-integer arithmetic only); returns the position after them. */
+function writeSmall(out: Uint8Array, p: number, n: number): number {
   if (n < 10) {
     out[p] = 48 + n;
     return p + 1;
   }
-  if (n <= 0x7fffffff) {
-    // Small integer arithmetic (most members: pids, ids, flags, fds).
-    let digits = 2;
-    for (let m = (n / 100) | 0; m > 0; m = (m / 10) | 0) digits++;
-    let at = p + digits;
-    for (let m = n; at > p; ) {
-      const q = (m / 10) | 0;
-      out[--at] = 48 + m - q * 10;
-      m = q;
-    }
-    return p + digits;
-  }
-  let digits = 1;
-  for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+  let digits = 2;
+  for (let m = (n / 100) | 0; m > 0; m = (m / 10) | 0) digits++;
   let at = p + digits;
-  for (let m = n; at > p; m = Math.floor(m / 10)) out[--at] = 48 + (m % 10);
+  for (let m = n; at > p; ) {
+    const q = (m / 10) | 0;
+    out[--at] = 48 + m - q * 10;
+    m = q;
+  }
   return p + digits;
+}
+
+/** The 8 digits of a limb in [0, 1e8), zero-padded, into `out` at `p`; returns `p + 8`. */
+function writeLimb(out: Uint8Array, p: number, n: number): number {
+  for (let at = p + 7, m = n | 0; at >= p; at--) {
+    const q = (m / 10) | 0;
+    out[at] = 48 + m - q * 10;
+    m = q;
+  }
+  return p + 8;
+}
+
+/**
+ * Decimal digits of a non-negative integer below 2^53 into `out` at `p`;
+ * returns the position after them. Past 2^31 (every nanosecond timestamp) it
+ * splits off the low 8 digits once, so every digit comes from small-integer
+ * arithmetic, never a floating-point `%` per digit.
+ */
+export function writeUint(out: Uint8Array, p: number, n: number): number {
+  if (n <= 0x7fffffff) return writeSmall(out, p, n);
+  // n < 2^53: the quotient is below 9.1e7 and both products below are exact.
+  let q = Math.floor(n / LIMB);
+  let r = n - q * LIMB;
+  if (r < 0) {
+    q--;
+    r += LIMB;
+  } else if (r >= LIMB) {
+    q++;
+    r -= LIMB;
+  }
+  return writeLimb(out, writeSmall(out, p, q), r);
 }
 
 /** Decimal digits of a signed integer (|n| below 2^53) into `out` at `p`; returns the position after them. */
@@ -85,11 +108,8 @@ export function writeU64(out: Uint8Array, p: number, hi: number, lo: number): nu
   // Below 2^53 the value is an exact Number.
   if (hi < 0x200000) return writeUint(out, p, hi * TWO32 + lo);
   const q = divLimb(hi, lo, scratch);
-  const r = scratch[0]!;
-  p = writeUint(out, p, q);
-  // The low limb, zero-padded to 8 digits.
-  for (let i = 7, m = r; i >= 0; i--, m = Math.floor(m / 10)) out[p + i] = 48 + (m % 10);
-  return p + 8;
+  // q < 2^64 / 1e8 < 2^53; the low limb, zero-padded to 8 digits.
+  return writeLimb(out, writeUint(out, p, q), scratch[0]!);
 }
 
 const text = new Uint8Array(20);
