@@ -11,4 +11,14 @@ if (!existsSync(built)) {
   );
   process.exit(3);
 }
+// `stella signals start` caps its heap by re-executing itself (src/heap-cap.ts).
+// Deciding here, before the CLI and its dependencies load, makes the re-exec
+// cost one small module instead of loading the whole CLI twice; dist/bin.js
+// still checks for itself when it is run directly.
+const cap = new URL('../dist/heap-cap.js', import.meta.url);
+if (existsSync(cap)) {
+  const { heapCapArgs } = await import(cap.href);
+  const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS);
+  if (capped && typeof process.execve === 'function') process.execve(process.execPath, capped, process.env);
+}
 await import(built.href);
