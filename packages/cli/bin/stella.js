@@ -17,8 +17,8 @@ if (!existsSync(built)) {
 // still checks for itself when it is run directly.
 const cap = new URL('../dist/heap-cap.js', import.meta.url);
 if (existsSync(cap)) {
-  const { heapCapArgs } = await import(cap.href);
-  const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS);
+  const { cgroupMemoryLimit, heapCapArgs } = await import(cap.href);
+  const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit());
   if (capped && typeof process.execve === 'function') process.execve(process.execPath, capped, process.env);
 }
 await import(built.href);

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-import { heapCapArgs } from './heap-cap.js';
+import { cgroupMemoryLimit, heapCapArgs } from './heap-cap.js';
 import { main } from './main.js';
 
 // `stella signals start` runs with a bounded heap unless the user chose one:
 // re-executed once, same pid, with node flags (see heap-cap.ts for why).
-const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS);
+const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit());
 if (capped && typeof process.execve === 'function') process.execve(process.execPath, capped, process.env);
 
 main(process.argv.slice(2)).then((code) => {
