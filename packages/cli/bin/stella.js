@@ -18,7 +18,7 @@ if (!existsSync(built)) {
 const cap = new URL('../dist/heap-cap.js', import.meta.url);
 if (existsSync(cap)) {
   const { cgroupMemoryLimit, heapCapArgs } = await import(cap.href);
-  const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit());
+  const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit);
   if (capped && typeof process.execve === 'function') process.execve(process.execPath, capped, process.env);
 }
 await import(built.href);

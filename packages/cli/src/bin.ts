@@ -4,7 +4,7 @@ import { main } from './main.js';
 
 // `stella signals start` runs with a bounded heap unless the user chose one:
 // re-executed once, same pid, with node flags (see heap-cap.ts for why).
-const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit());
+const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit);
 if (capped && typeof process.execve === 'function') process.execve(process.execPath, capped, process.env);
 
 main(process.argv.slice(2)).then((code) => {

@@ -34,11 +34,14 @@ export function heapCapArgs(
   argv: readonly string[],
   execArgv: readonly string[],
   nodeOptions: string | undefined,
-  memoryLimit?: number,
+  memoryLimit?: number | (() => number | undefined),
 ): string[] | undefined {
   if (argv[2] !== 'signals' || argv[3] !== 'start') return undefined;
   const set = new Set([...execArgv, ...(nodeOptions ?? '').split(/\s+/)].filter(Boolean).map(flagName));
-  const missing = collectorHeapFlags(memoryLimit).filter((f) => !set.has(flagName(f)));
+  if (COLLECTOR_HEAP_FLAGS.every((f) => set.has(flagName(f)))) return undefined;
+  // Read the cgroup limit (a few small files) only when a flag is still to be added.
+  const limit = typeof memoryLimit === 'function' ? memoryLimit() : memoryLimit;
+  const missing = collectorHeapFlags(limit).filter((f) => !set.has(flagName(f)));
   if (missing.length === 0) return undefined;
   return [argv[0]!, ...missing, ...execArgv, ...argv.slice(1)];
 }
