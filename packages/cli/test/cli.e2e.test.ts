@@ -375,6 +375,62 @@ describe.runIf(canRunBpf('stella signals start, a signal while starting'))(
       // At least one signal landed before collection started (what this test is about).
       expect(inWindow).toBeGreaterThan(0);
     }, 180_000);
+
+    it('a SIGTERM while the `stella` launcher loads the CLI (before the start command exists) is not lost (was: exit 143)', async () => {
+      const base = mkdtempSync(join(tmpdir(), 'stella-early-launch-'));
+      const key = join(base, 'k.pem');
+      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
+      const evidence = join(base, 'ev');
+      // A preload holds the capped image (after the launcher's re-exec) for
+      // 1.5 s while dist/bin.js loads, and says so: a signal then comes while
+      // the CLI loads, as on a slow disk or a loaded node, every time.
+      const marker = join(base, 'loading');
+      const preload = join(base, 'slow-load.mjs');
+      writeFileSync(
+        preload,
+        `import { writeFileSync } from 'node:fs';
+import { registerHooks } from 'node:module';
+registerHooks({ load(url, context, next) {
+  if (url.endsWith('/cli/dist/bin.js') && process.execArgv.some((a) => a.startsWith('--max-old-space-size'))) {
+    writeFileSync(${JSON.stringify(marker)}, 'x');
+    for (const end = Date.now() + 1500; Date.now() < end; );
+  }
+  return next(url, context);
+} });
+`,
+      );
+      const child = spawn(
+        process.execPath,
+        [join(pkg, 'bin/stella.js'), 'signals', 'start', '--target', evidence, '--key', key],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: `--import=${preload}` } },
+      );
+      let log = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        log += d.toString();
+      });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        child.once('exit', (code, signal) => r({ code, signal })),
+      );
+      while (!existsSync(marker) && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+      expect(log).toBe('');
+      child.kill('SIGTERM');
+      const timeout = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 40_000).unref());
+      const result = await Promise.race([exited, timeout]);
+      if (result === 'hung') child.kill('SIGKILL');
+      expect(result, log).toEqual({ code: 0, signal: null });
+      const msgs = log
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l).msg as string);
+      const early = msgs.indexOf(
+        'stop requested before collection started: stopping as soon as the probes are attached',
+      );
+      expect(early, log).toBeGreaterThanOrEqual(0);
+      expect(msgs.indexOf('collector started'), log).toBeGreaterThan(early);
+      expect(msgs.at(-1), log).toBe('collector stopped');
+      const v = stella(['signals', 'verify-chain', evidence, '--key', join(base, 'k.pub.pem')]);
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+    }, 60_000);
   },
 );
 

@@ -49,6 +49,7 @@ export const startSpec: CommandSpec = {
     '3  missing privileges or kernel features (the message says which and how to fix)',
     '4  a stop could not write or seal everything (the disk stayed full); the next start recovers what is on disk',
     '130  a third signal during a stop or while starting: exited at once; the next start seals the unfinished chunk as recovered',
+    "143  SIGTERM (130 SIGINT) during node's own start-up, the first ~0.1 s: ended by the signal before anything was read or written",
   ],
 };
 
@@ -187,6 +188,27 @@ interface Prepared {
   tty: boolean;
 }
 
+/** What bin/stella.js caught while the CLI loaded (see there). */
+interface LauncherSignals {
+  signals: NodeJS.Signals[];
+  listener?: (sig: NodeJS.Signals) => void;
+}
+
+/**
+ * Take over from the launcher's signal listener: `handler` is already
+ * installed (so Node keeps its signal handles open), the launcher's is
+ * removed, and the signals it caught are handled now, in order.
+ */
+function takeLauncherSignals(handler: (sig: NodeJS.Signals) => void): void {
+  const key = Symbol.for('stellaops.cli.earlySignals');
+  const handoff = (process as unknown as Record<symbol, LauncherSignals | undefined>)[key];
+  if (!handoff?.listener) return;
+  process.off('SIGINT', handoff.listener);
+  process.off('SIGTERM', handoff.listener);
+  handoff.listener = undefined;
+  for (const sig of handoff.signals.splice(0)) handler(sig);
+}
+
 /** `stella signals start`: run until a signal or --duration, then stop and seal (exit codes in its help). */
 export async function startCommand(p: Parsed, io: Io): Promise<number> {
   // A signal before the collector runs (config, preflight, loading and
@@ -211,6 +233,7 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   };
   process.on('SIGINT', onEarlySignal);
   process.on('SIGTERM', onEarlySignal);
+  takeLauncherSignals(onEarlySignal);
   // Removed only once the running handlers are installed: with no listener
   // left Node closes its signal handle, and a signal that arrived while the
   // probes loaded (still queued for that handle) would be dropped.
