@@ -8,6 +8,7 @@
  *
  *   flock /tmp/bench.lock npm run bench:cli -w @stellaops/signals   (same as: npx tsx packages/signals/bench/cli-storm.bench.ts)
  *   BENCH_OPS=3000000 BENCH_ROUNDS=3 BENCH_MODES=untraced,every ...  (same, other sizes)
+ *   BENCH_FILES=1 BENCH_PROCS=2 ...  (the same file, two storming processes at once)
  *
  * Per traced run it prints: workload ops/s and the ratio to the untraced run
  * of the same round, file_open records in the chain (read back from the
@@ -44,14 +45,16 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const DISTINCT = Number(process.env.BENCH_FILES ?? 10_000);
 const MODES = (process.env.BENCH_MODES ?? 'untraced,dedup,every').split(',');
 const VERIFY = process.env.BENCH_VERIFY !== '0';
+/** Storming processes at once, each `OPS` opens over the same `DISTINCT` files. */
+const PROCS = Number(process.env.BENCH_PROCS ?? 1);
 
 requireRootAndCli('cli-storm');
 
 const { work, data, key, pub } = benchDir('cli-storm', DISTINCT);
 const fsops = buildFsops(work);
 
-/** One storm: `OPS` open+close over `DISTINCT` files; ops/s by the workload's own clock. */
-function storm(): Promise<number> {
+/** One storming process: `OPS` open+close over `DISTINCT` files; ops/s by its own clock. */
+function stormOne(): Promise<number> {
   return new Promise((resolve, reject) => {
     const c = spawn(fsops, ['storm', String(OPS), join(data, 'x'), String(DISTINCT)], {
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -66,6 +69,12 @@ function storm(): Promise<number> {
       resolve(n! / (ns! / 1e9));
     });
   });
+}
+
+/** `PROCS` storming processes at once; their ops/s summed. */
+async function storm(): Promise<number> {
+  const rates = await Promise.all(Array.from({ length: PROCS }, stormOne));
+  return rates.reduce((a, b) => a + b, 0);
 }
 
 interface Traced {
@@ -118,7 +127,7 @@ async function traced(dedup: boolean, n: number): Promise<Traced> {
 
 console.log(
   `machine: ${cpus().length} CPU (${cpus()[0]?.model ?? '?'}), kernel ${release()}, Node ${process.version}; ` +
-    `fsops storm ${OPS} open+close over ${DISTINCT} files, ${ROUNDS} round(s); load average ${loadAverage()}`,
+    `fsops storm ${OPS} open+close over ${DISTINCT} files in each of ${PROCS} process(es), ${ROUNDS} round(s); load average ${loadAverage()}`,
 );
 console.log(
   '| round | mode | workload ops/s | ratio | file_open in chain / opens | final status seen / dedup / emitted / lost | balanced | idle RSS | peak RSS | collector CPU (cores) | verify-chain | collector heap flags |',
@@ -138,7 +147,7 @@ try {
       const t = await traced(mode === 'dedup', round);
       const s = t.status;
       console.log(
-        `| ${round} | ${mode === 'dedup' ? 'dedup on' : 'every event'} | ${Math.round(t.opsPerSec).toLocaleString('en')} | ${(t.opsPerSec / base).toFixed(2)}x | ${t.inChain.toLocaleString('en')} / ${OPS.toLocaleString('en')} (${((t.inChain / OPS) * 100).toFixed(1)} %) | ${s.seen} / ${s.deduplicated} / ${s.emitted} / ${s.lost} | ${t.balanced ? 'yes' : 'NO'} | ${t.idleRssMiB.toFixed(0)} MiB | ${t.peakRssMiB.toFixed(0)} MiB | ${t.cpuCores.toFixed(2)} | ${t.verified} | ${t.flags} |`,
+        `| ${round} | ${mode === 'dedup' ? 'dedup on' : 'every event'} | ${Math.round(t.opsPerSec).toLocaleString('en')} | ${(t.opsPerSec / base).toFixed(2)}x | ${t.inChain.toLocaleString('en')} / ${(OPS * PROCS).toLocaleString('en')} (${((t.inChain / (OPS * PROCS)) * 100).toFixed(1)} %) | ${s.seen} / ${s.deduplicated} / ${s.emitted} / ${s.lost} | ${t.balanced ? 'yes' : 'NO'} | ${t.idleRssMiB.toFixed(0)} MiB | ${t.peakRssMiB.toFixed(0)} MiB | ${t.cpuCores.toFixed(2)} | ${t.verified} | ${t.flags} |`,
       );
     }
   }

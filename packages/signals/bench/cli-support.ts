@@ -199,3 +199,42 @@ export function verifyChain(dir: string, pub: string): string {
     return `FAILED (exit ${(e as { status?: number }).status})`;
   }
 }
+
+/**
+ * Read a sealed chain back, every record type (each line parsed: for the
+ * smaller chains of the network benches): records per `type`, the final
+ * status of every probe by name, and whether they all balance.
+ */
+export function readChainTypes(dir: string): {
+  types: Map<string, number>;
+  probes: Map<string, ProbeStatus>;
+  balanced: boolean;
+} {
+  const types = new Map<string, number>();
+  let final: { probes: Array<Record<string, string>> } | undefined;
+  for (const f of readdirSync(dir)
+    .filter((x) => x.endsWith('.ndjson'))
+    .sort()) {
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      if (!line) continue;
+      const r = JSON.parse(line) as { type: string; final?: boolean; probes?: Array<Record<string, string>> };
+      types.set(r.type, (types.get(r.type) ?? 0) + 1);
+      if (r.type === 'collector_status' && r.final === true) final = r as typeof final;
+    }
+  }
+  const probes = new Map<string, ProbeStatus>();
+  for (const p of final?.probes ?? []) {
+    const num = (k: string) => Number(p[k] ?? Number.NaN);
+    probes.set(String(p.name), {
+      seen: num('seen'),
+      filtered: num('filtered'),
+      deduplicated: num('deduplicated'),
+      emitted: num('emitted'),
+      lost: num('lost'),
+    });
+  }
+  const balanced =
+    final !== undefined &&
+    [...probes.values()].every((s) => s.seen === s.filtered + s.deduplicated + s.emitted + s.lost);
+  return { types, probes, balanced };
+}
