@@ -88,6 +88,17 @@ describe('u64 from two u32 halves', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), check), { numRuns: 5000 });
   });
 
+  it('writes both sides of every power of ten below 2^31 as JSON does (where the digit count changes)', () => {
+    const out = Buffer.alloc(16);
+    for (let k = 1; k <= 1e9; k *= 10)
+      for (const n of [k - 1, k, k + 1, 2 * k - 1, 10 * k - 1]) {
+        if (n < 0 || n > 0x7fffffff) continue;
+        expect(out.toString('latin1', 0, writeInt(out, 0, n))).toBe(String(n));
+      }
+    expect(out.toString('latin1', 0, writeInt(out, 0, 0x7fffffff))).toBe('2147483647');
+    for (let n = 0; n < 100_000; n++) expect(out.toString('latin1', 0, writeInt(out, 0, n))).toBe(String(n));
+  });
+
   it('writes i32 values as JSON does', () => {
     fc.assert(
       fc.property(fc.integer({ min: -0x80000000, max: 0x7fffffff }), (n) => {
