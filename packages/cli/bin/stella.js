@@ -4,25 +4,6 @@
 // where dist/ is built only after `npm ci`; it runs the built CLI.
 import { existsSync } from 'node:fs';
 
-// `stella signals start` stops and seals on a signal that comes while it is
-// still starting (src/commands/start.ts), but loading the CLI takes 0.2-1.5 s
-// before that handler exists. Catch SIGINT/SIGTERM from here on and hand
-// what came to the start command; only node's own start-up is left, where a
-// signal ends the process (143/130) before anything is read or written.
-const early = { signals: [], listener: undefined, capDecided: false };
-if (process.argv[2] === 'signals' && process.argv[3] === 'start') {
-  early.listener = (sig) => {
-    early.signals.push(sig);
-    if (early.signals.length >= 3) {
-      process.stderr.write('stella: third signal: exiting now, before collection started\n');
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', early.listener);
-  process.on('SIGTERM', early.listener);
-  process[Symbol.for('stellaops.cli.earlySignals')] = early;
-}
-
 const built = new URL('../dist/bin.js', import.meta.url);
 if (!existsSync(built)) {
   process.stderr.write(
@@ -35,16 +16,38 @@ if (!existsSync(built)) {
 // cost one small module instead of loading the whole CLI twice; dist/bin.js
 // still checks for itself when it is run directly.
 const cap = new URL('../dist/heap-cap.js', import.meta.url);
+let capDecided = false;
 if (existsSync(cap)) {
   const { cgroupMemoryLimit, heapCapArgs } = await import(cap.href);
   const capped = heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit);
-  if (capped && typeof process.execve === 'function') {
-    // A signal already taken by the handler above would die with this image:
-    // let pending signal callbacks run (libuv delivers them in its poll phase,
-    // before setImmediate's), and skip the cap rather than drop a stop.
-    await new Promise((r) => setImmediate(r));
-    if (early.signals.length === 0) process.execve(process.execPath, capped, process.env);
-  }
-  early.capDecided = true;
+  if (capped && typeof process.execve === 'function') process.execve(process.execPath, capped, process.env);
+  capDecided = true;
+}
+
+// `stella signals start` stops and seals on a signal that comes while it is
+// still starting (src/commands/start.ts), but loading the CLI takes 0.2-1.5 s
+// before that handler exists. From here on (the image that loads the CLI,
+// after any re-exec: a signal caught before an execve would be lost with the
+// old image) SIGINT/SIGTERM/SIGHUP are caught and handed to the start
+// command. Before this line the signal's default action ends the process
+// (143 for SIGTERM) with nothing read or written.
+const argv = process.argv.slice(2);
+if (
+  capDecided &&
+  argv[0] === 'signals' &&
+  argv[1] === 'start' &&
+  !argv.includes('--help') &&
+  !argv.includes('-h')
+) {
+  const early = { signals: [], listener: undefined, capDecided: true };
+  early.listener = (sig) => {
+    early.signals.push(sig);
+    if (early.signals.length >= 3) {
+      process.stderr.write('stella: third signal: exiting now, before collection started\n');
+      process.exit(130);
+    }
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, early.listener);
+  process[Symbol.for('stellaops.cli.earlySignals')] = early;
 }
 await import(built.href);

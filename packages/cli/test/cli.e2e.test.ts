@@ -376,6 +376,86 @@ describe.runIf(canRunBpf('stella signals start, a signal while starting'))(
       expect(inWindow).toBeGreaterThan(0);
     }, 180_000);
 
+    it('a SIGTERM just before the heap-cap re-exec ends the process with nothing written, never a lost stop (outside audit)', async () => {
+      const base = mkdtempSync(join(tmpdir(), 'stella-reexec-'));
+      const key = join(base, 'k.pem');
+      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
+      const evidence = join(base, 'ev');
+      // A preload holds the first image for 1.5 s at its execve: a signal then
+      // is one that lands between the launcher's decision and the re-exec.
+      // Caught there, it died with the image and the collector ran on.
+      const marker = join(base, 'at-execve');
+      const preload = join(base, 'slow-execve.mjs');
+      writeFileSync(
+        preload,
+        `import { writeFileSync } from 'node:fs';
+const execve = process.execve;
+process.execve = (...a) => {
+  writeFileSync(${JSON.stringify(marker)}, 'x');
+  for (const end = Date.now() + 1500; Date.now() < end; );
+  return execve.apply(process, a);
+};
+`,
+      );
+      const child = spawn(
+        process.execPath,
+        [
+          join(pkg, 'bin/stella.js'),
+          'signals',
+          'start',
+          '--target',
+          evidence,
+          '--key',
+          key,
+          '--duration',
+          '20s',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: `--import=${preload}` } },
+      );
+      let log = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        log += d.toString();
+      });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        child.once('exit', (code, signal) => r({ code, signal })),
+      );
+      while (!existsSync(marker) && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
+      child.kill('SIGTERM');
+      const result = await exited;
+      expect(result, log).toEqual({ code: null, signal: 'SIGTERM' });
+      expect(log).toBe('');
+      expect(existsSync(evidence)).toBe(false);
+    }, 60_000);
+
+    it("SIGHUP (a closed terminal; node drops nohup's ignore) stops and seals like SIGTERM (was: killed, chunk left unsealed)", async () => {
+      const base = mkdtempSync(join(tmpdir(), 'stella-hup-'));
+      const key = join(base, 'k.pem');
+      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
+      const evidence = join(base, 'ev');
+      const child = spawn(
+        process.execPath,
+        [join(pkg, 'bin/stella.js'), 'signals', 'start', '--target', evidence, '--key', key],
+        {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
+      let log = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        log += d.toString();
+      });
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        child.once('exit', (code, signal) => r({ code, signal })),
+      );
+      while (!log.includes('"collector started"') && child.exitCode === null)
+        await new Promise((r) => setTimeout(r, 20));
+      child.kill('SIGHUP');
+      expect(await exited, log).toEqual({ code: 0, signal: null });
+      expect(log).toContain('"reason":"SIGHUP"');
+      expect(log).toContain('"collector stopped"');
+      const v = stella(['signals', 'verify-chain', evidence, '--key', join(base, 'k.pub.pem')]);
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+    }, 60_000);
+
     it('a SIGTERM while the `stella` launcher loads the CLI (before the start command exists) is not lost (was: exit 143)', async () => {
       const base = mkdtempSync(join(tmpdir(), 'stella-early-launch-'));
       const key = join(base, 'k.pem');

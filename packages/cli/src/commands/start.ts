@@ -26,7 +26,8 @@ import { remindBeforeExpiry, tokenExpiryWarning } from './token-expiry.js';
 
 export const startSpec: CommandSpec = {
   name: 'start',
-  summary: 'Run the collector in the foreground until SIGINT/SIGTERM (or --duration), sealing signed chunks.',
+  summary:
+    'Run the collector in the foreground until SIGINT/SIGTERM/SIGHUP (or --duration), sealing signed chunks.',
   usage: 'stella signals start [--target DIR] [--config FILE] [--set KEY=VALUE]... [--duration 30s]',
   options: {
     target: { type: 'string', short: 't', value: 'DIR', help: 'output directory (signals.output_directory)' },
@@ -48,8 +49,10 @@ export const startSpec: CommandSpec = {
     '2  bad flags or configuration, unusable --target, or no signing key',
     '3  missing privileges or kernel features (the message says which and how to fix)',
     '4  a stop could not write or seal everything (the disk stayed full); the next start recovers what is on disk',
-    '130  a third signal during a stop or while starting: exited at once; the next start seals the unfinished chunk as recovered',
-    "143  SIGTERM (130 SIGINT) during node's own start-up, the first ~0.1 s: ended by the signal before anything was read or written",
+    '130  a third signal during a stop or while starting: exits as soon as the main thread is free (up to ~3 s while probes load or detach);',
+    '     the next start seals the unfinished chunk as recovered (signals sent while the same one is still pending merge into one)',
+    "143  SIGTERM (130 SIGINT, 129 SIGHUP) during node's own start-up and the heap-cap re-exec, about the first 0.1-0.2 s: ended by the signal before anything was read or written",
+    '     (SIGQUIT and SIGKILL always end it at once; the next start seals the unfinished chunk as recovered)',
   ],
 };
 
@@ -188,6 +191,13 @@ interface Prepared {
   tty: boolean;
 }
 
+/**
+ * The signals that stop and seal. SIGHUP too: a closed terminal sends it, and
+ * node resets a `nohup`'s ignore at start-up, so left alone it ends the
+ * collector with an unsealed chunk. bin/stella.js catches the same ones.
+ */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 /** What bin/stella.js caught while the CLI loaded (see there). */
 interface LauncherSignals {
   signals: NodeJS.Signals[];
@@ -203,8 +213,7 @@ function takeLauncherSignals(handler: (sig: NodeJS.Signals) => void): void {
   const key = Symbol.for('stellaops.cli.earlySignals');
   const handoff = (process as unknown as Record<symbol, LauncherSignals | undefined>)[key];
   if (!handoff?.listener) return;
-  process.off('SIGINT', handoff.listener);
-  process.off('SIGTERM', handoff.listener);
+  for (const sig of STOP_SIGNALS) process.off(sig, handoff.listener);
   handoff.listener = undefined;
   for (const sig of handoff.signals.splice(0)) handler(sig);
 }
@@ -231,15 +240,13 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
       process.exit(130);
     }
   };
-  process.on('SIGINT', onEarlySignal);
-  process.on('SIGTERM', onEarlySignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onEarlySignal);
   takeLauncherSignals(onEarlySignal);
   // Removed only once the running handlers are installed: with no listener
   // left Node closes its signal handle, and a signal that arrived while the
   // probes loaded (still queued for that handle) would be dropped.
   const releaseEarly = () => {
-    process.off('SIGINT', onEarlySignal);
-    process.off('SIGTERM', onEarlySignal);
+    for (const sig of STOP_SIGNALS) process.off(sig, onEarlySignal);
   };
   let prepared: Prepared;
   try {
@@ -423,8 +430,7 @@ async function runCollector(
     io.err('stella: third signal: exiting now; the unfinished chunk is recovered on the next start\n');
     process.exit(130);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
   releaseEarly();
   // Nothing the user wanted was collected yet: no drain to wait for, seal at once.
   if (early) stop(`${early} before collection started`, true);
@@ -439,8 +445,7 @@ async function runCollector(
     stopLogWatch();
     if (timer) clearTimeout(timer);
     if (watchdog) clearTimeout(watchdog);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
   }
   const end = collector.status();
   // Log submissions left in the spool (Rekor unreachable): said before the last line.
