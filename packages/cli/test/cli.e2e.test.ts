@@ -295,6 +295,44 @@ describe.runIf(canRunBpf('stella signals start, bad targets and keys'))(
   },
 );
 
+/**
+ * `stella signals start` as users run it (bin/stella.js, the launcher) into a
+ * fresh directory with a fresh key; `preload(marker)`, if given, is the
+ * source of an ES module node loads first (NODE_OPTIONS --import), which
+ * can write `marker` to say where the process is.
+ */
+function launchStart(name: string, args: string[], preload?: (marker: string) => string) {
+  const base = mkdtempSync(join(tmpdir(), `stella-${name}-`));
+  const key = join(base, 'k.pem');
+  expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
+  const evidence = join(base, 'ev');
+  const marker = join(base, 'marker');
+  const env = { ...process.env };
+  if (preload) {
+    const file = join(base, 'preload.mjs');
+    writeFileSync(file, preload(marker));
+    env.NODE_OPTIONS = `--import=${file}`;
+  }
+  const child = spawn(
+    process.execPath,
+    [join(pkg, 'bin/stella.js'), 'signals', 'start', '--target', evidence, '--key', key, ...args],
+    { stdio: ['ignore', 'ignore', 'pipe'], env },
+  );
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    log += d.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
+  /** Poll `ready` every 5 ms until it holds or the process has exited. */
+  const until = async (ready: () => boolean) => {
+    while (!ready() && child.exitCode === null && child.signalCode === null)
+      await new Promise((r) => setTimeout(r, 5));
+  };
+  return { child, evidence, marker, pub: join(base, 'k.pub.pem'), log: () => log, exited, until };
+}
+
 describe.runIf(canRunBpf('stella signals start, a signal while starting'))(
   'stella start: SIGTERM while the probes load (outside audit, issue 10)',
   () => {
@@ -377,138 +415,74 @@ describe.runIf(canRunBpf('stella signals start, a signal while starting'))(
     }, 180_000);
 
     it('a SIGTERM just before the heap-cap re-exec ends the process with nothing written, never a lost stop (outside audit)', async () => {
-      const base = mkdtempSync(join(tmpdir(), 'stella-reexec-'));
-      const key = join(base, 'k.pem');
-      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
-      const evidence = join(base, 'ev');
       // A preload holds the first image for 1.5 s at its execve: a signal then
       // is one that lands between the launcher's decision and the re-exec.
       // Caught there, it died with the image and the collector ran on.
-      const marker = join(base, 'at-execve');
-      const preload = join(base, 'slow-execve.mjs');
-      writeFileSync(
-        preload,
-        `import { writeFileSync } from 'node:fs';
-const execve = process.execve;
-process.execve = (...a) => {
-  writeFileSync(${JSON.stringify(marker)}, 'x');
-  for (const end = Date.now() + 1500; Date.now() < end; );
-  return execve.apply(process, a);
-};
-`,
-      );
-      const child = spawn(
-        process.execPath,
+      const run = launchStart('reexec', ['--duration', '20s'], (marker) =>
         [
-          join(pkg, 'bin/stella.js'),
-          'signals',
-          'start',
-          '--target',
-          evidence,
-          '--key',
-          key,
-          '--duration',
-          '20s',
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: `--import=${preload}` } },
+          "import { writeFileSync } from 'node:fs';",
+          'const execve = process.execve;',
+          'process.execve = (...a) => {',
+          `  writeFileSync(${JSON.stringify(marker)}, 'x');`,
+          '  for (const end = Date.now() + 1500; Date.now() < end; );',
+          '  return execve.apply(process, a);',
+          '};',
+        ].join('\n'),
       );
-      let log = '';
-      child.stderr?.on('data', (d: Buffer) => {
-        log += d.toString();
-      });
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-        child.once('exit', (code, signal) => r({ code, signal })),
-      );
-      while (!existsSync(marker) && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
-      child.kill('SIGTERM');
-      const result = await exited;
-      expect(result, log).toEqual({ code: null, signal: 'SIGTERM' });
-      expect(log).toBe('');
-      expect(existsSync(evidence)).toBe(false);
+      await run.until(() => existsSync(run.marker));
+      run.child.kill('SIGTERM');
+      expect(await run.exited, run.log()).toEqual({ code: null, signal: 'SIGTERM' });
+      expect(run.log()).toBe('');
+      expect(existsSync(run.evidence)).toBe(false);
     }, 60_000);
 
     it("SIGHUP (a closed terminal; node drops nohup's ignore) stops and seals like SIGTERM (was: killed, chunk left unsealed)", async () => {
-      const base = mkdtempSync(join(tmpdir(), 'stella-hup-'));
-      const key = join(base, 'k.pem');
-      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
-      const evidence = join(base, 'ev');
-      const child = spawn(
-        process.execPath,
-        [join(pkg, 'bin/stella.js'), 'signals', 'start', '--target', evidence, '--key', key],
-        {
-          stdio: ['ignore', 'ignore', 'pipe'],
-        },
-      );
-      let log = '';
-      child.stderr?.on('data', (d: Buffer) => {
-        log += d.toString();
-      });
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-        child.once('exit', (code, signal) => r({ code, signal })),
-      );
-      while (!log.includes('"collector started"') && child.exitCode === null)
-        await new Promise((r) => setTimeout(r, 20));
-      child.kill('SIGHUP');
-      expect(await exited, log).toEqual({ code: 0, signal: null });
-      expect(log).toContain('"reason":"SIGHUP"');
-      expect(log).toContain('"collector stopped"');
-      const v = stella(['signals', 'verify-chain', evidence, '--key', join(base, 'k.pub.pem')]);
+      const run = launchStart('hup', []);
+      await run.until(() => run.log().includes('"collector started"'));
+      run.child.kill('SIGHUP');
+      expect(await run.exited, run.log()).toEqual({ code: 0, signal: null });
+      expect(run.log()).toContain('"reason":"SIGHUP"');
+      expect(run.log()).toContain('"collector stopped"');
+      const v = stella(['signals', 'verify-chain', run.evidence, '--key', run.pub]);
       expect(v.code, v.stdout + v.stderr).toBe(0);
     }, 60_000);
 
     it('a SIGTERM while the `stella` launcher loads the CLI (before the start command exists) is not lost (was: exit 143)', async () => {
-      const base = mkdtempSync(join(tmpdir(), 'stella-early-launch-'));
-      const key = join(base, 'k.pem');
-      expect(stella(['signals', 'keygen', '--out', key]).code).toBe(0);
-      const evidence = join(base, 'ev');
       // A preload holds the capped image (after the launcher's re-exec) for
       // 1.5 s while dist/bin.js loads, and says so: a signal then comes while
       // the CLI loads, as on a slow disk or a loaded node, every time.
-      const marker = join(base, 'loading');
-      const preload = join(base, 'slow-load.mjs');
-      writeFileSync(
-        preload,
-        `import { writeFileSync } from 'node:fs';
-import { registerHooks } from 'node:module';
-registerHooks({ load(url, context, next) {
-  if (url.endsWith('/cli/dist/bin.js') && process.execArgv.some((a) => a.startsWith('--max-old-space-size'))) {
-    writeFileSync(${JSON.stringify(marker)}, 'x');
-    for (const end = Date.now() + 1500; Date.now() < end; );
-  }
-  return next(url, context);
-} });
-`,
+      const run = launchStart('early-launch', [], (marker) =>
+        [
+          "import { writeFileSync } from 'node:fs';",
+          "import { registerHooks } from 'node:module';",
+          'registerHooks({ load(url, context, next) {',
+          "  if (url.endsWith('/cli/dist/bin.js') && process.execArgv.some((a) => a.startsWith('--max-old-space-size'))) {",
+          `    writeFileSync(${JSON.stringify(marker)}, 'x');`,
+          '    for (const end = Date.now() + 1500; Date.now() < end; );',
+          '  }',
+          '  return next(url, context);',
+          '} });',
+        ].join('\n'),
       );
-      const child = spawn(
-        process.execPath,
-        [join(pkg, 'bin/stella.js'), 'signals', 'start', '--target', evidence, '--key', key],
-        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: `--import=${preload}` } },
-      );
-      let log = '';
-      child.stderr?.on('data', (d: Buffer) => {
-        log += d.toString();
-      });
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-        child.once('exit', (code, signal) => r({ code, signal })),
-      );
-      while (!existsSync(marker) && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
-      expect(log).toBe('');
-      child.kill('SIGTERM');
+      await run.until(() => existsSync(run.marker));
+      expect(run.log()).toBe('');
+      run.child.kill('SIGTERM');
       const timeout = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 40_000).unref());
-      const result = await Promise.race([exited, timeout]);
-      if (result === 'hung') child.kill('SIGKILL');
-      expect(result, log).toEqual({ code: 0, signal: null });
-      const msgs = log
+      const result = await Promise.race([run.exited, timeout]);
+      if (result === 'hung') run.child.kill('SIGKILL');
+      expect(result, run.log()).toEqual({ code: 0, signal: null });
+      const msgs = run
+        .log()
         .trimEnd()
         .split('\n')
         .map((l) => JSON.parse(l).msg as string);
       const early = msgs.indexOf(
         'stop requested before collection started: stopping as soon as the probes are attached',
       );
-      expect(early, log).toBeGreaterThanOrEqual(0);
-      expect(msgs.indexOf('collector started'), log).toBeGreaterThan(early);
-      expect(msgs.at(-1), log).toBe('collector stopped');
-      const v = stella(['signals', 'verify-chain', evidence, '--key', join(base, 'k.pub.pem')]);
+      expect(early, run.log()).toBeGreaterThanOrEqual(0);
+      expect(msgs.indexOf('collector started'), run.log()).toBeGreaterThan(early);
+      expect(msgs.at(-1), run.log()).toBe('collector stopped');
+      const v = stella(['signals', 'verify-chain', run.evidence, '--key', run.pub]);
       expect(v.code, v.stdout + v.stderr).toBe(0);
     }, 60_000);
   },
