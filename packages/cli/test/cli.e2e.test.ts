@@ -447,6 +447,19 @@ describe.runIf(canRunBpf('stella signals start, a signal while starting'))(
       expect(v.code, v.stdout + v.stderr).toBe(0);
     }, 60_000);
 
+    it('a stop whose log cannot be written (terminal closed: EIO; reader gone: EPIPE) still seals (was: crash, exit 1, chain open)', async () => {
+      const run = launchStart('log-gone', []);
+      await run.until(() => run.log().includes('"collector started"'));
+      // The reader of stderr goes away, as a closed terminal does: every
+      // later log write fails.
+      run.child.stderr?.destroy();
+      run.child.kill('SIGHUP');
+      expect(await run.exited).toEqual({ code: 0, signal: null });
+      const v = stella(['signals', 'verify-chain', run.evidence, '--key', run.pub]);
+      expect(v.code, v.stdout + v.stderr).toBe(0);
+      expect(v.stdout).toContain('chain closed');
+    }, 60_000);
+
     it('a SIGTERM while the `stella` launcher loads the CLI (before the start command exists) is not lost (was: exit 143)', async () => {
       // A preload holds the capped image (after the launcher's re-exec) for
       // 1.5 s while dist/bin.js loads, and says so: a signal then comes while

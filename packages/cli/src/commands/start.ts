@@ -198,6 +198,12 @@ interface Prepared {
  */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/** A failed write of the log (see startCommand): nothing to do but go on. */
+function ignoreLogError(): void {}
+
+/** A signal after the collector is done: the process is about to exit with the stop's own code. */
+function ignoreLateSignal(): void {}
+
 /** What bin/stella.js caught while the CLI loaded (see there). */
 interface LauncherSignals {
   signals: NodeJS.Signals[];
@@ -224,6 +230,10 @@ export async function startCommand(p: Parsed, io: Io): Promise<number> {
   // attaching the probes: 0-2 s) must not kill the process half-way with
   // 143: remember it, and stop and seal as soon as the collector has started.
   const tty = io.errIsTTY === true;
+  // The log goes to stderr. A closed terminal (EIO) or a log reader that went
+  // away (EPIPE) makes its writes fail; unheard, that error ended the process
+  // before it sealed. The log lines are lost then, the evidence is not.
+  if (!process.stderr.listeners('error').includes(ignoreLogError)) process.stderr.on('error', ignoreLogError);
   let early: NodeJS.Signals | undefined;
   let signals = 0;
   const onEarlySignal = (sig: NodeJS.Signals) => {
@@ -445,7 +455,12 @@ async function runCollector(
     stopLogWatch();
     if (timer) clearTimeout(timer);
     if (watchdog) clearTimeout(watchdog);
-    for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
+    // Sealed (or as sealed as it gets): a late signal must not turn the
+    // exit into a kill while the last lines are written.
+    for (const sig of STOP_SIGNALS) {
+      if (!process.listeners(sig).includes(ignoreLateSignal)) process.on(sig, ignoreLateSignal);
+      process.off(sig, onSignal);
+    }
   }
   const end = collector.status();
   // Log submissions left in the spool (Rekor unreachable): said before the last line.
