@@ -14,8 +14,15 @@ const capped = launcher?.capDecided
   : heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit);
 if (capped && typeof process.execve === 'function') process.execve(process.execPath, capped, process.env);
 
-main(process.argv.slice(2)).then((code) => {
+const argv = process.argv.slice(2);
+main(argv).then((code) => {
   process.exitCode = code;
+  // `signals start` is done: its chain is sealed and its last log line
+  // written (stderr writes are synchronous on Linux). Exit now: ending by an
+  // empty event loop, node first puts its signal handlers back to the
+  // default, and a SIGTERM in those last milliseconds turned a clean stop
+  // into a kill (143) for the supervisor.
+  if (argv[0] === 'signals' && argv[1] === 'start') process.exit(code);
   // A library handle left open after a fatal error (a runtime event stream, a
   // timer) must not keep a finished command alive: exit once output drains.
   setTimeout(() => process.exit(code), 500).unref();

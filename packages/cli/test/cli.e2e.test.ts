@@ -460,6 +460,20 @@ describe.runIf(canRunBpf('stella signals start, a signal while starting'))(
       expect(v.stdout).toContain('chain closed');
     }, 60_000);
 
+    it('a stopped collector exits at once, not by an empty event loop (whose teardown made a last-moment SIGTERM a kill, 143)', async () => {
+      // The kill itself lands only in a window of milliseconds; what closes it
+      // is exiting with process.exit, which never emits 'beforeExit'.
+      const run = launchStart('exit-path', ['--duration', '2s'], (marker) =>
+        [
+          "import { writeFileSync } from 'node:fs';",
+          `process.on('beforeExit', () => writeFileSync(${JSON.stringify(marker)}, 'x'));`,
+        ].join('\n'),
+      );
+      expect(await run.exited, run.log()).toEqual({ code: 0, signal: null });
+      expect(run.log()).toContain('"collector stopped"');
+      expect(existsSync(run.marker)).toBe(false);
+    }, 60_000);
+
     it('a SIGTERM while the `stella` launcher loads the CLI (before the start command exists) is not lost (was: exit 143)', async () => {
       // A preload holds the capped image (after the launcher's re-exec) for
       // 1.5 s while dist/bin.js loads, and says so: a signal then comes while
