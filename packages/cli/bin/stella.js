@@ -39,7 +39,7 @@ if (
   !argv.includes('--help') &&
   !argv.includes('-h')
 ) {
-  const early = { signals: [], listener: undefined, capDecided: true };
+  const early = { signals: [], listener: undefined };
   early.listener = (sig) => {
     early.signals.push(sig);
     if (early.signals.length >= 3) {

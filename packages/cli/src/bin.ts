@@ -6,10 +6,8 @@ import { main } from './main.js';
 // re-executed once, same pid, with node flags (see heap-cap.ts for why).
 // bin/stella.js decides before the CLI loads and, when it catches signals
 // for the start command, says so here: a re-exec then would drop them.
-const launcher = (process as unknown as Record<symbol, { capDecided: boolean } | undefined>)[
-  Symbol.for('stellaops.cli.earlySignals')
-];
-const capped = launcher?.capDecided
+const caught = Symbol.for('stellaops.cli.earlySignals') in process;
+const capped = caught
   ? undefined
   : heapCapArgs(process.argv, process.execArgv, process.env.NODE_OPTIONS, cgroupMemoryLimit);
 if (capped && typeof process.execve === 'function') process.execve(process.execPath, capped, process.env);

@@ -9,8 +9,8 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../test/net-helpers.js';
 
 const STORM_C = String.raw`
 #include <arpa/inet.h>
@@ -118,16 +118,4 @@ export async function startNetPeers(
   );
   await new Promise((r) => setTimeout(r, 500));
   return { port, tlsPort, tls, children: [server, tls] };
-}
-
-/** A loopback port nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
 }
